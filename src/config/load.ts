@@ -1,0 +1,103 @@
+/**
+ * Loads the tenants file (TENANT_MIRROR_CONFIG, default ./tenants.yaml), substitutes ${VAR} references from the
+ * environment and validates it. Every problem becomes one BadConfig error naming the tenant and the field.
+ */
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import type { z } from 'zod';
+import picomatch from 'picomatch';
+import { configSchema, tenantSchema, type TenantConfig } from './schema';
+import { FailureType, MirrorError } from '../core/errors';
+
+export const DEFAULT_CONFIG_PATH = './tenants.yaml';
+
+export function configPath(env: NodeJS.ProcessEnv = process.env): string {
+  return env.TENANT_MIRROR_CONFIG || DEFAULT_CONFIG_PATH;
+}
+
+export function loadConfigFile(path = configPath(), env: NodeJS.ProcessEnv = process.env): TenantConfig[] {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new MirrorError(FailureType.BadConfig, `cannot read the tenants file ${path}: ${(err as Error).message}`);
+  }
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (err) {
+    throw new MirrorError(FailureType.BadConfig, `${path} is not valid YAML: ${(err as Error).message}`);
+  }
+  return parseConfig(doc, env, path);
+}
+
+export function parseConfig(doc: unknown, env: NodeJS.ProcessEnv = process.env, origin = 'configuration'): TenantConfig[] {
+  const top = configSchema.safeParse(doc);
+  if (!top.success) throw new MirrorError(FailureType.BadConfig, `${origin}: ${describeIssues(top.error)}`);
+  const seen = new Set<string>();
+  return top.data.tenants.map((raw, index) => {
+    const label = tenantLabel(raw, index);
+    const substituted = substituteEnv(raw, env, `${origin}: tenant ${label}`);
+    const parsed = tenantSchema.safeParse(substituted);
+    if (!parsed.success) {
+      throw new MirrorError(FailureType.BadConfig, `${origin}: tenant ${label}: ${describeIssues(parsed.error)}`, {
+        tenant: typeof (raw as { id?: unknown })?.id === 'string' ? (raw as { id: string }).id : undefined,
+      });
+    }
+    const tenant = parsed.data;
+    if (seen.has(tenant.id)) throw new MirrorError(FailureType.BadConfig, `${origin}: tenant ${tenant.id} is defined twice`);
+    seen.add(tenant.id);
+    return { ...tenant, mirror: { ...tenant.mirror, schema: tenant.mirror.schema ?? defaultMirrorSchema(tenant.id) } };
+  });
+}
+
+export function findTenant(tenants: TenantConfig[], id: string): TenantConfig {
+  const tenant = tenants.find((t) => t.id === id);
+  if (!tenant) {
+    throw new MirrorError(FailureType.BadConfig, `tenant ${id} is not in the configuration (known: ${tenants.map((t) => t.id).join(', ') || 'none'})`, { tenant: id });
+  }
+  return tenant;
+}
+
+/** Default mirror schema: the tenant id, made a plain lower-case identifier. */
+export function defaultMirrorSchema(tenantId: string): string {
+  return ('tenant_' + tenantId.toLowerCase().replace(/[^a-z0-9_]/g, '_')).slice(0, 63);
+}
+
+/** A predicate over mirror table names (`schema.table`, `public.` dropped) from include/exclude globs. */
+export function tableFilter(tables: TenantConfig['tables']): (name: string) => boolean {
+  const include = picomatch(tables.include, { dot: true });
+  const exclude = tables.exclude.length ? picomatch(tables.exclude, { dot: true }) : () => false;
+  return (name) => include(name) && !exclude(name);
+}
+
+function tenantLabel(raw: unknown, index: number): string {
+  const id = typeof raw === 'object' && raw !== null ? (raw as { id?: unknown }).id : undefined;
+  return typeof id === 'string' && id ? `"${id}"` : `#${index + 1} (no id)`;
+}
+
+function describeIssues(error: z.ZodError): string {
+  return error.issues
+    .map((issue) => `${issue.path.length ? issue.path.join('.') : '(top level)'}: ${issue.message}`)
+    .join('; ');
+}
+
+/** Replaces ${VAR} in every string value; a missing variable is an error naming it (never its value). */
+function substituteEnv(value: unknown, env: NodeJS.ProcessEnv, where: string, path = ''): unknown {
+  if (typeof value === 'string') {
+    return value.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_m, name: string) => {
+      const resolved = env[name];
+      if (resolved === undefined) {
+        throw new MirrorError(FailureType.BadConfig, `${where}: ${path || 'value'}: environment variable ${name} is not set`);
+      }
+      return resolved;
+    });
+  }
+  if (Array.isArray(value)) return value.map((v, i) => substituteEnv(v, env, where, `${path}.${i}`));
+  if (typeof value === 'object' && value !== null) {
+    return Object.fromEntries(
+      Object.entries(value).map(([k, v]) => [k, substituteEnv(v, env, where, path ? `${path}.${k}` : k)]),
+    );
+  }
+  return value;
+}

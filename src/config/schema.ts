@@ -1,0 +1,61 @@
+/**
+ * The tenants file, validated. Durations ("5s", "7d") and sizes ("8MB") are parsed here, so the rest of the
+ * code sees milliseconds and bytes.
+ */
+import { z } from 'zod';
+import ms from 'ms';
+import bytes from 'bytes';
+
+const duration = z.union([z.number().int().positive(), z.string()]).transform((value, ctx) => {
+  const parsed = typeof value === 'number' ? value : ms(value as ms.StringValue);
+  if (typeof parsed !== 'number' || !Number.isFinite(parsed) || parsed <= 0) {
+    ctx.addIssue({ code: 'custom', message: `not a duration: ${JSON.stringify(value)} (use e.g. 500ms, 5s, 10m, 7d)` });
+    return z.NEVER;
+  }
+  return parsed;
+});
+
+const size = z.union([z.number().int().positive(), z.string()]).transform((value, ctx) => {
+  const parsed = typeof value === 'number' ? value : bytes.parse(value);
+  if (parsed === null || !Number.isFinite(parsed) || parsed <= 0) {
+    ctx.addIssue({ code: 'custom', message: `not a size: ${JSON.stringify(value)} (use e.g. 512KB, 8MB)` });
+    return z.NEVER;
+  }
+  return parsed;
+});
+
+const connectionUrl = z.string().min(1).refine((v) => /^(postgres(ql)?|mssql|sqlserver):\/\//.test(v), {
+  message: 'must be a postgres://, postgresql://, mssql:// or sqlserver:// URL',
+});
+
+const identifier = z.string().min(1).max(63);
+
+const endpoint = z.object({
+  kind: z.enum(['postgres', 'mssql']),
+  url: connectionUrl,
+});
+
+export const tenantSchema = z
+  .object({
+    id: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'letters, digits, "_", "." and "-", starting with a letter or digit'),
+    source: endpoint.strict(),
+    mirror: endpoint.extend({ schema: identifier.optional() }).strict(),
+    tables: z
+      .object({ include: z.array(z.string().min(1)).default(['*']), exclude: z.array(z.string().min(1)).default([]) })
+      .strict()
+      .default({ include: ['*'], exclude: [] }),
+    pollInterval: duration.default(5_000),
+    batchBytes: size.default(8 * 1024 * 1024),
+    retention: duration.default(7 * 24 * 3600 * 1000),
+    onSourceRestore: z.enum(['repopulate', 'pause']).default('repopulate'),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({ tenants: z.array(z.unknown()).min(1, 'at least one tenant is required') })
+  .strict();
+
+export type TenantConfigInput = z.input<typeof tenantSchema>;
+export type TenantConfig = z.output<typeof tenantSchema> & { mirror: { schema: string } };

@@ -1,0 +1,186 @@
+/**
+ * The contract between the two sides of a mirror. Everything above the adapters (activities, workflow, CLI)
+ * speaks only these types, so it never knows which database it talks to.
+ *
+ * Row data crosses the boundary as PostgreSQL's COPY text format (one line per row, tab-separated, `\N` for
+ * NULL, backslash escapes; see src/core/copy-text.ts). PostgreSQL adapters pass it through untouched, which is
+ * what makes PostgreSQL → PostgreSQL as fast as a raw COPY pipe; SQL Server adapters encode and decode it.
+ */
+import type { Readable } from 'node:stream';
+
+/** A change-tracking version (PostgreSQL: a commit-safe xid8 horizon; SQL Server: CHANGE_TRACKING_CURRENT_VERSION). Decimal string: 64-bit values do not fit a JS number. */
+export type Version = string;
+
+/** Logical column types both sides understand. Each adapter maps its native types to and from these. */
+export type LogicalType =
+  | { kind: 'boolean' }
+  | { kind: 'int8' } // 0..255 (SQL Server tinyint)
+  | { kind: 'int16' }
+  | { kind: 'int32' }
+  | { kind: 'int64' }
+  | { kind: 'decimal'; precision?: number; scale?: number }
+  | { kind: 'money' }
+  | { kind: 'float32' }
+  | { kind: 'float64' }
+  | { kind: 'string'; length?: number; fixed?: boolean }
+  | { kind: 'binary'; length?: number; fixed?: boolean }
+  | { kind: 'date' }
+  | { kind: 'time'; precision?: number }
+  | { kind: 'timetz'; precision?: number }
+  | { kind: 'timestamp'; precision?: number }
+  | { kind: 'timestamptz'; precision?: number }
+  | { kind: 'interval' }
+  | { kind: 'uuid' }
+  | { kind: 'json' }
+  | { kind: 'jsonb' }
+  | { kind: 'xml' }
+  | { kind: 'array'; element: LogicalType }
+  /** A type with no portable equivalent, kept by name; the same dialect recreates it, the other stores its text form. */
+  | { kind: 'native'; dialect: Dialect; name: string };
+
+export type Dialect = 'postgres' | 'mssql';
+
+export interface ColumnSchema {
+  name: string;
+  type: LogicalType;
+  nullable: boolean;
+}
+
+/** A table's shape as received by the mirror. Column order is the order of fields in the row stream. */
+export interface TableSchema {
+  /** Name the mirror uses: `schema.table` at the source, with `public.`/`dbo.` dropped. */
+  name: string;
+  /** Source-side schema and table, for the adapter that reads it. */
+  source: { schema: string; table: string };
+  columns: ColumnSchema[];
+  /** Primary key column names, in key order. Never empty for a mirrored table. */
+  primaryKey: string[];
+}
+
+/** A source table that cannot be mirrored, and why (for status). */
+export interface SkippedTable {
+  name: string;
+  reason: string;
+}
+
+export interface SourceTables {
+  tables: TableSchema[];
+  skipped: SkippedTable[];
+}
+
+/** Identifies one incarnation of a source database. A change means it was restored or rebuilt. */
+export interface SourceFingerprint {
+  [component: string]: string;
+}
+
+/** Per-table tracking facts read at one instant. */
+export interface TrackingInfo {
+  table: string;
+  /** Changes below this version are gone (tracking re-enabled, TRUNCATE, retention cleanup). */
+  minValidVersion: Version;
+}
+
+/** A consistent read of the source: one snapshot, one current version. */
+export interface SourceSnapshot {
+  readonly version: Version;
+  readonly fingerprint: SourceFingerprint;
+  minValidVersion(table: TableSchema): Promise<Version | null>;
+  /**
+   * Net changes of one table with `fromVersion <= change < version`, one line per key, as COPY text:
+   * first field `U` (the row exists now: upsert these values) or `D` (it does not: delete this key),
+   * then the table's columns in schema order (for `D`, non-key fields are `\N`).
+   */
+  changes(table: TableSchema, fromVersion: Version): Readable;
+  /** Every row with key greater than `afterKey` (all rows when absent), in key order, as COPY text. */
+  rows(table: TableSchema, afterKey?: KeyValues): Readable;
+  close(): Promise<void>;
+}
+
+/** Primary key values of one row, as their COPY text fields (decoded). */
+export type KeyValues = (string | null)[];
+
+export interface ChangeSource {
+  readonly dialect: Dialect;
+  /** Cheap round trip; throws a typed failure on bad credentials or an unreachable server. */
+  ping(): Promise<void>;
+  /** Tables and their schemas, filtered by the tenant's include/exclude rules. */
+  listTables(filter: (name: string) => boolean): Promise<SourceTables>;
+  /** Idempotent: installs tracking for the table if absent. Returns true when it was (re)enabled now. */
+  enableTracking(table: TableSchema, retentionMs: number): Promise<boolean>;
+  fingerprint(): Promise<SourceFingerprint>;
+  /** Opens a consistent snapshot (REPEATABLE READ / SNAPSHOT) for reading versions, rows and changes. */
+  snapshot(): Promise<SourceSnapshot>;
+  /** Deletes tracking entries older than the retention and raises min valid versions accordingly. */
+  cleanup(retentionMs: number): Promise<void>;
+  /** A rough row count (statistics), for progress only. */
+  estimateRows(table: TableSchema): Promise<number>;
+  close(): Promise<void>;
+}
+
+/** What the mirror stores about one table, beside its data. */
+export interface MirrorTableState {
+  table: string;
+  lsn: Version | null;
+  schemaHash: string | null;
+  fingerprint: SourceFingerprint | null;
+  populatedAt: string | null;
+  lastSyncAt: string | null;
+  rows: number | null;
+}
+
+export type SchemaApplyResult =
+  | { outcome: 'created' | 'unchanged' }
+  | { outcome: 'altered'; changes: string[]; needsBackfill: boolean }
+  | { outcome: 'incompatible'; reason: string };
+
+export interface PopulationProgress {
+  rows: number;
+  bytes: number;
+  lastKey: KeyValues | null;
+}
+
+export interface ApplyResult {
+  upserts: number;
+  deletes: number;
+  bytes: number;
+}
+
+export interface Mirror {
+  readonly dialect: Dialect;
+  ping(): Promise<void>;
+  /** Creates the tenant's schema and `_mirror_state` if absent. */
+  ensureState(): Promise<void>;
+  readState(): Promise<MirrorTableState[]>;
+  /**
+   * Makes the mirror table match the schema. Compatible differences are altered in place; an incompatible one
+   * drops the table and its state (so it will be repopulated) and reports it.
+   */
+  applySchema(schema: TableSchema): Promise<SchemaApplyResult>;
+  /**
+   * Streams rows into the table's shadow, committing every `chunkBytes`, and calls `onChunk` after each commit.
+   * With `resume`, keeps what the shadow already holds (a previous attempt) instead of starting over.
+   */
+  copyIntoShadow(
+    schema: TableSchema,
+    rows: Readable,
+    opts: { resume: boolean; chunkBytes: number; onChunk: (progress: PopulationProgress) => void },
+  ): Promise<PopulationProgress>;
+  /** The key of the last row the shadow holds (for resuming), or null when it is empty or absent. */
+  shadowLastKey(schema: TableSchema): Promise<KeyValues | null>;
+  /** Atomically replaces the table with its shadow and records the LSN, schema hash and fingerprint. */
+  swapInShadow(schema: TableSchema, lsn: Version, fingerprint: SourceFingerprint): Promise<{ rows: number }>;
+  /**
+   * Applies a change stream (see SourceSnapshot.changes) in byte-bounded batches; only the transaction of the
+   * last batch moves the LSN to `toVersion`. An empty stream still records `toVersion` and `lastSyncAt`.
+   */
+  applyChanges(
+    schema: TableSchema,
+    changes: Readable,
+    opts: { toVersion: Version; fingerprint: SourceFingerprint; batchBytes: number },
+  ): Promise<ApplyResult>;
+  /** Drops the table and its state (wipe). */
+  dropTable(table: string): Promise<void>;
+  /** Drops every mirrored table, shadow and state row of the tenant. */
+  wipeAll(): Promise<void>;
+  close(): Promise<void>;
+}
