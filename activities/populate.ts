@@ -1,0 +1,83 @@
+/**
+ * Initial population of one table: stream every row from the source straight into the mirror's shadow table
+ * (COPY, committed in chunks), then swap it in together with its LSN. The version is taken before the first row
+ * is read; changes after it are re-sent by the next sync cycle and applied idempotently.
+ *
+ * After a worker crash the retry finds the version in its heartbeat details and the last copied key in the
+ * shadow itself, and continues from there instead of starting over.
+ */
+import { Context, CancelledFailure } from '@temporalio/activity';
+import { MirrorError, FailureType } from '../src/core/errors';
+import type { PopulateResult } from '../workflows/definitions';
+import { withSides, type ActivityDeps } from './deps';
+import { withFailures } from './failure';
+
+/** Heartbeat details of a population: enough to resume it. */
+export interface PopulateHeartbeat {
+  table: string;
+  version: string;
+  rows: number;
+  bytes: number;
+  lastKey: (string | null)[] | null;
+}
+
+const CHUNK_BYTES = 32 * 1024 * 1024;
+const KEEPALIVE_MS = 5_000;
+
+export async function populateTable(deps: ActivityDeps, tenantId: string, table: string): Promise<PopulateResult> {
+  return withFailures({ tenant: tenantId, table, operation: 'populate' }, () =>
+    withSides(deps, tenantId, async ({ source, mirror }) => {
+      const ctx = Context.current();
+      const log = deps.logger.child({ tenantId, table, activity: 'populateTable', attempt: ctx.info.attempt });
+      const started = Date.now();
+      const schema = (await source.listTables((name) => name === table)).tables[0];
+      if (!schema) {
+        throw new MirrorError(FailureType.IncompatibleSchema, 'the table no longer exists at the source (or lost its primary key)', {
+          tenant: tenantId,
+          table,
+          operation: 'populate',
+        });
+      }
+      await mirror.applySchema(schema);
+
+      const previous = ctx.info.heartbeatDetails as PopulateHeartbeat | undefined;
+      const snapshot = await source.snapshot();
+      let lastBeat: PopulateHeartbeat | null = null;
+      const keepAlive = setInterval(() => lastBeat && ctx.heartbeat(lastBeat), KEEPALIVE_MS);
+      try {
+        const lastKey = previous?.table === table ? await mirror.shadowLastKey(schema) : null;
+        const resume = previous !== undefined && lastKey !== null;
+        const version = resume ? previous.version : snapshot.version;
+        const base = resume ? { rows: previous.rows, bytes: previous.bytes } : { rows: 0, bytes: 0 };
+        if (resume) log.info({ rows: previous.rows, version }, 'resuming population from the last copied key');
+        lastBeat = { table, version, rows: base.rows, bytes: base.bytes, lastKey };
+        ctx.heartbeat(lastBeat);
+
+        const rows = snapshot.rows(schema, lastKey ?? undefined);
+        const onAbort = (): void => {
+          rows.destroy(new CancelledFailure('population cancelled'));
+        };
+        ctx.cancellationSignal.addEventListener('abort', onAbort, { once: true });
+        try {
+          await mirror.copyIntoShadow(schema, rows, {
+            resume,
+            chunkBytes: CHUNK_BYTES,
+            onChunk: (p) => {
+              lastBeat = { table, version, rows: base.rows + p.rows, bytes: base.bytes + p.bytes, lastKey: p.lastKey };
+              ctx.heartbeat(lastBeat);
+            },
+          });
+        } finally {
+          ctx.cancellationSignal.removeEventListener('abort', onAbort);
+        }
+        if (ctx.cancellationSignal.aborted) throw new CancelledFailure('population cancelled');
+        const swapped = await mirror.swapInShadow(schema, version, snapshot.fingerprint);
+        log.info({ rows: swapped.rows, lsn: version, ms: Date.now() - started }, 'table populated');
+        return { table, rows: swapped.rows, lsn: version, resumed: resume, durationMs: Date.now() - started };
+      } finally {
+        clearInterval(keepAlive);
+        await snapshot.close();
+      }
+    }),
+  );
+}

@@ -1,0 +1,156 @@
+/**
+ * The steady state: one long-running activity that loops fetch → apply at the poll interval and returns to the
+ * workflow only when it must decide something (a table appeared or went away, a column was added) or at the
+ * session's time limit. Restores, expired tracking and incompatible schemas end it with a typed failure.
+ * Heartbeats carry live figures for the Temporal UI and `status`, and bring cancellations (pause, wipe, syncNow)
+ * within a second or two. An idle cycle writes nothing, so an idle tenant costs neither history nor mirror writes.
+ */
+import { Context, CancelledFailure } from '@temporalio/activity';
+import { schemaHash } from '../src/core/schema-hash';
+import { FailureType, MirrorError } from '../src/core/errors';
+import { tableFilter } from '../src/config/load';
+import type { ChangeSource, Mirror, MirrorTableState, TableSchema } from '../src/core/types';
+import type { TenantConfig } from '../src/config/schema';
+import type { SessionEndReason, SessionHeartbeat, SessionInput, SessionResult } from '../workflows/definitions';
+import { restoreEvidence } from './decide';
+import { withSides, type ActivityDeps } from './deps';
+import { withFailures } from './failure';
+
+/** Even an idle table records a sync this often, so `lastSyncAt` and the retention rule stay truthful. */
+const IDLE_TOUCH_MS = 60_000;
+const HEARTBEAT_MS = 1_000;
+
+interface CycleOutcome {
+  end: { reason: SessionEndReason; detail: string } | null;
+  changes: number;
+}
+
+export async function syncSession(deps: ActivityDeps, tenantId: string, input: SessionInput): Promise<SessionResult> {
+  return withFailures({ tenant: tenantId, operation: 'sync' }, () =>
+    withSides(deps, tenantId, async ({ tenant, source, mirror }) => {
+      const ctx = Context.current();
+      const log = deps.logger.child({ tenantId, activity: 'syncSession' });
+      const deadline = Date.now() + input.maxDurationMs;
+      const figures: SessionHeartbeat = { cycles: 0, changesApplied: 0, lastCycleAt: null, lastSuccessAt: null, horizonHeldBack: false, tables: [] };
+      const beat = (): void => ctx.heartbeat(figures);
+      const expected = new Set(input.tables);
+
+      for (;;) {
+        const outcome = await cycle({ tenant, source, mirror, expected, figures });
+        figures.cycles += 1;
+        figures.changesApplied += outcome.changes;
+        figures.lastCycleAt = new Date().toISOString();
+        figures.lastSuccessAt = Date.now();
+        beat();
+        if (outcome.end) {
+          log.info({ reason: outcome.end.reason, detail: outcome.end.detail }, 'sync session returns to the workflow');
+          return result(outcome.end.reason, outcome.end.detail);
+        }
+        if (Date.now() >= deadline) return result('timeLimit', null);
+        await idle(tenant.pollInterval, ctx, beat);
+      }
+
+      function result(reason: SessionEndReason, detail: string | null): SessionResult {
+        return {
+          reason,
+          detail,
+          tables: [],
+          cycles: figures.cycles,
+          changesApplied: figures.changesApplied,
+          lastSuccessAt: figures.lastSuccessAt,
+          tableStatus: figures.tables,
+        };
+      }
+    }),
+  );
+}
+
+/** Sleeps one poll interval in heartbeat-sized steps, so a cancellation arrives promptly. */
+async function idle(ms: number, ctx: Context, beat: () => void): Promise<void> {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    if (ctx.cancellationSignal.aborted) throw new CancelledFailure('sync session cancelled');
+    await ctx.sleep(Math.min(HEARTBEAT_MS, until - Date.now()));
+    beat();
+  }
+  if (ctx.cancellationSignal.aborted) throw new CancelledFailure('sync session cancelled');
+}
+
+async function cycle(args: {
+  tenant: TenantConfig;
+  source: ChangeSource;
+  mirror: Mirror;
+  expected: Set<string>;
+  figures: SessionHeartbeat;
+}): Promise<CycleOutcome> {
+  const { tenant, source, mirror, expected, figures } = args;
+  const listed = await source.listTables(tableFilter(tenant.tables));
+  const names = listed.tables.map((t) => t.name);
+  if (names.length !== expected.size || names.some((n) => !expected.has(n))) {
+    return { end: { reason: 'tablesChanged', detail: `source tables are now: ${names.join(', ') || 'none'}` }, changes: 0 };
+  }
+  const state = new Map((await mirror.readState()).map((s) => [s.table, s]));
+  const snapshot = await source.snapshot();
+  let changes = 0;
+  try {
+    const fail = (type: typeof FailureType.SourceRestored | typeof FailureType.TrackingExpired, table: string, detail: string): never => {
+      throw new MirrorError(type, detail, { tenant: tenant.id, table, operation: 'sync', side: 'source' });
+    };
+    for (const schema of listed.tables) {
+      const tableState = state.get(schema.name);
+      if (!tableState || tableState.lsn === null) {
+        // The mirror lost the table (restored from an older backup, dropped by hand): bootstrap decides.
+        return { end: { reason: 'tablesChanged', detail: `${schema.name} has no LSN in the mirror` }, changes };
+      }
+      const schemaEnd = await reconcileSchema(mirror, schema, tableState, tenant.id);
+      if (schemaEnd) return { end: schemaEnd, changes };
+      const restored = restoreEvidence(tableState, snapshot.version, snapshot.fingerprint);
+      if (restored) fail(FailureType.SourceRestored, schema.name, restored);
+      const minValid = await snapshot.minValidVersion(schema);
+      if (minValid !== null && BigInt(tableState.lsn) < BigInt(minValid)) {
+        fail(FailureType.TrackingExpired, schema.name, `changes since LSN ${tableState.lsn} are gone (min valid version ${minValid})`);
+      }
+      const idleTable = tableState.lsn === snapshot.version;
+      const recent = tableState.lastSyncAt !== null && Date.now() - Date.parse(tableState.lastSyncAt) < IDLE_TOUCH_MS;
+      if (idleTable && recent) continue;
+      const applied = await mirror.applyChanges(schema, snapshot.changes(schema, tableState.lsn), {
+        toVersion: snapshot.version,
+        fingerprint: snapshot.fingerprint,
+        batchBytes: tenant.batchBytes,
+      });
+      changes += applied.upserts + applied.deletes;
+    }
+  } finally {
+    await snapshot.close();
+  }
+  figures.tables = (await mirror.readState())
+    .filter((s) => expected.has(s.table))
+    .map((s) => ({ name: s.table, lsn: s.lsn, rows: s.rows, lastSyncAt: s.lastSyncAt }));
+  return { end: null, changes };
+}
+
+/**
+ * A schema that changed since the table was populated: compatible changes are applied in place (an added column
+ * needs its values, so the workflow repopulates that table); an incompatible one has already replaced the table.
+ */
+async function reconcileSchema(
+  mirror: Mirror,
+  schema: TableSchema,
+  state: MirrorTableState,
+  tenantId: string,
+): Promise<{ reason: SessionEndReason; detail: string } | null> {
+  if (state.schemaHash === schemaHash(schema)) return null;
+  const result = await mirror.applySchema(schema);
+  if (result.outcome === 'incompatible') {
+    throw new MirrorError(FailureType.IncompatibleSchema, `incompatible schema change: ${result.reason}; table replaced, repopulating`, {
+      tenant: tenantId,
+      table: schema.name,
+      operation: 'apply schema',
+      side: 'mirror',
+    });
+  }
+  if (result.outcome === 'altered' && result.needsBackfill) {
+    return { reason: 'schemaChanged', detail: `${schema.name}: ${result.changes.join('; ')}` };
+  }
+  return null;
+}

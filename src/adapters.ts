@@ -1,0 +1,20 @@
+/**
+ * Chooses the adapter for each side of a tenant by its configured kind. Nothing above this file knows which
+ * database it talks to.
+ */
+import type { ChangeSource, Mirror } from './core/types';
+import type { TenantConfig } from './config/schema';
+import { PgChangeSource } from './postgres/source';
+import { PgMirror } from './postgres/mirror';
+import { MssqlChangeSource } from './mssql/source';
+import { MssqlMirror } from './mssql/mirror';
+
+export function openSource(tenant: TenantConfig): ChangeSource {
+  const opts = { url: tenant.source.url, tenant: tenant.id };
+  return tenant.source.kind === 'postgres' ? new PgChangeSource(opts) : new MssqlChangeSource(opts);
+}
+
+export function openMirror(tenant: TenantConfig): Mirror {
+  const opts = { url: tenant.mirror.url, schema: tenant.mirror.schema, tenant: tenant.id };
+  return tenant.mirror.kind === 'postgres' ? new PgMirror(opts) : new MssqlMirror(opts);
+}

@@ -1,0 +1,50 @@
+/**
+ * The worker: runs the tenant workflows and their activities on the `tenant-mirror` task queue.
+ */
+import { NativeConnection, Worker, type WorkflowBundleOption } from '@temporalio/worker';
+import { createActivities, type ActivityDeps } from '../activities';
+import { TASK_QUEUE } from '../workflows/definitions';
+import { openMirror, openSource } from './adapters';
+import { findTenant, loadConfigFile } from './config/load';
+import { logger } from './logging';
+import { join } from 'node:path';
+import { PROJECT_ROOT } from './temporal/binaries';
+
+export interface WorkerOptions {
+  address: string;
+  namespace: string;
+  /** A prebuilt workflow bundle (tests build it once per run); otherwise the workflows are bundled at start. */
+  workflowBundle?: WorkflowBundleOption;
+  deps?: Partial<ActivityDeps>;
+  taskQueue?: string;
+  maxConcurrentActivities?: number;
+}
+
+/** Real dependencies: the tenants file is re-read on every activity, so a fixed configuration applies at once. */
+export function defaultDeps(configPath?: string): ActivityDeps {
+  return {
+    loadTenant: (tenantId) => findTenant(loadConfigFile(configPath), tenantId),
+    openSource,
+    openMirror,
+    logger,
+  };
+}
+
+export async function createWorker(opts: WorkerOptions): Promise<{ worker: Worker; connection: NativeConnection }> {
+  const connection = await NativeConnection.connect({ address: opts.address });
+  const deps = { ...defaultDeps(), ...opts.deps };
+  const worker = await Worker.create({
+    connection,
+    namespace: opts.namespace,
+    taskQueue: opts.taskQueue ?? TASK_QUEUE,
+    ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: join(PROJECT_ROOT, 'workflows', 'index.ts') }),
+    activities: createActivities(deps),
+    // Sync sessions are long-running: each tenant holds one slot while mirroring.
+    maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivities ?? 200,
+    // Heartbeats carry cancellations (pause, wipe, syncNow): send them within a second.
+    maxHeartbeatThrottleInterval: '1 second',
+    defaultHeartbeatThrottleInterval: '1 second',
+    shutdownGraceTime: '10 seconds',
+  });
+  return { worker, connection };
+}

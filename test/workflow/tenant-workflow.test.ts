@@ -1,0 +1,242 @@
+/**
+ * The tenant workflow's state machine against a real Temporal server (the run's dev server) with stubbed
+ * activities: every decision the workflow makes, without databases.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { randomUUID } from 'node:crypto';
+import { Context, ApplicationFailure } from '@temporalio/activity';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import type { TenantActivities } from '../../activities';
+import {
+  forceWipeUpdate,
+  MIRROR_STATE_KEY,
+  pauseSignal,
+  resumeSignal,
+  statusQuery,
+  type SessionInput,
+  type SessionResult,
+  type TenantPlan,
+  type TenantStatus,
+  type WipeInput,
+} from '../../workflows/definitions';
+import { tenantMirrorWorkflow } from '../../workflows/tenant-mirror';
+import { sharedTemporal } from '../support/temporal';
+import { waitFor } from '../support/wait';
+
+const temporal = sharedTemporal();
+let connection: Connection;
+let nativeConnection: NativeConnection;
+let client: Client;
+
+beforeAll(async () => {
+  connection = await Connection.connect({ address: temporal.address });
+  nativeConnection = await NativeConnection.connect({ address: temporal.address });
+  client = new Client({ connection, namespace: temporal.namespace });
+});
+afterAll(async () => {
+  await connection?.close();
+  await nativeConnection?.close();
+});
+
+function plan(overrides: Partial<TenantPlan> = {}): TenantPlan {
+  return {
+    policy: { pollIntervalMs: 200, retentionMs: 7 * 24 * 3600 * 1000, onSourceRestore: 'repopulate' },
+    tables: [
+      { name: 'customers', action: 'populate', reason: 'new table' },
+      { name: 'orders', action: 'mirror' },
+    ],
+    skipped: [{ name: 'audit_log', reason: 'no primary key: change tracking needs one' }],
+    dropped: [],
+    sourceRestored: null,
+    ...overrides,
+  };
+}
+
+/** Records every call; the session waits (heartbeating) until cancelled, like the real one when idle. */
+class Stubs {
+  calls: string[] = [];
+  wipes: WipeInput[] = [];
+  prepare: () => Promise<TenantPlan> = async () => plan();
+  session: (input: SessionInput) => Promise<SessionResult> = () => this.idleSession();
+
+  activities(): TenantActivities {
+    return {
+      prepareTenant: async () => {
+        this.calls.push('prepare');
+        return this.prepare();
+      },
+      populateTable: async (_tenant, table) => {
+        this.calls.push(`populate:${table}`);
+        return { table, rows: 10, lsn: '100', resumed: false, durationMs: 1 };
+      },
+      syncSession: async (_tenant, input) => {
+        this.calls.push(`session:${input.tables.join(',')}`);
+        return this.session(input);
+      },
+      wipeTables: async (_tenant, input) => {
+        this.calls.push('wipe');
+        this.wipes.push(input);
+        return { wiped: input.tables };
+      },
+    };
+  }
+
+  async idleSession(): Promise<SessionResult> {
+    const ctx = Context.current();
+    for (;;) {
+      ctx.heartbeat({ cycles: 1 });
+      await ctx.sleep(200); // throws CancelledFailure once the workflow cancels the session
+    }
+  }
+}
+
+async function withWorker<T>(stubs: Stubs, body: (taskQueue: string) => Promise<T>): Promise<T> {
+  const taskQueue = `wf-test-${randomUUID()}`;
+  const worker = await Worker.create({
+    connection: nativeConnection,
+    namespace: temporal.namespace,
+    taskQueue,
+    workflowBundle: { codePath: temporal.workflowBundlePath },
+    activities: stubs.activities(),
+    maxHeartbeatThrottleInterval: '200 milliseconds',
+    defaultHeartbeatThrottleInterval: '200 milliseconds',
+  });
+  return worker.runUntil(body(taskQueue));
+}
+
+async function start(taskQueue: string, tenantId = `t-${randomUUID().slice(0, 8)}`) {
+  return client.workflow.start(tenantMirrorWorkflow, {
+    workflowId: `tenant-mirror:${tenantId}`,
+    taskQueue,
+    args: [{ tenantId }],
+  });
+}
+
+const stateOf = (s: TenantStatus) => s.state;
+
+describe('tenant workflow state machine', () => {
+  it('bootstraps, populates what needs it, then mirrors in one session; status shows every table', async () => {
+    const stubs = new Stubs();
+    await withWorker(stubs, async (tq) => {
+      const handle = await start(tq);
+      await waitFor(async () => stateOf(await handle.query(statusQuery)) === 'mirroring');
+      const status = await handle.query(statusQuery);
+      expect(stubs.calls).toEqual(['prepare', 'populate:customers', 'session:customers,orders']);
+      expect(status.tables.find((t) => t.name === 'customers')).toMatchObject({ state: 'mirroring', rows: 10, lsn: '100' });
+      expect(status.tables.find((t) => t.name === 'audit_log')).toMatchObject({ state: 'skipped', error: expect.stringContaining('primary key') });
+      const description = await handle.describe();
+      expect(description.typedSearchAttributes.get(MIRROR_STATE_KEY)).toBe('mirroring');
+      await handle.terminate('test done');
+    });
+  });
+
+  it('forceWipe is acknowledged at once, cancels the session, wipes the tables and repopulates', async () => {
+    const stubs = new Stubs();
+    let preparedAfterWipe = false;
+    stubs.prepare = async () => {
+      if (stubs.wipes.length === 0) return plan();
+      preparedAfterWipe = true;
+      return plan({ tables: [{ name: 'customers', action: 'populate', reason: 'never populated' }, { name: 'orders', action: 'populate', reason: 'never populated' }] });
+    };
+    await withWorker(stubs, async (tq) => {
+      const handle = await start(tq);
+      await waitFor(async () => stateOf(await handle.query(statusQuery)) === 'mirroring');
+      const ack = await handle.executeUpdate(forceWipeUpdate, { args: [{ tables: ['orders'] }] });
+      expect(ack).toEqual({ accepted: true, tables: ['orders'], state: 'mirroring' });
+      await waitFor(async () => preparedAfterWipe && stateOf(await handle.query(statusQuery)) === 'mirroring');
+      expect(stubs.wipes).toEqual([{ tables: ['orders'], reason: 'forced wipe' }]);
+      expect(stubs.calls.slice(-4)).toEqual(['prepare', 'populate:customers', 'populate:orders', 'session:customers,orders']);
+      await handle.terminate('test done');
+    });
+  });
+
+  it('rejects a malformed forceWipe without touching the tenant', async () => {
+    const stubs = new Stubs();
+    await withWorker(stubs, async (tq) => {
+      const handle = await start(tq);
+      await waitFor(async () => stateOf(await handle.query(statusQuery)) === 'mirroring');
+      const rejected = await handle.executeUpdate(forceWipeUpdate, { args: [{ tables: [''] }] }).catch((err: Error) => err);
+      expect(rejected).toBeInstanceOf(Error);
+      expect(String((rejected as Error).cause)).toMatch(/tables must be a list/);
+      expect(stubs.wipes).toEqual([]);
+      await handle.terminate('test done');
+    });
+  });
+
+  it('pause cancels the session and holds; resume bootstraps again', async () => {
+    const stubs = new Stubs();
+    await withWorker(stubs, async (tq) => {
+      const handle = await start(tq);
+      await waitFor(async () => stateOf(await handle.query(statusQuery)) === 'mirroring');
+      await handle.signal(pauseSignal, 'maintenance');
+      await waitFor(async () => stateOf(await handle.query(statusQuery)) === 'paused');
+      const paused = await handle.query(statusQuery);
+      expect(paused.reason).toBe('maintenance');
+      const callsWhilePaused = stubs.calls.length;
+      await new Promise((r) => setTimeout(r, 500));
+      expect(stubs.calls.length).toBe(callsWhilePaused);
+      await handle.signal(resumeSignal);
+      await waitFor(async () => stubs.calls.filter((c) => c === 'prepare').length === 2);
+      await waitFor(async () => stateOf(await handle.query(statusQuery)) === 'mirroring');
+      await handle.terminate('test done');
+    });
+  });
+
+  it('blocks on bad credentials without retrying, and tries again on resume', async () => {
+    const stubs = new Stubs();
+    let credentialsFixed = false;
+    stubs.prepare = async () => {
+      if (!credentialsFixed) {
+        throw ApplicationFailure.create({ type: 'AuthFailed', message: 'password authentication failed [tenant x, source]', nonRetryable: true });
+      }
+      return plan();
+    };
+    await withWorker(stubs, async (tq) => {
+      const handle = await start(tq);
+      await waitFor(async () => stateOf(await handle.query(statusQuery)) === 'blocked');
+      expect((await handle.query(statusQuery)).reason).toMatch(/password authentication failed/);
+      await new Promise((r) => setTimeout(r, 1_000));
+      expect(stubs.calls.filter((c) => c === 'prepare')).toHaveLength(1);
+      credentialsFixed = true;
+      await handle.signal(resumeSignal);
+      await waitFor(async () => stateOf(await handle.query(statusQuery)) === 'mirroring');
+      await handle.terminate('test done');
+    });
+  });
+
+  it('pauses on a restored source when the policy says so', async () => {
+    const stubs = new Stubs();
+    stubs.prepare = async () =>
+      plan({
+        policy: { pollIntervalMs: 200, retentionMs: 7 * 24 * 3600 * 1000, onSourceRestore: 'pause' },
+        tables: [{ name: 'customers', action: 'populate', reason: 'source restored', detail: 'source fingerprint changed (timeline)' }],
+        sourceRestored: 'source fingerprint changed (timeline)',
+      });
+    await withWorker(stubs, async (tq) => {
+      const handle = await start(tq);
+      await waitFor(async () => stateOf(await handle.query(statusQuery)) === 'paused');
+      expect((await handle.query(statusQuery)).reason).toMatch(/source restored: source fingerprint changed/);
+      expect(stubs.calls).toEqual(['prepare']);
+      await handle.terminate('test done');
+    });
+  });
+
+  it('an IncompatibleSchema failure from the session sends the tenant back through bootstrap', async () => {
+    const stubs = new Stubs();
+    let failed = false;
+    stubs.session = async () => {
+      if (!failed) {
+        failed = true;
+        throw ApplicationFailure.create({ type: 'IncompatibleSchema', message: 'incompatible schema change [table orders]', nonRetryable: true });
+      }
+      return stubs.idleSession();
+    };
+    await withWorker(stubs, async (tq) => {
+      const handle = await start(tq);
+      await waitFor(async () => stubs.calls.filter((c) => c.startsWith('session')).length === 2);
+      expect(stubs.calls.filter((c) => c === 'prepare')).toHaveLength(2);
+      await handle.terminate('test done');
+    });
+  });
+});
