@@ -1,0 +1,166 @@
+import { describe, expect, it } from 'vitest';
+import { MirrorError } from '../../src/core/errors';
+import type { TableSchema } from '../../src/core/types';
+import * as sql from '../../src/postgres/mirror-sql';
+
+const HOSTILE = 'a"b; drop table x;--';
+const SCHEMA = 'tenant"; drop schema public;--';
+
+const hostile: TableSchema = {
+  name: HOSTILE,
+  source: { schema: 'public', table: HOSTILE },
+  columns: [
+    { name: 'id"', type: { kind: 'int64' }, nullable: false },
+    { name: 'k2', type: { kind: 'string', length: 5 }, nullable: false },
+    { name: HOSTILE, type: { kind: 'string' }, nullable: true },
+    { name: '_op', type: { kind: 'int32' }, nullable: true },
+  ],
+  primaryKey: ['id"', 'k2'],
+};
+
+/** Every double quote in SQL text must be part of a quoted identifier: strip quoted identifiers and none remain. */
+function quotedIdentifiersBalanced(text: string): boolean {
+  return !text.replace(/"(?:[^"]|"")*"/g, '').includes('"');
+}
+
+const QUOTED_TABLE = '"a""b; drop table x;--"';
+const QUOTED_SCHEMA = '"tenant""; drop schema public;--"';
+
+describe('names', () => {
+  it('keeps a dotted name as one identifier', () => {
+    expect(sql.qualified('t1', sql.mirrorTableName('sales.orders'))).toBe('"t1"."sales.orders"');
+  });
+
+  it('fits long names to 63 bytes and keeps them distinct', () => {
+    const a = 'x'.repeat(70) + 'a';
+    const b = 'x'.repeat(70) + 'b';
+    for (const name of [a, b]) {
+      expect(Buffer.byteLength(sql.mirrorTableName(name))).toBeLessThanOrEqual(63);
+      expect(Buffer.byteLength(sql.shadowTableName(name))).toBeLessThanOrEqual(63);
+      expect(Buffer.byteLength(sql.pkConstraintName(sql.mirrorTableName(name)))).toBeLessThanOrEqual(63);
+    }
+    expect(sql.mirrorTableName(a)).not.toBe(sql.mirrorTableName(b));
+    expect(sql.shadowTableName(a)).not.toBe(sql.shadowTableName(b));
+  });
+
+  it('shadow and key names never equal the table name', () => {
+    expect(sql.shadowTableName('orders')).toBe('_shadow_orders');
+    expect(sql.pkConstraintName('orders')).toBe('_pk_orders');
+  });
+
+  it('refuses table names in the reserved spaces', () => {
+    for (const name of ['_mirror_state', '_shadow_orders', '_pk_orders']) {
+      expect(() => sql.mirrorTableName(name)).toThrow(MirrorError);
+    }
+  });
+
+  it('picks a staging operation column that no table column uses', () => {
+    expect(sql.stagingOpColumn(hostile)).toBe('__op');
+  });
+});
+
+describe('statements with hostile identifiers', () => {
+  const live = sql.mirrorTableName(HOSTILE);
+  const shadow = sql.shadowTableName(HOSTILE);
+  const statements: [string, string][] = [
+    ['create schema', sql.createSchemaSql(SCHEMA)],
+    ['state table', sql.createStateTableSql(SCHEMA)],
+    ['create table', sql.createTableSql(SCHEMA, live, hostile, { primaryKey: true })],
+    ['create shadow', sql.createTableSql(SCHEMA, shadow, hostile, { primaryKey: false })],
+    ['add pk', sql.addPrimaryKeySql(SCHEMA, shadow, hostile)],
+    ['drop', sql.dropTableSql(SCHEMA, live)],
+    ['rename', sql.renameTableSql(SCHEMA, shadow, live)],
+    ['rename constraint', sql.renameConstraintSql(SCHEMA, live, sql.pkConstraintName(shadow), sql.pkConstraintName(live))],
+    ['copy', sql.copyFromStdinSql(SCHEMA, shadow, hostile)],
+    ['comment', sql.commentOnTableSql(SCHEMA, shadow, `{"k":"it's"}`)],
+    ['staging', sql.createStagingSql(hostile)],
+    ['copy staging', sql.copyStagingSql(hostile)],
+    ['delete', sql.deleteFromStagingSql(SCHEMA, live, hostile)],
+    ['upsert', sql.upsertFromStagingSql(SCHEMA, live, hostile)],
+    ['record population', sql.recordPopulationSql(SCHEMA)],
+    ['record sync', sql.recordSyncSql(SCHEMA)],
+    ['read state', sql.readStateSql(SCHEMA)],
+  ];
+
+  it.each(statements)('%s quotes every identifier', (_label, text) => {
+    expect(quotedIdentifiersBalanced(text)).toBe(true);
+    // The hostile text only ever appears inside a quoted identifier (or a string literal for the comment).
+    const outside = text.replace(/"(?:[^"]|"")*"/g, '""').replace(/'(?:[^']|'')*'/g, "''");
+    expect(outside).not.toMatch(/drop table x|drop schema public/i);
+  });
+
+  it('quotes the table and schema as whole identifiers', () => {
+    expect(sql.createTableSql(SCHEMA, live, hostile, { primaryKey: true })).toContain(`${QUOTED_SCHEMA}.${QUOTED_TABLE}`);
+    expect(sql.dropTableSql(SCHEMA, live)).toBe(`DROP TABLE IF EXISTS ${QUOTED_SCHEMA}.${QUOTED_TABLE}`);
+  });
+
+  it('escapes the comment as a string literal', () => {
+    expect(sql.commentOnTableSql('s', 't', "it's")).toBe(`COMMENT ON TABLE "s"."t" IS 'it''s'`);
+    expect(sql.commentOnTableSql('s', 't', null)).toBe('COMMENT ON TABLE "s"."t" IS NULL');
+  });
+});
+
+describe('table DDL', () => {
+  it('maps types, keeps key columns NOT NULL and names the key', () => {
+    const text = sql.createTableSql('s', 'orders', hostile, { primaryKey: true });
+    expect(text).toContain('"id""" bigint NOT NULL');
+    expect(text).toContain('"k2" character varying(5) NOT NULL');
+    expect(text).toContain(`${QUOTED_TABLE} text,`);
+    expect(text).toContain('CONSTRAINT "_pk_orders" PRIMARY KEY ("id""", "k2")');
+  });
+
+  it('leaves the key out of a shadow', () => {
+    expect(sql.createTableSql('s', '_shadow_orders', hostile, { primaryKey: false })).not.toContain('PRIMARY KEY');
+  });
+});
+
+describe('change apply', () => {
+  it('deletes by every key column', () => {
+    expect(sql.deleteFromStagingSql('s', 't', hostile)).toBe(
+      'DELETE FROM "s"."t" AS m USING pg_temp."_mirror_staging" AS s WHERE s."__op" = \'D\' AND m."id""" = s."id""" AND m."k2" = s."k2"',
+    );
+  });
+
+  it('upserts every non-key column', () => {
+    const text = sql.upsertFromStagingSql('s', 't', hostile);
+    expect(text).toContain('ON CONFLICT ("id""", "k2") DO UPDATE SET');
+    expect(text).toContain(`${QUOTED_TABLE} = EXCLUDED.${QUOTED_TABLE}`);
+    expect(text).toContain('"_op" = EXCLUDED."_op"');
+    expect(text).not.toContain('"k2" = EXCLUDED');
+    expect(text).toContain(`WHERE "__op" = 'U'`);
+  });
+
+  it('does nothing on conflict when every column is a key', () => {
+    const keysOnly: TableSchema = { ...hostile, columns: hostile.columns.slice(0, 2) };
+    expect(sql.upsertFromStagingSql('s', 't', keysOnly)).toContain('ON CONFLICT ("id""", "k2") DO NOTHING');
+  });
+
+  it('stages the operation first, then the columns in schema order, all nullable', () => {
+    const text = sql.createStagingSql(hostile);
+    expect(text).toBe(
+      `CREATE TEMP TABLE "_mirror_staging" ("__op" "char", "id""" bigint, "k2" character varying(5), ${QUOTED_TABLE} text, "_op" integer) ON COMMIT DROP`,
+    );
+    expect(sql.copyStagingSql(hostile)).toBe(
+      `COPY pg_temp."_mirror_staging" ("__op", "id""", "k2", ${QUOTED_TABLE}, "_op") FROM STDIN`,
+    );
+  });
+});
+
+describe('alterTableSql', () => {
+  it('returns null without changes', () => {
+    expect(sql.alterTableSql('s', 't', [])).toBeNull();
+  });
+
+  it('puts every change into one ALTER TABLE, adding columns as nullable', () => {
+    const text = sql.alterTableSql('s', 't', [
+      { kind: 'addColumn', column: { name: HOSTILE, type: { kind: 'int32' }, nullable: false } },
+      { kind: 'widenType', column: 'n', from: { kind: 'int32' }, to: { kind: 'int64' } },
+      { kind: 'dropNotNull', column: 'v' },
+      { kind: 'dropColumn', column: 'old"' },
+    ]);
+    expect(text).toBe(
+      `ALTER TABLE "s"."t" ADD COLUMN ${QUOTED_TABLE} integer, ALTER COLUMN "n" TYPE bigint, ` +
+        `ALTER COLUMN "v" DROP NOT NULL, DROP COLUMN "old"""`,
+    );
+  });
+});
