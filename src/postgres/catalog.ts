@@ -1,0 +1,198 @@
+/**
+ * Reading a PostgreSQL source's catalog: which tables can be mirrored and their shapes, the native types of key
+ * columns (for side tables and key-range predicates), and the facts that identify this database incarnation.
+ */
+import type { QueryResultRow } from 'pg';
+import type { ColumnSchema, SourceFingerprint, SourceTables, TableSchema } from '../core/types';
+import { pgTypeToLogical } from './types';
+
+/** What these readers need from a connection: a pool client, or a snapshot's guarded statement runner. */
+export interface Queryable {
+  query<R extends QueryResultRow>(text: string, values?: unknown[]): Promise<{ rows: R[] }>;
+}
+
+/** The tracking objects' schema; never offered for mirroring. */
+export const TRACKING_SCHEMA = 'tenant_mirror_ct';
+
+export const NO_PRIMARY_KEY = 'no primary key: change tracking needs one';
+export const NO_SELECT_PRIVILEGE = 'no SELECT privilege';
+
+/** The mirror's name for a source table: `schema.table`, with `public.` dropped. */
+export function mirrorTableName(schema: string, table: string): string {
+  return schema === 'public' ? table : `${schema}.${table}`;
+}
+
+interface RelRow {
+  oid: string;
+  schema: string;
+  table: string;
+  readable: boolean;
+}
+
+interface ColRow {
+  oid: string;
+  name: string;
+  type: string;
+  is_enum: boolean;
+  not_null: boolean;
+}
+
+interface KeyRow {
+  oid: string;
+  key: string[];
+}
+
+// Plain and partitioned tables; partitions are read through their parent. Schemas starting with pg_ are reserved
+// for the system (catalog, toast, other sessions' temp tables).
+const RELATIONS_CTE = `
+  WITH rel AS (
+    SELECT c.oid, n.nspname, c.relname
+    FROM pg_catalog.pg_class c
+    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind IN ('r', 'p')
+      AND NOT c.relispartition
+      AND n.nspname <> 'information_schema'
+      AND n.nspname <> '${TRACKING_SCHEMA}'
+      AND n.nspname NOT LIKE 'pg\\_%'
+  )`;
+
+const RELATIONS_SQL = `${RELATIONS_CTE}
+  SELECT rel.oid::int8::text AS oid, rel.nspname::text AS schema, rel.relname::text AS table,
+         pg_catalog.has_table_privilege(rel.oid, 'SELECT') AS readable
+  FROM rel ORDER BY rel.nspname, rel.relname`;
+
+// A domain is described by its base type (the mirror has no copy of the domain); an enum, or an array of one, is
+// flagged so it maps to text. One level of domain is resolved: domains over domains keep the inner domain's name.
+const COLUMNS_SQL = `${RELATIONS_CTE}
+  SELECT a.attrelid::int8::text AS oid, a.attname::text AS name,
+         pg_catalog.format_type(b.oid, CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END) AS type,
+         e.typtype = 'e' AS is_enum,
+         a.attnotnull OR (t.typtype = 'd' AND t.typnotnull) AS not_null
+  FROM rel
+  JOIN pg_catalog.pg_attribute a ON a.attrelid = rel.oid AND a.attnum > 0 AND NOT a.attisdropped
+  JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+  JOIN pg_catalog.pg_type b ON b.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
+  JOIN pg_catalog.pg_type e ON e.oid = CASE WHEN b.typcategory = 'A' AND b.typelem <> 0 THEN b.typelem ELSE b.oid END
+  ORDER BY a.attrelid, a.attnum`;
+
+// Key columns only (indnkeyatts), not INCLUDE columns, in index order.
+const PRIMARY_KEYS_SQL = `${RELATIONS_CTE}
+  SELECT i.indrelid::int8::text AS oid, array_agg(a.attname::text ORDER BY k.ord) AS key
+  FROM rel
+  JOIN pg_catalog.pg_index i ON i.indrelid = rel.oid AND i.indisprimary
+  CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
+  JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+  WHERE k.ord <= i.indnkeyatts
+  GROUP BY i.indrelid`;
+
+export async function listTables(db: Queryable, filter: (name: string) => boolean): Promise<SourceTables> {
+  const rels = (await db.query<RelRow>(RELATIONS_SQL)).rows;
+  const wanted = rels.filter((r) => filter(mirrorTableName(r.schema, r.table)));
+  if (wanted.length === 0) return { tables: [], skipped: [] };
+
+  const columns = new Map<string, ColumnSchema[]>();
+  for (const c of (await db.query<ColRow>(COLUMNS_SQL)).rows) {
+    const list = columns.get(c.oid) ?? [];
+    list.push({ name: c.name, type: pgTypeToLogical(c.type, c.is_enum), nullable: !c.not_null });
+    columns.set(c.oid, list);
+  }
+  const keys = new Map<string, string[]>();
+  for (const k of (await db.query<KeyRow>(PRIMARY_KEYS_SQL)).rows) keys.set(k.oid, k.key);
+
+  const result: SourceTables = { tables: [], skipped: [] };
+  for (const r of wanted) {
+    const name = mirrorTableName(r.schema, r.table);
+    const primaryKey = keys.get(r.oid);
+    if (!primaryKey || primaryKey.length === 0) {
+      result.skipped.push({ name, reason: NO_PRIMARY_KEY });
+    } else if (!r.readable) {
+      result.skipped.push({ name, reason: NO_SELECT_PRIVILEGE });
+    } else {
+      result.tables.push({
+        name,
+        source: { schema: r.schema, table: r.table },
+        columns: columns.get(r.oid) ?? [],
+        primaryKey,
+      });
+    }
+  }
+  return result;
+}
+
+/** A primary key column as the source declares it: the exact type (and collation) to recreate or cast to. */
+export interface NativeKeyColumn {
+  name: string;
+  /** format_type() text, valid as a type in DDL and casts. */
+  type: string;
+  /** Qualified collation when it differs from the type's default (equality must mean the same on the side table). */
+  collation: string | null;
+}
+
+/** The table's current primary key, in key order; empty when it has none or does not exist. */
+export async function readNativeKey(db: Queryable, table: TableSchema): Promise<NativeKeyColumn[]> {
+  const { rows } = await db.query<{ name: string; type: string; collation: string | null }>(
+    `SELECT a.attname::text AS name,
+            pg_catalog.format_type(a.atttypid, a.atttypmod) AS type,
+            CASE WHEN a.attcollation <> 0 AND a.attcollation <> t.typcollation
+                 THEN pg_catalog.quote_ident(cn.nspname) || '.' || pg_catalog.quote_ident(co.collname) END AS collation
+     FROM pg_catalog.pg_class c
+     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+     JOIN pg_catalog.pg_index i ON i.indrelid = c.oid AND i.indisprimary
+     CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
+     JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
+     JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+     LEFT JOIN pg_catalog.pg_collation co ON co.oid = a.attcollation
+     LEFT JOIN pg_catalog.pg_namespace cn ON cn.oid = co.collnamespace
+     WHERE n.nspname = $1 AND c.relname = $2 AND k.ord <= i.indnkeyatts
+     ORDER BY k.ord`,
+    [table.source.schema, table.source.table],
+  );
+  return rows;
+}
+
+/** Statistics-based row count (partitioned tables: the sum over their leaves); 0 when never analyzed. */
+export async function estimateRows(db: Queryable, table: TableSchema): Promise<number> {
+  const { rows } = await db.query<{ n: number | null }>(
+    `SELECT COALESCE(
+              (SELECT sum(greatest(p.reltuples, 0)) FROM pg_catalog.pg_partition_tree(r.oid) t
+                 JOIN pg_catalog.pg_class p ON p.oid = t.relid WHERE t.isleaf),
+              greatest(r.reltuples, 0))::float8 AS n
+     FROM pg_catalog.pg_class r JOIN pg_catalog.pg_namespace s ON s.oid = r.relnamespace
+     WHERE s.nspname = $1 AND r.relname = $2`,
+    [table.source.schema, table.source.table],
+  );
+  return Math.round(Number(rows[0]?.n ?? 0));
+}
+
+const UNAVAILABLE = 'unavailable';
+
+/**
+ * System identifier (changes when the cluster is rebuilt from scratch), timeline (changes on point-in-time
+ * recovery and promotion), database oid (changes on dump/restore or re-creation) and the tracking epoch (changes
+ * when tracking is reinstalled). pg_control_* may be revoked from the user: then those parts read 'unavailable'
+ * rather than failing — checked with has_function_privilege so that no error aborts a surrounding snapshot.
+ */
+export async function readFingerprint(db: Queryable): Promise<SourceFingerprint> {
+  const { rows } = await db.query<{ system_identifier: string; timeline: string; database_oid: string; has_meta: boolean }>(
+    `SELECT
+       CASE WHEN pg_catalog.has_function_privilege('pg_catalog.pg_control_system()', 'EXECUTE')
+            THEN (SELECT system_identifier::text FROM pg_catalog.pg_control_system()) END AS system_identifier,
+       CASE WHEN pg_catalog.has_function_privilege('pg_catalog.pg_control_checkpoint()', 'EXECUTE')
+            THEN (SELECT timeline_id::text FROM pg_catalog.pg_control_checkpoint()) END AS timeline,
+       (SELECT oid::int8::text FROM pg_catalog.pg_database WHERE datname = current_database()) AS database_oid,
+       COALESCE(pg_catalog.has_table_privilege(pg_catalog.to_regclass('${TRACKING_SCHEMA}.meta'), 'SELECT'), false)
+         AS has_meta`,
+  );
+  const row = rows[0];
+  let trackingEpoch = 'none';
+  if (row?.has_meta) {
+    const meta = await db.query<{ epoch: string }>(`SELECT epoch::text AS epoch FROM ${TRACKING_SCHEMA}.meta`);
+    trackingEpoch = meta.rows[0]?.epoch ?? 'none';
+  }
+  return {
+    systemIdentifier: row?.system_identifier ?? UNAVAILABLE,
+    timeline: row?.timeline ?? UNAVAILABLE,
+    databaseOid: row?.database_oid ?? UNAVAILABLE,
+    trackingEpoch,
+  };
+}
