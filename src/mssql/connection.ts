@@ -118,3 +118,10 @@ export async function openPool(url: string, maxConnections: number | undefined, 
   }
   return pool;
 }
+
+/** The SQL Server error number of a driver error (RequestError.number, or the tedious error it wraps). */
+export function errorNumber(err: unknown): number | undefined {
+  const e = err as { number?: unknown; originalError?: { number?: unknown; info?: { number?: unknown } } };
+  const n = e?.number ?? e?.originalError?.number ?? e?.originalError?.info?.number;
+  return typeof n === 'number' ? n : undefined;
+}

@@ -32,7 +32,7 @@ import type {
   TableSchema,
   Version,
 } from '../core/types';
-import { openPool, parseMssqlUrl } from './connection';
+import { errorNumber, openPool, parseMssqlUrl } from './connection';
 import * as q from './sql';
 import { streamRows, type QueryParam, type RowStreamHandle } from './stream';
 import { formatMssqlType, mssqlTypeToLogical, type MssqlColumnFacts } from './types';
@@ -246,12 +246,6 @@ async function readFingerprint(request: sql.Request): Promise<SourceFingerprint>
     recovery_fork_guid: (row.recovery_fork_guid ?? '').toLowerCase(),
     database_name: row.database_name,
   };
-}
-
-function errorNumber(err: unknown): number | undefined {
-  const e = err as { number?: unknown; originalError?: { number?: unknown; info?: { number?: unknown } } };
-  const n = e?.number ?? e?.originalError?.number ?? e?.originalError?.info?.number;
-  return typeof n === 'number' ? n : undefined;
 }
 
 async function ignoreNumber<T>(p: Promise<T>, number: number, fallback?: T): Promise<T | undefined> {

@@ -369,9 +369,7 @@ export const STATE_TABLE = '_mirror_state';
 
 /**
  * The mirror's progress, one row per table, updated in the same transaction as the data it describes. lsn is a
- * decimal string (a PostgreSQL source's versions are unsigned 64-bit). shadow_last_key is the key of the last row
- * committed into the shadow during a population (JSON array of COPY field values), so that a population resumes
- * from the source's own key order rather than this server's collation.
+ * decimal string (a PostgreSQL source's versions are unsigned 64-bit).
  */
 export function ensureStateTableSql(schema: string): string {
   const t = tableRef(schema, STATE_TABLE);
@@ -383,23 +381,18 @@ CREATE TABLE ${t} (
   fingerprint nvarchar(max) NULL,
   populated_at datetime2(3) NULL,
   last_sync_at datetime2(3) NULL,
-  row_count bigint NULL,
-  shadow_last_key nvarchar(max) NULL
+  row_count bigint NULL
 )`;
 }
 
 export function readStateSql(schema: string): string {
   return `SELECT table_name, lsn, schema_hash, fingerprint,
   CONVERT(varchar(30), populated_at, 126) AS populated_at, CONVERT(varchar(30), last_sync_at, 126) AS last_sync_at,
-  CONVERT(varchar(20), row_count) AS row_count, shadow_last_key
+  CONVERT(varchar(20), row_count) AS row_count
 FROM ${tableRef(schema, STATE_TABLE)} ORDER BY table_name`;
 }
 
-export function readShadowKeySql(schema: string): string {
-  return `SELECT shadow_last_key FROM ${tableRef(schema, STATE_TABLE)} WHERE table_name = @table`;
-}
-
-export type StateColumn = 'lsn' | 'schema_hash' | 'fingerprint' | 'populated_at' | 'last_sync_at' | 'row_count' | 'shadow_last_key';
+export type StateColumn = 'lsn' | 'schema_hash' | 'fingerprint' | 'populated_at' | 'last_sync_at' | 'row_count';
 
 /**
  * Sets some state columns of one table (inserting its row if absent). Values are fixed expressions chosen by the
@@ -462,7 +455,8 @@ export function countRowsSql(schema: string, name: string): string {
 }
 
 /** Tables of the tenant schema other than the state table (wipe). */
-export const SCHEMA_TABLES_SQL = `SELECT t.name FROM sys.tables AS t WHERE t.schema_id = SCHEMA_ID(@schema) AND t.name <> N'${STATE_TABLE}'`;
+export const SCHEMA_TABLES_SQL = `SELECT t.name FROM sys.tables AS t WHERE t.schema_id = SCHEMA_ID(@schema)
+  AND t.name NOT IN (N'_mirror_state', N'_mirror_shadow')`;
 
 /**
  * A session temporary table of nvarchar(max) columns c0..cn (plus `op` for changes) that bulk loads land in before
@@ -520,3 +514,47 @@ EXEC sys.sp_rename @objname = @shadow, @newname = @newname, @objtype = N'OBJECT'
 
 /** Object-existence check by quoted two-part name. */
 export const OBJECT_EXISTS_SQL = `SELECT CASE WHEN OBJECT_ID(@object, N'U') IS NULL THEN 0 ELSE 1 END AS present`;
+
+/** Widens a column (or drops its NOT NULL) in place; the declaration is the full new type. */
+export function alterColumnSql(schema: string, name: string, column: string, type: LogicalType, nullable: boolean): string {
+  return `ALTER TABLE ${tableRef(schema, name)} ALTER COLUMN ${q(column)} ${logicalToMssqlType(type)} ${nullable ? 'NULL' : 'NOT NULL'}`;
+}
+
+/** A population's progress, one row per shadow table, written in the same transaction as each chunk. */
+export const SHADOW_TABLE = '_mirror_shadow';
+
+export function ensureShadowTableSql(schema: string): string {
+  return `IF OBJECT_ID(@shadowState, N'U') IS NULL
+CREATE TABLE ${tableRef(schema, SHADOW_TABLE)} (
+  table_name nvarchar(450) NOT NULL PRIMARY KEY,
+  marker nvarchar(max) NOT NULL
+)`;
+}
+
+export function readMarkerSql(schema: string): string {
+  return `SELECT marker FROM ${tableRef(schema, SHADOW_TABLE)} WHERE table_name = @table`;
+}
+
+export function writeMarkerSql(schema: string): string {
+  const t = tableRef(schema, SHADOW_TABLE);
+  return `UPDATE ${t} SET marker = @marker WHERE table_name = @table;
+IF @@ROWCOUNT = 0 INSERT INTO ${t} (table_name, marker) VALUES (@table, @marker)`;
+}
+
+export function deleteMarkerSql(schema: string): string {
+  return `DELETE FROM ${tableRef(schema, SHADOW_TABLE)} WHERE table_name = @table`;
+}
+
+/** Row count kept in step with a change batch (NULL stays NULL: an unknown count is not made up). */
+export function adjustRowCountSql(schema: string): string {
+  return `UPDATE ${tableRef(schema, STATE_TABLE)} SET row_count = CASE WHEN row_count IS NULL THEN NULL
+  WHEN row_count + @delta < 0 THEN 0 ELSE row_count + @delta END WHERE table_name = @table`;
+}
+
+/**
+ * Serializes the mirror's DDL per schema or table across workers, released with the transaction
+ * (sp_getapplock; a result below 0 means the lock was not granted).
+ */
+export const APP_LOCK_SQL = `DECLARE @r int;
+EXEC @r = sys.sp_getapplock @Resource = @lock, @LockMode = N'Exclusive', @LockOwner = N'Transaction', @LockTimeout = 60000;
+IF @r < 0 THROW 51000, N'could not take the mirror lock', 1;`;

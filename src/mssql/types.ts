@@ -199,3 +199,46 @@ export function formatMssqlType(c: MssqlColumnFacts): string {
       return name;
   }
 }
+
+/** Catalog facts of a declaration written by `logicalToMssqlType` (its inverse, for normalizing a schema). */
+export function declarationFacts(decl: string): MssqlColumnFacts {
+  const m = /^([a-z_0-9]+)(?:\((max|\d+)(?:,(\d+))?\))?$/.exec(decl);
+  if (!m) throw new Error(`not a normalized SQL Server type: ${decl}`);
+  const name = m[1]!;
+  const arg = m[2] === undefined ? undefined : m[2] === 'max' ? -1 : Number(m[2]);
+  const facts: MssqlColumnFacts = { typeName: name, maxLength: 0, precision: 0, scale: 0 };
+  switch (name) {
+    case 'nvarchar':
+    case 'nchar':
+      facts.maxLength = arg === undefined ? 2 : arg === -1 ? -1 : arg * 2;
+      break;
+    case 'varchar':
+    case 'char':
+    case 'varbinary':
+    case 'binary':
+      facts.maxLength = arg ?? 1;
+      break;
+    case 'decimal':
+    case 'numeric':
+      facts.precision = arg ?? 18;
+      facts.scale = m[3] === undefined ? 0 : Number(m[3]);
+      break;
+    case 'time':
+    case 'datetime2':
+    case 'datetimeoffset':
+      facts.scale = arg ?? 7;
+      break;
+    case 'float':
+      facts.precision = 53;
+      break;
+    case 'real':
+      facts.precision = 24;
+      break;
+  }
+  return facts;
+}
+
+/** The logical type as a SQL Server mirror would store it (through the mapping and back). */
+export function normalizeForMssql(type: LogicalType): LogicalType {
+  return mssqlTypeToLogical(declarationFacts(logicalToMssqlType(type)));
+}

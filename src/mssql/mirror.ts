@@ -1,0 +1,554 @@
+/**
+ * SQL Server as a mirror: one tenant's tables in one schema of the partner's database, `_mirror_state` holding
+ * each table's LSN, written in the same transaction as the data it covers.
+ *
+ * Rows arrive as PostgreSQL COPY text. They are bulk loaded (the driver's bulk copy) as strings into a session
+ * temporary table of nvarchar(max) columns and converted into the typed table by one set-based statement on the
+ * server (sql.ts fromTextExpr). Converting on the server keeps every value exact: the driver's own typed bulk
+ * path would pass decimals and datetime2 through JS numbers and Dates.
+ *
+ * Population: into `<table>__shadow`, a chunk per transaction, with its progress (`_mirror_shadow`: schema hash,
+ * last key, rows) in the same transaction, so a crashed population resumes after the last key it committed, in
+ * the source's key order. The swap (drop, sp_rename, state row) is one transaction.
+ *
+ * Changes: per batch (bounded in bytes), one transaction: bulk into #staging, delete every staged key, insert the
+ * 'U' rows; only the last batch's transaction moves the LSN.
+ */
+import type { Readable } from 'node:stream';
+import sql from 'mssql';
+import { decodeLine } from '../core/copy-text';
+import { FailureType, MirrorError, toMirrorError, type ErrorContext, type FailureTypeName } from '../core/errors';
+import { compareSchema, describeChange, type ExistingTable, type SchemaChange } from '../core/schema-compat';
+import { schemaHash } from '../core/schema-hash';
+import type {
+  ApplyResult,
+  KeyValues,
+  Mirror,
+  MirrorTableState,
+  PopulationProgress,
+  SchemaApplyResult,
+  SourceFingerprint,
+  TableSchema,
+  Version,
+} from '../core/types';
+import { errorNumber, openPool, parseMssqlUrl } from './connection';
+import * as q from './sql';
+import { readLines } from './stream';
+import { mssqlTypeToLogical, normalizeForMssql } from './types';
+import { copyFieldToMssql } from './values';
+
+export interface MssqlMirrorOptions {
+  url: string;
+  /** The tenant's schema in the mirror database. */
+  schema: string;
+  /** For error context only. */
+  tenant: string;
+  maxConnections?: number;
+}
+
+interface ShadowMarker {
+  schemaHash: string;
+  lastKey: KeyValues | null;
+  rows: number;
+}
+
+interface StateRow {
+  table_name: string;
+  lsn: string | null;
+  schema_hash: string | null;
+  fingerprint: string | null;
+  populated_at: string | null;
+  last_sync_at: string | null;
+  row_count: string | null;
+}
+
+interface CatalogColumn {
+  column_name: string;
+  type_name: string;
+  max_length: number;
+  precision: number;
+  scale: number;
+  is_nullable: boolean;
+  key_ordinal: number | null;
+}
+
+const LOAD_TABLE = '#load';
+const STAGING_TABLE = '#staging';
+/** SQL Server error 208: invalid object name (no state table yet). */
+const INVALID_OBJECT = 208;
+
+type Param = { name: string; type: sql.ISqlType | (() => sql.ISqlType); value: unknown };
+
+export class MssqlMirror implements Mirror {
+  readonly dialect = 'mssql' as const;
+  private readonly url: string;
+  private readonly schema: string;
+  private readonly tenant: string;
+  private readonly maxConnections: number | undefined;
+  private poolPromise: Promise<sql.ConnectionPool> | null = null;
+
+  constructor(opts: MssqlMirrorOptions) {
+    parseMssqlUrl(opts.url);
+    q.q(opts.schema); // BadConfig now for an unusable schema name
+    this.url = opts.url;
+    this.schema = opts.schema;
+    this.tenant = opts.tenant;
+    this.maxConnections = opts.maxConnections;
+  }
+
+  private ctx(operation: string, table?: string): ErrorContext {
+    return { tenant: this.tenant, side: 'mirror', operation, ...(table === undefined ? {} : { table }) };
+  }
+
+  private pool(): Promise<sql.ConnectionPool> {
+    if (!this.poolPromise) {
+      this.poolPromise = openPool(this.url, this.maxConnections, this.ctx('connect'));
+      this.poolPromise.catch(() => (this.poolPromise = null));
+    }
+    return this.poolPromise;
+  }
+
+  /** Runs fn in one READ COMMITTED transaction; any failure rolls it back and becomes a typed failure. */
+  private async inTransaction<T>(
+    ctx: ErrorContext,
+    fn: (tx: sql.Transaction) => Promise<T>,
+    fallback: FailureTypeName = FailureType.MirrorWriteFailed,
+  ): Promise<T> {
+    let tx: sql.Transaction | null = null;
+    try {
+      const pool = await this.pool();
+      tx = new sql.Transaction(pool);
+      await tx.begin(sql.ISOLATION_LEVEL.READ_COMMITTED);
+      const result = await fn(tx);
+      await tx.commit();
+      return result;
+    } catch (err) {
+      if (tx) await tx.rollback().catch(() => undefined);
+      throw toMirrorError(err, ctx, fallback);
+    }
+  }
+
+  private exec(tx: sql.Transaction, text: string, params: Param[] = []): Promise<sql.IResult<Record<string, unknown>>> {
+    const r = new sql.Request(tx);
+    for (const p of params) r.input(p.name, p.type, p.value);
+    return r.query(text);
+  }
+
+  private lock(tx: sql.Transaction, table?: string): Promise<unknown> {
+    const name = table === undefined ? `tenant-mirror:${this.schema}` : `tenant-mirror:${this.schema}:${table}`;
+    // sp_getapplock resource names are at most 255 characters; a long one is cut (a shared lock is only slower).
+    return this.exec(tx, q.APP_LOCK_SQL, [{ name: 'lock', type: sql.NVarChar(255), value: name.slice(0, 255) }]);
+  }
+
+  private tableParam(table: string): Param {
+    return { name: 'table', type: sql.NVarChar(450), value: table };
+  }
+
+  async ping(): Promise<void> {
+    try {
+      await (await this.pool()).request().query('SELECT 1 AS ok');
+    } catch (err) {
+      throw toMirrorError(err, this.ctx('ping'), FailureType.Unavailable);
+    }
+  }
+
+  async ensureState(): Promise<void> {
+    await this.inTransaction(this.ctx('ensure state'), async (tx) => {
+      await this.lock(tx);
+      await this.createStateTables(tx);
+    });
+  }
+
+  private async createStateTables(tx: sql.Transaction): Promise<void> {
+    await this.exec(tx, q.ensureSchemaSql(this.schema), [{ name: 'schema', type: sql.NVarChar(128), value: this.schema }]);
+    await this.exec(tx, q.ensureStateTableSql(this.schema), [
+      { name: 'state', type: sql.NVarChar(300), value: q.tableRef(this.schema, q.STATE_TABLE) },
+    ]);
+    await this.exec(tx, q.ensureShadowTableSql(this.schema), [
+      { name: 'shadowState', type: sql.NVarChar(300), value: q.tableRef(this.schema, q.SHADOW_TABLE) },
+    ]);
+  }
+
+  async readState(): Promise<MirrorTableState[]> {
+    try {
+      const res = await (await this.pool()).request().query<StateRow>(q.readStateSql(this.schema));
+      return res.recordset.map(toTableState);
+    } catch (err) {
+      if (errorNumber(err) === INVALID_OBJECT) return [];
+      throw toMirrorError(err, this.ctx('read state'), FailureType.Unavailable);
+    }
+  }
+
+  async applySchema(schema: TableSchema): Promise<SchemaApplyResult> {
+    const live = liveName(schema.name);
+    const hash = schemaHash(schema);
+    return this.inTransaction(this.ctx('apply schema', schema.name), async (tx) => {
+      await this.lock(tx, schema.name);
+      const existing = await this.readTable(tx, live);
+      const table = this.tableParam(schema.name);
+      if (!existing) {
+        await this.exec(tx, q.createTableSql(this.schema, live, schema));
+        // A state row without its table (dropped by hand) would claim rows the new, empty table lacks.
+        await this.exec(tx, q.deleteStateSql(this.schema), [table]);
+        return { outcome: 'created' };
+      }
+      const comparison = compareSchema(existing, normalised(schema));
+      const keyWidened =
+        comparison.status === 'altered' &&
+        comparison.changes.some((c) => c.kind === 'widenType' && schema.primaryKey.includes(c.column));
+      if (comparison.status === 'incompatible' || keyWidened) {
+        await this.exec(tx, q.dropTableSql(this.schema, live));
+        await this.exec(tx, q.dropTableSql(this.schema, q.shadowName(live)));
+        await this.exec(tx, q.deleteStateSql(this.schema), [table]);
+        await this.exec(tx, q.deleteMarkerSql(this.schema), [table]);
+        const reason = comparison.status === 'incompatible' ? comparison.reason : 'a primary key column changed type (SQL Server cannot alter a key column in place)';
+        return { outcome: 'incompatible', reason };
+      }
+      const setHash = (): Promise<unknown> =>
+        this.exec(tx, `UPDATE ${q.tableRef(this.schema, q.STATE_TABLE)} SET schema_hash = @hash WHERE table_name = @table`, [
+          table,
+          { name: 'hash', type: sql.VarChar(64), value: hash },
+        ]);
+      if (comparison.status === 'unchanged') {
+        await setHash();
+        return { outcome: 'unchanged' };
+      }
+      for (const text of alterStatements(this.schema, live, schema, comparison.changes)) await this.exec(tx, text);
+      await setHash();
+      return {
+        outcome: 'altered',
+        changes: comparison.changes.map(describeChange),
+        needsBackfill: comparison.changes.some((c) => c.kind === 'addColumn'),
+      };
+    });
+  }
+
+  private async readTable(tx: sql.Transaction, name: string): Promise<ExistingTable | null> {
+    const res = await this.exec(tx, q.TABLE_COLUMNS_SQL, [{ name: 'object', type: sql.NVarChar(300), value: q.tableRef(this.schema, name) }]);
+    const rows = res.recordset as unknown as CatalogColumn[];
+    if (rows.length === 0) return null;
+    return {
+      columns: rows.map((r) => ({
+        name: r.column_name,
+        type: mssqlTypeToLogical({ typeName: r.type_name, maxLength: r.max_length, precision: r.precision, scale: r.scale }),
+        nullable: r.is_nullable,
+      })),
+      primaryKey: rows
+        .filter((r) => r.key_ordinal !== null)
+        .sort((a, b) => (a.key_ordinal ?? 0) - (b.key_ordinal ?? 0))
+        .map((r) => r.column_name),
+    };
+  }
+
+  async copyIntoShadow(
+    schema: TableSchema,
+    rows: Readable,
+    opts: { resume: boolean; chunkBytes: number; onChunk: (progress: PopulationProgress) => void },
+  ): Promise<PopulationProgress> {
+    const ctx = this.ctx('populate', schema.name);
+    const live = liveName(schema.name);
+    const shadow = q.shadowName(live);
+    const hash = schemaHash(schema);
+    const keyIndexes = schema.primaryKey.map((k) => schema.columns.findIndex((c) => c.name === k));
+    const table = this.tableParam(schema.name);
+
+    const marker = await this.inTransaction(ctx, async (tx) => {
+      await this.lock(tx, schema.name);
+      const current = await this.readMarker(tx, schema.name);
+      const exists = (await this.exec(tx, q.OBJECT_EXISTS_SQL, [{ name: 'object', type: sql.NVarChar(300), value: q.tableRef(this.schema, shadow) }]))
+        .recordset[0]?.present === 1;
+      if (opts.resume && exists && current && current.schemaHash === hash) return current;
+      const fresh: ShadowMarker = { schemaHash: hash, lastKey: null, rows: 0 };
+      await this.exec(tx, q.dropTableSql(this.schema, shadow));
+      await this.exec(tx, q.createTableSql(this.schema, shadow, schema));
+      await this.exec(tx, q.writeMarkerSql(this.schema), [table, markerParam(fresh)]);
+      return fresh;
+    });
+
+    const progress: PopulationProgress = { rows: marker.rows, bytes: 0, lastKey: marker.lastKey };
+    const insert = q.insertFromLoadSql(this.schema, shadow, schema, LOAD_TABLE, false);
+    let batch: (string | null)[][] = [];
+    let batchBytes = 0;
+    let batchKey: KeyValues | null = null;
+
+    const flush = async (): Promise<void> => {
+      if (batch.length === 0) return;
+      const next: ShadowMarker = { schemaHash: hash, lastKey: batchKey, rows: progress.rows + batch.length };
+      const rowsNow = batch;
+      await this.inTransaction(ctx, async (tx) => {
+        await this.bulkLoad(tx, LOAD_TABLE, schema.columns.length, false, rowsNow);
+        await this.exec(tx, insert);
+        await this.exec(tx, q.dropLoadTableSql(LOAD_TABLE));
+        await this.exec(tx, q.writeMarkerSql(this.schema), [table, markerParam(next)]);
+      });
+      progress.rows = next.rows;
+      progress.bytes += batchBytes;
+      progress.lastKey = next.lastKey;
+      batch = [];
+      batchBytes = 0;
+      opts.onChunk({ ...progress });
+    };
+
+    try {
+      for await (const { line, bytes } of readLines(rows)) {
+        const fields = decodeLine(line);
+        if (fields.length !== schema.columns.length) {
+          throw new MirrorError(FailureType.SourceReadFailed, `row has ${fields.length} fields, the table ${schema.columns.length} columns`, ctx);
+        }
+        batch.push(schema.columns.map((c, i) => copyFieldToMssql(c.type, fields[i] ?? null)));
+        batchKey = keyIndexes.map((i) => fields[i] ?? null);
+        batchBytes += bytes;
+        if (batchBytes >= opts.chunkBytes) await flush();
+      }
+      await flush();
+    } catch (err) {
+      throw toMirrorError(err, ctx, FailureType.MirrorWriteFailed);
+    }
+    return progress;
+  }
+
+  /** Creates the session temporary table and bulk loads string rows into it, in the caller's transaction. */
+  private async bulkLoad(tx: sql.Transaction, name: string, columns: number, withOp: boolean, rows: (string | null)[][]): Promise<void> {
+    await this.exec(tx, q.createLoadTableSql(name, columns, withOp));
+    const t = new sql.Table(name);
+    t.create = false;
+    if (withOp) t.columns.add('op', sql.NChar(1), { nullable: false });
+    for (let i = 0; i < columns; i++) t.columns.add(`c${i}`, sql.NVarChar(sql.MAX), { nullable: true });
+    for (const r of rows) t.rows.add(...r);
+    await new sql.Request(tx).bulk(t);
+  }
+
+  private async readMarker(tx: sql.Transaction, table: string): Promise<ShadowMarker | null> {
+    const res = await this.exec(tx, q.readMarkerSql(this.schema), [this.tableParam(table)]);
+    const text = res.recordset[0]?.marker;
+    return typeof text === 'string' ? parseMarker(text) : null;
+  }
+
+  async shadowLastKey(schema: TableSchema): Promise<KeyValues | null> {
+    const hash = schemaHash(schema);
+    const shadow = q.shadowName(liveName(schema.name));
+    return this.inTransaction(
+      this.ctx('read shadow progress', schema.name),
+      async (tx) => {
+        const exists = (await this.exec(tx, q.OBJECT_EXISTS_SQL, [{ name: 'object', type: sql.NVarChar(300), value: q.tableRef(this.schema, shadow) }]))
+          .recordset[0]?.present === 1;
+        if (!exists) return null;
+        const marker = await this.readMarker(tx, schema.name).catch((err: unknown) => {
+          if (errorNumber(err) === INVALID_OBJECT) return null;
+          throw err;
+        });
+        return marker && marker.schemaHash === hash ? marker.lastKey : null;
+      },
+      FailureType.Unavailable,
+    );
+  }
+
+  async swapInShadow(schema: TableSchema, lsn: Version, fingerprint: SourceFingerprint): Promise<{ rows: number }> {
+    const live = liveName(schema.name);
+    const shadow = q.shadowName(live);
+    const hash = schemaHash(schema);
+    const table = this.tableParam(schema.name);
+    return this.inTransaction(this.ctx('swap in population', schema.name), async (tx) => {
+      await this.lock(tx, schema.name);
+      const marker = await this.readMarker(tx, schema.name);
+      const exists = (await this.exec(tx, q.OBJECT_EXISTS_SQL, [{ name: 'object', type: sql.NVarChar(300), value: q.tableRef(this.schema, shadow) }]))
+        .recordset[0]?.present === 1;
+      if (!marker || !exists) throw new MirrorError(FailureType.MirrorWriteFailed, 'no population to swap in (shadow table missing)');
+      if (marker.schemaHash !== hash) throw new MirrorError(FailureType.MirrorWriteFailed, 'the population was built for another table schema');
+      await this.exec(tx, q.swapShadowSql(this.schema, live), [
+        { name: 'live', type: sql.NVarChar(300), value: q.tableRef(this.schema, live) },
+        { name: 'shadow', type: sql.NVarChar(300), value: q.tableRef(this.schema, shadow) },
+        { name: 'newname', type: sql.NVarChar(128), value: live },
+      ]);
+      await this.exec(tx, q.deleteMarkerSql(this.schema), [table]);
+      await this.exec(
+        tx,
+        q.upsertStateSql(this.schema, {
+          lsn: '@lsn',
+          schema_hash: '@hash',
+          fingerprint: '@fp',
+          populated_at: 'SYSUTCDATETIME()',
+          last_sync_at: 'SYSUTCDATETIME()',
+          row_count: '@rows',
+        }),
+        [
+          table,
+          { name: 'lsn', type: sql.VarChar(40), value: lsn },
+          { name: 'hash', type: sql.VarChar(64), value: hash },
+          { name: 'fp', type: sql.NVarChar(sql.MAX), value: JSON.stringify(fingerprint) },
+          { name: 'rows', type: sql.BigInt, value: marker.rows },
+        ],
+      );
+      return { rows: marker.rows };
+    });
+  }
+
+  async applyChanges(
+    schema: TableSchema,
+    changes: Readable,
+    opts: { toVersion: Version; fingerprint: SourceFingerprint; batchBytes: number },
+  ): Promise<ApplyResult> {
+    const ctx = this.ctx('apply changes', schema.name);
+    const live = liveName(schema.name);
+    const hash = schemaHash(schema);
+    const table = this.tableParam(schema.name);
+    const text = {
+      del: q.deleteStagedKeysSql(this.schema, live, schema, STAGING_TABLE),
+      ins: q.insertFromLoadSql(this.schema, live, schema, STAGING_TABLE, true),
+      adjust: q.adjustRowCountSql(this.schema),
+      record: q.upsertStateSql(this.schema, { lsn: '@lsn', fingerprint: '@fp', last_sync_at: 'SYSUTCDATETIME()', schema_hash: '@hash' }),
+    };
+    const result: ApplyResult = { upserts: 0, deletes: 0, bytes: 0 };
+    let batch: (string | null)[][] = [];
+    let bytes = 0;
+
+    const apply = async (isLast: boolean): Promise<void> => {
+      const rows = batch;
+      const ups = rows.filter((r) => r[0] === 'U').length;
+      await this.inTransaction(ctx, async (tx) => {
+        if (rows.length > 0) {
+          await this.bulkLoad(tx, STAGING_TABLE, schema.columns.length, true, rows);
+          const deleted = (await this.exec(tx, text.del)).rowsAffected.reduce((a, b) => a + b, 0);
+          const inserted = (await this.exec(tx, text.ins)).rowsAffected.reduce((a, b) => a + b, 0);
+          await this.exec(tx, q.dropLoadTableSql(STAGING_TABLE));
+          await this.exec(tx, text.adjust, [table, { name: 'delta', type: sql.BigInt, value: inserted - deleted }]);
+        }
+        if (isLast) {
+          await this.exec(tx, text.record, [
+            table,
+            { name: 'lsn', type: sql.VarChar(40), value: opts.toVersion },
+            { name: 'fp', type: sql.NVarChar(sql.MAX), value: JSON.stringify(opts.fingerprint) },
+            { name: 'hash', type: sql.VarChar(64), value: hash },
+          ]);
+        }
+      });
+      result.upserts += ups;
+      result.deletes += rows.length - ups;
+      result.bytes += bytes;
+      batch = [];
+      bytes = 0;
+    };
+
+    try {
+      for await (const { line, bytes: n } of readLines(changes)) {
+        // Only the last batch may move the LSN, so a full batch waits until a further line shows it is not last.
+        if (bytes >= opts.batchBytes && batch.length > 0) await apply(false);
+        const fields = decodeLine(line);
+        const op = fields[0];
+        if ((op !== 'U' && op !== 'D') || fields.length !== schema.columns.length + 1) {
+          throw new MirrorError(FailureType.SourceReadFailed, 'malformed change line (expected U or D and one field per column)', ctx);
+        }
+        batch.push([op, ...schema.columns.map((c, i) => copyFieldToMssql(c.type, fields[i + 1] ?? null))]);
+        bytes += n;
+      }
+      await apply(true);
+    } catch (err) {
+      throw toMirrorError(err, ctx, FailureType.MirrorWriteFailed);
+    }
+    return result;
+  }
+
+  async dropTable(table: string): Promise<void> {
+    const live = liveName(table);
+    await this.inTransaction(this.ctx('drop table', table), async (tx) => {
+      await this.lock(tx, table);
+      await this.exec(tx, q.dropTableSql(this.schema, live));
+      await this.exec(tx, q.dropTableSql(this.schema, q.shadowName(live)));
+      await this.exec(tx, q.deleteStateSql(this.schema), [this.tableParam(table)]);
+      await this.exec(tx, q.deleteMarkerSql(this.schema), [this.tableParam(table)]);
+    });
+  }
+
+  async wipeAll(): Promise<void> {
+    await this.inTransaction(this.ctx('wipe'), async (tx) => {
+      await this.lock(tx);
+      await this.createStateTables(tx);
+      // Everything in the tenant's schema but the two state tables is a mirrored table or a shadow.
+      const tables = await this.exec(tx, q.SCHEMA_TABLES_SQL, [{ name: 'schema', type: sql.NVarChar(128), value: this.schema }]);
+      for (const r of tables.recordset) await this.exec(tx, q.dropTableSql(this.schema, String(r.name)));
+      await this.exec(tx, `DELETE FROM ${q.tableRef(this.schema, q.STATE_TABLE)}`);
+      await this.exec(tx, `DELETE FROM ${q.tableRef(this.schema, q.SHADOW_TABLE)}`);
+    });
+  }
+
+  async close(): Promise<void> {
+    const pending = this.poolPromise;
+    this.poolPromise = null;
+    if (pending) await pending.then((p) => p.close()).catch(() => undefined);
+  }
+}
+
+/** The mirror table for a source table name; the mirror's own names are reserved. */
+export function liveName(name: string): string {
+  if (name === q.STATE_TABLE || name === q.SHADOW_TABLE || name.endsWith('__shadow')) {
+    throw new MirrorError(FailureType.BadConfig, `table name ${JSON.stringify(name)} is reserved by the mirror (${q.STATE_TABLE}, ${q.SHADOW_TABLE}, *__shadow)`, {
+      table: name,
+    });
+  }
+  return q.fitMssqlIdentifier(name);
+}
+
+/** The schema as this mirror would store it (types through the SQL Server mapping and back). */
+function normalised(schema: TableSchema): TableSchema {
+  return { ...schema, columns: schema.columns.map((c) => ({ ...c, type: normalizeForMssql(c.type) })) };
+}
+
+/** ALTER statements for compatible changes; a widened column keeps its nullability unless it also dropped NOT NULL. */
+export function alterStatements(schemaName: string, table: string, schema: TableSchema, changes: SchemaChange[]): string[] {
+  const out: string[] = [];
+  const nullable = new Set(changes.filter((c) => c.kind === 'dropNotNull').map((c) => (c as { column: string }).column));
+  const widened = new Set<string>();
+  for (const c of changes) {
+    if (c.kind === 'addColumn') out.push(q.addColumnSql(schemaName, table, c.column));
+    else if (c.kind === 'dropColumn') out.push(q.dropColumnSql(schemaName, table, c.column));
+    else if (c.kind === 'widenType') {
+      const col = schema.columns.find((x) => x.name === c.column)!;
+      widened.add(c.column);
+      out.push(q.alterColumnSql(schemaName, table, c.column, col.type, nullable.has(c.column) || col.nullable));
+    }
+  }
+  for (const name of nullable) {
+    if (widened.has(name)) continue;
+    const col = schema.columns.find((x) => x.name === name)!;
+    out.push(q.alterColumnSql(schemaName, table, name, col.type, true));
+  }
+  return out;
+}
+
+function markerParam(m: ShadowMarker): Param {
+  return { name: 'marker', type: sql.NVarChar(sql.MAX), value: JSON.stringify(m) };
+}
+
+function parseMarker(text: string): ShadowMarker | null {
+  try {
+    const v = JSON.parse(text) as Partial<ShadowMarker>;
+    if (typeof v.schemaHash !== 'string' || typeof v.rows !== 'number') return null;
+    const key = Array.isArray(v.lastKey) ? v.lastKey.map((x) => (typeof x === 'string' ? x : null)) : null;
+    return { schemaHash: v.schemaHash, rows: v.rows, lastKey: key };
+  } catch {
+    return null;
+  }
+}
+
+function toTableState(r: StateRow): MirrorTableState {
+  let fingerprint: SourceFingerprint | null = null;
+  if (r.fingerprint) {
+    try {
+      const parsed = JSON.parse(r.fingerprint) as unknown;
+      if (parsed && typeof parsed === 'object') {
+        fingerprint = Object.fromEntries(Object.entries(parsed as Record<string, unknown>).map(([k, v]) => [k, String(v)]));
+      }
+    } catch {
+      fingerprint = null;
+    }
+  }
+  return {
+    table: r.table_name,
+    lsn: r.lsn,
+    schemaHash: r.schema_hash,
+    fingerprint,
+    populatedAt: r.populated_at ? `${r.populated_at}Z` : null,
+    lastSyncAt: r.last_sync_at ? `${r.last_sync_at}Z` : null,
+    rows: r.row_count === null ? null : Number(r.row_count),
+  };
+}
