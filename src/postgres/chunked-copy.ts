@@ -97,6 +97,9 @@ class CopySink {
 
   /** Ends the COPY with CopyFail so the connection leaves COPY mode and can roll back. */
   async abort(reason: unknown): Promise<void> {
+    // After a server error the server has already left COPY mode (and pg-copy-streams has let go of the
+    // connection, so destroy() would try to send CopyFail on nothing); after completion there is nothing to end.
+    if (this.error || this.stream.writableFinished) return;
     this.stream.destroy(reason instanceof Error ? reason : new Error(String(reason)));
     await finished(this.stream).catch(() => undefined);
   }
