@@ -110,7 +110,8 @@ export function logicalToMssqlType(type: LogicalType): string {
     case 'int64':
       return 'bigint';
     case 'decimal':
-      return decimalStorage(type) ?? 'nvarchar(100)';
+      // Wider than decimal(38): its exact text (PostgreSQL numeric precision is at most 1000 digits).
+      return decimalStorage(type) ?? 'nvarchar(1002)';
     case 'money':
       return 'money';
     case 'float32':
