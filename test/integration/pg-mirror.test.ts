@@ -350,6 +350,35 @@ describe('PgMirror', () => {
       await mirror.ping();
     });
 
+    it('a value rejected at the start of a large batch leaves its connection usable', async () => {
+      const single = new PgMirror({ url: server.url(), schema: SCHEMA, tenant: 'one', maxConnections: 1 });
+      try {
+        const before = await dump(kv);
+        const block = Buffer.from(copyText(Array.from({ length: 2000 }, (_, i) => ['U', String(1000 + i), 'ok', null])));
+        let sent = 0;
+        const stream = new Readable({
+          read() {
+            if (sent === 0) this.push(encodeLine(['U', '1', 'far too long for ten', null]));
+            else if (sent > 200) this.push(null);
+            else this.push(block); // the same keys again and again: harmless, the first line already failed
+            sent++;
+          },
+        });
+        await expectFailure(
+          single.applyChanges(kv, stream, { toVersion: '300', fingerprint: FINGERPRINT, batchBytes: 64 << 20 }),
+          FailureType.MirrorWriteFailed,
+        );
+        expect(await dump(kv)).toBe(before);
+        // The only connection of that pool still works, for a query and for another COPY.
+        await single.ping();
+        const ok = await single.applyChanges(kv, linesStream([U(8, 'eight')]), { toVersion: '201', fingerprint: FINGERPRINT, batchBytes: 100 });
+        expect(ok.upserts).toBe(1);
+        expect(await dump(kv)).toBe(modelText());
+      } finally {
+        await single.close();
+      }
+    });
+
     it('a malformed line also fails as MirrorWriteFailed and leaves everything as it was', async () => {
       const before = await dump(kv);
       const err = await expectFailure(
