@@ -309,7 +309,9 @@ export class MssqlMirror implements Mirror {
 
   /** Creates the session temporary table and bulk loads string rows into it, in the caller's transaction. */
   private async bulkLoad(tx: sql.Transaction, name: string, columns: number, withOp: boolean, rows: (string | null)[][]): Promise<void> {
-    await this.exec(tx, q.createLoadTableSql(name, columns, withOp));
+    // A batch, not a parameterized query: the driver runs queries through sp_executesql, and a temporary table
+    // created inside sp_executesql disappears when that call ends.
+    await new sql.Request(tx).batch(q.createLoadTableSql(name, columns, withOp));
     const t = new sql.Table(name);
     t.create = false;
     if (withOp) t.columns.add('op', sql.NChar(1), { nullable: false });
