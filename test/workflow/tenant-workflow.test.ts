@@ -2,6 +2,7 @@
  * The tenant workflow's state machine against a real Temporal server (the run's dev server) with stubbed
  * activities: every decision the workflow makes, without databases.
  */
+import '../support/quiet-runtime';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
 import { Context, ApplicationFailure } from '@temporalio/activity';

@@ -1,0 +1,157 @@
+/**
+ * The `tenant-mirror` command line (commander): run the worker, start tenants, look at them, pause, resume,
+ * force a wipe, or run the self-contained demo.
+ */
+import { Command } from 'commander';
+import { configPath, findTenant, loadConfigFile } from '../config/load';
+import { MirrorError } from '../core/errors';
+import { connectClient, forceWipe, pauseTenant, resumeTenant, startTenant, tenantStatus, WorkflowNotFoundError } from '../client';
+import { startEmbeddedTemporalIfNeeded, temporalTarget } from '../temporal/connection';
+import { createWorker } from '../worker';
+import { logger } from '../logging';
+import { printStatus, type StatusRow } from './status-format';
+import { runDemo } from '../demo/run';
+
+const program = new Command('tenant-mirror')
+  .description('Keeps a live mirror of each tenant database in a partner database, orchestrated by Temporal.')
+  .showHelpAfterError();
+
+program
+  .command('worker')
+  .description('run the worker (starts the embedded Temporal dev server unless TEMPORAL_ADDRESS is set)')
+  .action(async () => {
+    const target = temporalTarget();
+    const server = await startEmbeddedTemporalIfNeeded(target);
+    if (server) logger.info({ address: server.address, ui: server.uiUrl }, 'embedded Temporal dev server started');
+    loadConfigFile(); // fail fast on a broken tenants file
+    const { worker, connection } = await createWorker({ address: target.address, namespace: target.namespace });
+    logger.info({ taskQueue: 'tenant-mirror', config: configPath() }, 'worker running (Ctrl-C to stop)');
+    await worker.run();
+    await connection.close();
+    await server?.stop();
+  });
+
+program
+  .command('start')
+  .description('start the mirror workflow of a tenant, or of every configured tenant')
+  .argument('[tenant]', 'tenant id')
+  .option('--all', 'every tenant in the configuration')
+  .action(async (tenant: string | undefined, opts: { all?: boolean }) => {
+    const tenants = loadConfigFile();
+    const ids = opts.all ? tenants.map((t) => t.id) : tenant ? [findTenant(tenants, tenant).id] : [];
+    if (!ids.length) throw new MirrorError('BadConfig', 'name a tenant or pass --all');
+    await withClient(async (client) => {
+      for (const id of ids) console.log(`${id}: ${await startTenant(client, id)}`);
+    });
+  });
+
+program
+  .command('status')
+  .description("show tenants' mirror state and per-table LSN, rows and last sync")
+  .argument('[tenant]', 'tenant id (default: every configured tenant)')
+  .option('--json', 'machine-readable output')
+  .action(async (tenant: string | undefined, opts: { json?: boolean }) => {
+    const tenants = loadConfigFile();
+    const ids = tenant ? [tenant] : tenants.map((t) => t.id);
+    await withClient(async (client) => {
+      const rows: StatusRow[] = [];
+      for (const id of ids) {
+        try {
+          rows.push(await tenantStatus(client, id));
+        } catch (err) {
+          if (!(err instanceof WorkflowNotFoundError)) throw err;
+          rows.push({ tenantId: id, state: 'not started', reason: 'no workflow: run `tenant-mirror start ' + id + '`', tables: [], lastSuccessAt: null, pendingWipe: null, running: false, activityError: null });
+        }
+      }
+      if (opts.json) console.log(JSON.stringify(rows.map(toJson), null, 2));
+      else printStatus(rows);
+    });
+  });
+
+program
+  .command('list')
+  .description('list configured tenants and their workflow state')
+  .action(async () => {
+    const tenants = loadConfigFile();
+    await withClient(async (client) => {
+      for (const t of tenants) {
+        let state = 'not started';
+        try {
+          state = (await tenantStatus(client, t.id)).state;
+        } catch (err) {
+          if (!(err instanceof WorkflowNotFoundError)) throw err;
+        }
+        console.log(`${t.id.padEnd(24)} ${state.padEnd(14)} ${t.source.kind} → ${t.mirror.kind} (schema ${t.mirror.schema})`);
+      }
+    });
+  });
+
+program
+  .command('wipe')
+  .description('force a wipe and repopulation of a tenant (all tables, or the named ones)')
+  .argument('<tenant>', 'tenant id')
+  .option('--table <name...>', 'only these tables')
+  .action(async (tenant: string, opts: { table?: string[] }) => {
+    await withClient(async (client) => {
+      const ack = await forceWipe(client, tenant, opts.table);
+      console.log(`wipe accepted for ${tenant}: ${ack.tables === 'all' ? 'all tables' : ack.tables.join(', ')} (was ${ack.state})`);
+    });
+  });
+
+program
+  .command('pause')
+  .description('pause a tenant (it holds no database connections while paused)')
+  .argument('<tenant>', 'tenant id')
+  .option('--reason <text>', 'shown in status')
+  .action(async (tenant: string, opts: { reason?: string }) => {
+    await withClient(async (client) => {
+      await pauseTenant(client, tenant, opts.reason);
+      console.log(`pause sent to ${tenant}`);
+    });
+  });
+
+program
+  .command('resume')
+  .description('resume a paused or blocked tenant')
+  .argument('<tenant>', 'tenant id')
+  .action(async (tenant: string) => {
+    await withClient(async (client) => {
+      await resumeTenant(client, tenant);
+      console.log(`resume sent to ${tenant}`);
+    });
+  });
+
+program
+  .command('demo')
+  .description('everything embedded: Temporal, two PostgreSQL servers, a CRM-like source, a worker, live changes')
+  .option('--rows <n>', 'approximate source rows', '100000')
+  .action(async (opts: { rows: string }) => {
+    await runDemo({ rows: Number(opts.rows) });
+  });
+
+async function withClient(body: (client: import('@temporalio/client').Client) => Promise<void>): Promise<void> {
+  const target = temporalTarget();
+  const { client, close } = await connectClient(target.address, target.namespace);
+  try {
+    await body(client);
+  } finally {
+    await close();
+  }
+}
+
+function toJson(row: StatusRow) {
+  return {
+    tenantId: row.tenantId,
+    state: row.state,
+    reason: row.reason,
+    error: row.activityError,
+    tables: row.tables.map((t) => ({ name: t.name, state: t.state, lsn: t.lsn, rows: t.rows, lastSyncAt: t.lastSyncAt, error: t.error })),
+  };
+}
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  // One clear line for the person at the terminal; no stack for expected failures.
+  const message = err instanceof Error ? err.message : String(err);
+  console.error(`tenant-mirror: ${message}`);
+  process.exitCode = err instanceof MirrorError && err.type === 'BadConfig' ? 2 : 1;
+});
