@@ -43,6 +43,8 @@ export function createPgPool(url: string, opts: PgPoolOptions = {}): Pool {
   // An idle client that loses its server emits here; the pool already discards it and the next query reports the
   // failure with context. Without a listener the error would crash the worker.
   pool.on('error', () => undefined);
+  // Likewise for a checked-out client whose server goes away: its pending query rejects with the error anyway.
+  pool.on('connect', (client) => client.on('error', () => undefined));
   return pool;
 }
 
@@ -56,10 +58,7 @@ export function startupOptions(settings: Readonly<Record<string, string>>): stri
 /** Checks out a client, classifying connection failures (bad password → AuthFailed, refused → Unavailable). */
 export async function connectClient(pool: Pool, ctx: ErrorContext): Promise<PoolClient> {
   try {
-    const client = await pool.connect();
-    // A checked-out client whose server goes away emits 'error'; the pending query rejects with it anyway.
-    client.on('error', () => undefined);
-    return client;
+    return await pool.connect();
   } catch (err) {
     throw toMirrorError(err, ctx, FailureType.Unavailable);
   }

@@ -2,8 +2,7 @@
  * The PostgreSQL change source: tables and schemas from the catalog, trigger-based change tracking (see
  * tracking.ts), and consistent snapshots that stream rows and net changes as COPY text straight from the server.
  */
-import { PassThrough, type Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { PassThrough, type Readable, type Writable } from 'node:stream';
 import type { Pool, PoolClient, QueryResultRow } from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import type {
@@ -43,6 +42,7 @@ export class PgChangeSource implements ChangeSource {
   private readonly pool: Pool;
   private readonly tenant: string;
   private readonly lockTimeoutMs: number;
+  private readonly openSnapshots = new Set<PgSourceSnapshot>();
 
   constructor(opts: PgChangeSourceOptions) {
     this.tenant = opts.tenant;
@@ -70,8 +70,10 @@ export class PgChangeSource implements ChangeSource {
     return withClient(this.pool, this.ctx('fingerprint'), (c) => readFingerprint(c), FailureType.SourceReadFailed);
   }
 
-  snapshot(): Promise<SourceSnapshot> {
-    return PgSourceSnapshot.open(this.pool, this.ctx('snapshot'));
+  async snapshot(): Promise<SourceSnapshot> {
+    const snap = await PgSourceSnapshot.open(this.pool, this.ctx('snapshot'), (s) => this.openSnapshots.delete(s));
+    this.openSnapshots.add(snap);
+    return snap;
   }
 
   cleanup(retentionMs: number): Promise<void> {
@@ -82,7 +84,9 @@ export class PgChangeSource implements ChangeSource {
     return withClient(this.pool, this.ctx('estimate rows', table), (c) => estimateRows(c, table), FailureType.SourceReadFailed);
   }
 
+  /** Closes snapshots still open (pool.end() would wait for their connections forever), then the pool. */
   async close(): Promise<void> {
+    await Promise.all([...this.openSnapshots].map((s) => s.close()));
     await this.pool.end();
   }
 }
@@ -109,9 +113,10 @@ class PgSourceSnapshot implements SourceSnapshot {
     readonly version: Version,
     readonly fingerprint: SourceFingerprint,
     private readonly baseCtx: ErrorContext,
+    private readonly onClose: (s: PgSourceSnapshot) => void,
   ) {}
 
-  static async open(pool: Pool, ctx: ErrorContext): Promise<PgSourceSnapshot> {
+  static async open(pool: Pool, ctx: ErrorContext, onClose: (s: PgSourceSnapshot) => void): Promise<PgSourceSnapshot> {
     const client = await connectClient(pool, ctx);
     try {
       await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
@@ -122,7 +127,7 @@ class PgSourceSnapshot implements SourceSnapshot {
       const version = rows[0]?.version;
       if (version === undefined) throw new MirrorError(FailureType.SourceReadFailed, 'no snapshot version', ctx);
       const fingerprint = await readFingerprint(client);
-      return new PgSourceSnapshot(client, version, fingerprint, ctx);
+      return new PgSourceSnapshot(client, version, fingerprint, ctx, onClose);
     } catch (err) {
       client.release(true);
       throw toMirrorError(err, ctx, FailureType.SourceReadFailed);
@@ -232,7 +237,7 @@ class PgSourceSnapshot implements SourceSnapshot {
       const sql = await prepare();
       this.active++;
       try {
-        await pipeline(this.client.query(copyTo(sql)), out);
+        await copyInto(this.client.query(copyTo(sql)), out);
       } catch (err) {
         // Cut short, the connection still has the rest of the COPY output pending; failed on the server, the
         // transaction is aborted. Either way nothing more can be read in this snapshot.
@@ -250,6 +255,7 @@ class PgSourceSnapshot implements SourceSnapshot {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.onClose(this);
     if (this.broken || this.active > 0) {
       this.client.release(true);
       return;
@@ -261,6 +267,33 @@ class PgSourceSnapshot implements SourceSnapshot {
       this.client.release(true);
     }
   }
+}
+
+/**
+ * Pipes a COPY stream into `out` and settles when it has all been handed over. Unlike stream.pipeline, a failure
+ * does not reach `out` as the raw driver error: the caller destroys `out` with a classified one. `out` closing
+ * early (the consumer gave up) rejects too, since the COPY is then left unfinished on the connection.
+ */
+function copyInto(copy: Readable, out: Writable): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    let done = false;
+    copy.once('error', (err) => {
+      done = true;
+      copy.unpipe(out);
+      reject(err);
+    });
+    copy.once('end', () => {
+      done = true;
+      resolve();
+    });
+    out.once('close', () => {
+      if (done) return;
+      copy.unpipe(out);
+      copy.destroy();
+      reject(new Error('the consumer closed the stream before its end'));
+    });
+    copy.pipe(out);
+  });
 }
 
 /** Every row after `after` (a ready predicate), all columns in schema order, in key order. */
