@@ -22,6 +22,7 @@ import {
   assertVersion,
   changesSql,
   cleanupTracking,
+  columnExpr,
   enableTracking,
   isUsable,
   qualifiedTable,
@@ -298,7 +299,7 @@ function copyInto(copy: Readable, out: Writable): Promise<void> {
 
 /** Every row after `after` (a ready predicate), all columns in schema order, in key order. */
 export function rowsSql(table: TableSchema, after: string | null): string {
-  const cols = table.columns.map((c) => quotePg(c.name)).join(', ');
+  const cols = table.columns.map((c) => columnExpr(quotePg(c.name), c.type)).join(', ');
   const order = table.primaryKey.map(quotePg).join(', ');
   return `COPY (SELECT ${cols} FROM ${qualifiedTable(table)}${after ? ` WHERE ${after}` : ''} ORDER BY ${order}) TO STDOUT`;
 }

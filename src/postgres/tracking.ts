@@ -14,7 +14,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Pool, PoolClient } from 'pg';
-import type { TableSchema, Version } from '../core/types';
+import type { LogicalType, TableSchema, Version } from '../core/types';
 import { fitPgIdentifier, literalPg, quotePg } from '../core/identifiers';
 import { FailureType, MirrorError, toMirrorError, type ErrorContext } from '../core/errors';
 import { TRACKING_SCHEMA, readNativeKey, type NativeKeyColumn, type Queryable } from './catalog';
@@ -149,7 +149,7 @@ export function changesSql(table: TableSchema, side: string, from: Version, to: 
   const keyIndex = new Map(table.primaryKey.map((c, i) => [c, i]));
   const cols = table.columns.map((c) => {
     const i = keyIndex.get(c.name);
-    return i === undefined ? `t.${quotePg(c.name)}` : `k.${sideKeyColumn(i)}`;
+    return i === undefined ? columnExpr(`t.${quotePg(c.name)}`, c.type) : columnExpr(`k.${sideKeyColumn(i)}`, c.type);
   });
   const sideCols = table.primaryKey.map((_, i) => sideKeyColumn(i)).join(', ');
   const join = table.primaryKey.map((c, i) => `t.${quotePg(c)} = k.${sideKeyColumn(i)}`).join(' AND ');
@@ -160,6 +160,16 @@ export function changesSql(table: TableSchema, side: string, from: Version, to: 
     `WHERE xid >= ${literalPg(assertVersion(from))}::xid8 AND xid < ${literalPg(assertVersion(to))}::xid8) k ` +
     `LEFT JOIN ${qualifiedTable(table)} t ON ${join}) TO STDOUT`
   );
+}
+
+/**
+ * A column as it goes on the wire. money's text form depends on lc_monetary ("$1,234.50") and the mirror stores it
+ * as numeric, so it is sent as numeric; every other type's own text form is what the mirror loads.
+ */
+export function columnExpr(expr: string, type: LogicalType): string {
+  if (type.kind === 'money') return `${expr}::numeric`;
+  if (type.kind === 'array' && type.element.kind === 'money') return `${expr}::numeric[]`;
+  return expr;
 }
 
 export function assertVersion(v: string): string {

@@ -51,7 +51,13 @@ async function readLines(stream: Readable): Promise<(string | null)[][]> {
 async function selectAsText(table: TableSchema, where = 'true'): Promise<(string | null)[][]> {
   // boolean::text says true/false; its output function (what COPY prints) says t/f.
   const cols = table.columns
-    .map((c) => (c.type.kind === 'boolean' ? `CASE ${quotePg(c.name)} WHEN true THEN 't' WHEN false THEN 'f' END` : `${quotePg(c.name)}::text`))
+    .map((c) =>
+      c.type.kind === 'boolean'
+        ? `CASE ${quotePg(c.name)} WHEN true THEN 't' WHEN false THEN 'f' END`
+        : c.type.kind === 'money'
+          ? `${quotePg(c.name)}::numeric::text` // the mirror's type for money
+          : `${quotePg(c.name)}::text`,
+    )
     .join(', ');
   // Qualified, or ORDER BY would pick the ::text output columns of the same name.
   const order = table.primaryKey.map((c) => `t.${quotePg(c)}`).join(', ');
@@ -122,16 +128,17 @@ beforeAll(async () => {
       doc jsonb,
       nums int[],
       feeling mood,
-      code short_code
+      code short_code,
+      price money
     );
     INSERT INTO kinds VALUES
       (1, 9007199254740993, 123456789012345.12345, E'tab\\there\\nnew line\\\\back slash', 'short', true,
        '\\x00ff10'::bytea, '2024-02-29 23:59:59.123456+02', '2024-02-29', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11',
-       '{"a": [1, "x\\ty"], "b": null}', '{1,2,NULL,4}', 'happy', 'C1'),
+       '{"a": [1, "x\\ty"], "b": null}', '{1,2,NULL,4}', 'happy', 'C1', 1234567.89),
       (2, -1, 0.00001, '', 'x', false, '\\x'::bytea, '1999-12-31 00:00:00+00', '0001-01-01',
-       '00000000-0000-0000-0000-000000000000', '[]', '{}', 'sad', 'C2'),
-      (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'C3'),
-      (4, 4, 4, 'four', 'four', true, NULL, now(), current_date, gen_random_uuid(), '{"n": 4}', '{4}', 'ok', 'C4');
+       '00000000-0000-0000-0000-000000000000', '[]', '{}', 'sad', 'C2', -0.5),
+      (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'C3', NULL),
+      (4, 4, 4, 'four', 'four', true, NULL, now(), current_date, gen_random_uuid(), '{"n": 4}', '{4}', 'ok', 'C4', 4);
     CREATE TABLE pairs (a text, b int, v text, PRIMARY KEY (a, b));
     INSERT INTO pairs SELECT chr(97 + i % 3), i, 'v' || i FROM generate_series(1, 30) i;
     CREATE TABLE nopk (x int);
@@ -161,8 +168,9 @@ describe('PgChangeSource catalog', () => {
     expect(kinds.primaryKey).toEqual(['id']);
     const byName = Object.fromEntries(kinds.columns.map((c) => [c.name, c]));
     expect(kinds.columns.map((c) => c.name)).toEqual([
-      'id', 'big', 'amount', 'note', 'label', 'flag', 'blob', 'at', 'day', 'uid', 'doc', 'nums', 'feeling', 'code',
+      'id', 'big', 'amount', 'note', 'label', 'flag', 'blob', 'at', 'day', 'uid', 'doc', 'nums', 'feeling', 'code', 'price',
     ]);
+    expect(byName.price!.type).toEqual({ kind: 'money' });
     expect(byName.id).toEqual({ name: 'id', type: { kind: 'int32' }, nullable: false });
     expect(byName.amount!.type).toEqual({ kind: 'decimal', precision: 20, scale: 5 });
     expect(byName.label!.type).toEqual({ kind: 'string', length: 12 });
@@ -215,6 +223,8 @@ describe('PgChangeSource rows and changes', () => {
       expect(rows[0]![3]).toBe('tab\there\nnew line\\back slash');
       expect(rows[0]![1]).toBe('9007199254740993');
       expect(rows[0]![12]).toBe('happy');
+      expect(rows[0]![14]).toBe('1234567.89');
+      expect(rows[1]![14]).toBe('-0.50');
 
       const pairs = await tableNamed('pairs');
       const all = await readLines(snap.rows(pairs));

@@ -2,6 +2,7 @@ import { describe, it, expect } from 'vitest';
 import {
   assertVersion,
   changesSql,
+  columnExpr,
   sideTableName,
   sideTableSql,
   triggerFunctionSql,
@@ -109,6 +110,14 @@ describe('tracking DDL', () => {
     expect(truncate).toContain('AFTER TRUNCATE');
     expect(truncate).toContain('FOR EACH STATEMENT');
     expect(always).toContain('ENABLE ALWAYS TRIGGER "tenant_mirror_ct_row", ENABLE ALWAYS TRIGGER "tenant_mirror_ct_truncate"');
+  });
+});
+
+describe('columnExpr', () => {
+  it('sends money (and money arrays) as numeric, everything else as itself', () => {
+    expect(columnExpr('t."m"', { kind: 'money' })).toBe('t."m"::numeric');
+    expect(columnExpr('t."m"', { kind: 'array', element: { kind: 'money' } })).toBe('t."m"::numeric[]');
+    expect(columnExpr('t."s"', { kind: 'string' })).toBe('t."s"');
   });
 });
 
