@@ -24,6 +24,7 @@ import {
 import { tenantMirrorWorkflow } from '../../workflows/tenant-mirror';
 import { sharedTemporal } from '../support/temporal';
 import { waitFor } from '../support/wait';
+import { recordHistory } from '../support/histories';
 
 const temporal = sharedTemporal();
 let connection: Connection;
@@ -128,6 +129,7 @@ describe('tenant workflow state machine', () => {
       expect(status.tables.find((t) => t.name === 'audit_log')).toMatchObject({ state: 'skipped', error: expect.stringContaining('primary key') });
       const description = await handle.describe();
       expect(description.typedSearchAttributes.get(MIRROR_STATE_KEY)).toBe('mirroring');
+      await recordHistory(handle, 'bootstrap-populate-mirror');
       await handle.terminate('test done');
     });
   });
@@ -148,6 +150,7 @@ describe('tenant workflow state machine', () => {
       await waitFor(async () => preparedAfterWipe && stateOf(await handle.query(statusQuery)) === 'mirroring');
       expect(stubs.wipes).toEqual([{ tables: ['orders'], reason: 'forced wipe' }]);
       expect(stubs.calls.slice(-4)).toEqual(['prepare', 'populate:customers', 'populate:orders', 'session:customers,orders']);
+      await recordHistory(handle, 'force-wipe');
       await handle.terminate('test done');
     });
   });
@@ -161,6 +164,7 @@ describe('tenant workflow state machine', () => {
       expect(rejected).toBeInstanceOf(Error);
       expect(String((rejected as Error).cause)).toMatch(/tables must be a list/);
       expect(stubs.wipes).toEqual([]);
+      await recordHistory(handle, 'force-wipe-rejected');
       await handle.terminate('test done');
     });
   });
@@ -180,6 +184,7 @@ describe('tenant workflow state machine', () => {
       await handle.signal(resumeSignal);
       await waitFor(async () => stubs.calls.filter((c) => c === 'prepare').length === 2);
       await waitFor(async () => stateOf(await handle.query(statusQuery)) === 'mirroring');
+      await recordHistory(handle, 'pause-resume');
       await handle.terminate('test done');
     });
   });
@@ -202,6 +207,7 @@ describe('tenant workflow state machine', () => {
       credentialsFixed = true;
       await handle.signal(resumeSignal);
       await waitFor(async () => stateOf(await handle.query(statusQuery)) === 'mirroring');
+      await recordHistory(handle, 'blocked-auth');
       await handle.terminate('test done');
     });
   });
@@ -219,6 +225,7 @@ describe('tenant workflow state machine', () => {
       await waitFor(async () => stateOf(await handle.query(statusQuery)) === 'paused');
       expect((await handle.query(statusQuery)).reason).toMatch(/source restored: source fingerprint changed/);
       expect(stubs.calls).toEqual(['prepare']);
+      await recordHistory(handle, 'restore-pause');
       await handle.terminate('test done');
     });
   });
@@ -237,6 +244,7 @@ describe('tenant workflow state machine', () => {
       const handle = await start(tq);
       await waitFor(async () => stubs.calls.filter((c) => c.startsWith('session')).length === 2);
       expect(stubs.calls.filter((c) => c === 'prepare')).toHaveLength(2);
+      await recordHistory(handle, 'incompatible-schema');
       await handle.terminate('test done');
     });
   });
