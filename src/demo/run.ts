@@ -240,7 +240,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
       onError: (err) => print(`live changes stopped: ${err instanceof Error ? err.message : String(err)}`),
     });
     live.start();
-    print(`Making live changes at the source (~${opts.changesPerSecond ?? 300}/s). ${opts.untilSynced ? '' : 'Ctrl-C to stop.'}`);
+    print(`Making live changes at the source (~${opts.changesPerSecond ?? 300}/s).${opts.untilSynced ? '' : ' Ctrl-C to stop.'}`);
     if (workflowUrl) print(`Temporal UI: ${workflowUrl}`);
     if (opts.untilSynced) {
       await sleepUnlessStopped(opts.liveMs ?? 3_000, stop.signal);

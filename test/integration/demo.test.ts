@@ -1,0 +1,44 @@
+/**
+ * The demo end to end at a small size: real PostgreSQL servers, the shared Temporal dev server, the real worker.
+ * runDemo stops on its own once every mirrored table's count and checksum (plain SQL on both sides) match the
+ * source after a burst of live changes; then everything it started must be stopped.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { connectClient } from '../../src/client';
+import { CRM_TABLES, UNMIRRORED_TABLE, planCounts } from '../../src/demo/crm';
+import { DEMO_TENANT, runDemo } from '../../src/demo/run';
+import { workflowIdFor } from '../../workflows/definitions';
+import { sharedTemporal } from '../support/temporal';
+
+describe('demo', () => {
+  it('populates the CRM, carries live changes until the mirror equals the source, and stops what it started', async () => {
+    const { address, namespace, workflowBundlePath } = sharedTemporal();
+    const dataDir = join(process.cwd(), '.data', 'test', 'demo');
+    const rows = 3_000;
+
+    const result = await runDemo({ rows, untilSynced: true, liveMs: 3_000, dataDir, temporal: { address, namespace }, workflowBundlePath });
+
+    const counts = planCounts(rows);
+    const expectedMirrored = CRM_TABLES.filter((t) => t !== UNMIRRORED_TABLE);
+    expect([...result.mirroredTables].sort()).toEqual([...expectedMirrored].sort());
+    expect(result.skipped.map((s) => s.name)).toEqual([UNMIRRORED_TABLE]);
+    expect(result.skipped[0]?.reason).toMatch(/primary key/i);
+    expect(result.populatedRows).toBe(expectedMirrored.reduce((sum, t) => sum + counts[t], 0));
+    expect(result.liveChanges).toBeGreaterThan(0);
+    expect(result.inSync).toBe(true);
+    expect(result.mirrorRows).toBe(result.sourceRows);
+
+    // Stopped: both servers shut down, the workflow terminated.
+    expect(existsSync(join(dataDir, 'source', 'data', 'postmaster.pid'))).toBe(false);
+    expect(existsSync(join(dataDir, 'mirror', 'data', 'postmaster.pid'))).toBe(false);
+    const { client, close } = await connectClient(address, namespace);
+    try {
+      const description = await client.workflow.getHandle(workflowIdFor(DEMO_TENANT)).describe();
+      expect(description.status.name).toBe('TERMINATED');
+    } finally {
+      await close();
+    }
+  });
+});
