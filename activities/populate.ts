@@ -8,6 +8,7 @@
  */
 import { Context, CancelledFailure } from '@temporalio/activity';
 import { MirrorError, FailureType } from '../src/core/errors';
+import type { SourceSnapshot, TableSchema } from '../src/core/types';
 import type { PopulateResult } from '../workflows/definitions';
 import { withSides, type ActivityDeps } from './deps';
 import { withFailures } from './failure';
@@ -48,6 +49,7 @@ export async function populateTable(deps: ActivityDeps, tenantId: string, table:
         const lastKey = previous?.table === table ? await mirror.shadowLastKey(schema) : null;
         const resume = previous !== undefined && lastKey !== null;
         const version = resume ? previous.version : snapshot.version;
+        if (!resume) await assertTrackingCovers(snapshot, schema, tenantId);
         const base = resume ? { rows: previous.rows, bytes: previous.bytes } : { rows: 0, bytes: 0 };
         if (resume) log.info({ rows: previous.rows, version }, 'resuming population from the last copied key');
         lastBeat = { table, version, rows: base.rows, bytes: base.bytes, lastKey };
@@ -79,5 +81,22 @@ export async function populateTable(deps: ActivityDeps, tenantId: string, table:
         await snapshot.close();
       }
     }),
+  );
+}
+
+/**
+ * A population's version must not be below the table's min valid version, or the very next cycle would call the
+ * table expired and repopulate it again. That happens when a transaction older than the enabling of tracking is
+ * still open (it holds the horizon back): fail retryably and try again once it has finished.
+ */
+async function assertTrackingCovers(snapshot: SourceSnapshot, schema: TableSchema, tenantId: string): Promise<void> {
+  const minValid = await snapshot.minValidVersion(schema);
+  if (minValid !== null && BigInt(snapshot.version) >= BigInt(minValid)) return;
+  throw new MirrorError(
+    FailureType.SourceReadFailed,
+    minValid === null
+      ? 'change tracking is not recording for this table yet'
+      : `a source transaction older than change tracking is still open (horizon ${snapshot.version} < min valid version ${minValid}); waiting for it to finish`,
+    { tenant: tenantId, table: schema.name, operation: 'populate', side: 'source' },
   );
 }
