@@ -13,9 +13,9 @@ import type { NativeConnection } from '@temporalio/worker';
 import { createWorker, defaultDeps } from '../../src/worker';
 import { startPgPair, type PgPair } from './pg';
 import { sharedTemporal } from './temporal';
-import { tableChecksum, type TableChecksum } from './checksum';
+import { query, tableChecksum, type TableChecksum } from './checksum';
 import { waitFor } from './wait';
-import { statusQuery, workflowIdFor, type TenantStatus } from '../../workflows/definitions';
+import { statusQuery, workflowIdFor, type MirrorState, type TenantStatus } from '../../workflows/definitions';
 import { tenantMirrorWorkflow } from '../../workflows/tenant-mirror';
 import type { TenantConfigInput } from '../../src/config/schema';
 
@@ -27,7 +27,15 @@ export interface Harness {
   mirrorUrl: string;
   client: Client;
   configPath: string;
+  workflowId: string;
+  temporalAddress: string;
+  namespace: string;
   startTenant(): Promise<void>;
+  /** Runs SQL on the source / mirror database by URL (the server behind the URL may have been replaced). */
+  sourceSql(text: string): Promise<void>;
+  mirrorSql(text: string): Promise<void>;
+  /** Waits for the workflow's status to satisfy `check` (a state name or a predicate). */
+  waitStatus(check: MirrorState | ((s: TenantStatus) => boolean), what?: string, timeoutMs?: number): Promise<TenantStatus>;
   status(): Promise<TenantStatus>;
   /** Waits until the tenant mirrors and every listed table's checksum equals the source's. */
   waitConverged(tables: { name: string; orderBy: string; sourceName?: string }[], timeoutMs?: number): Promise<Record<string, TableChecksum>>;
@@ -79,7 +87,24 @@ export async function startHarness(name: string, overrides: Partial<TenantConfig
     mirrorUrl,
     client,
     configPath,
+    workflowId: workflowIdFor(tenantId),
+    temporalAddress: temporal.address,
+    namespace: temporal.namespace,
     writeConfig,
+    sourceSql: async (text) => void (await query(sourceUrl, text)),
+    mirrorSql: async (text) => void (await query(mirrorUrl, text)),
+    async waitStatus(check, what, timeoutMs = 60_000) {
+      let last: TenantStatus | null = null;
+      const ok = typeof check === 'string' ? (s: TenantStatus) => s.state === check : check;
+      await waitFor(
+        async () => {
+          last = await handle().query(statusQuery);
+          return ok(last);
+        },
+        { timeoutMs, intervalMs: 100, what: what ?? (typeof check === 'string' ? `state ${check}` : 'status') },
+      );
+      return last!;
+    },
     async startTenant() {
       await client.workflow.start(tenantMirrorWorkflow, { workflowId: workflowIdFor(tenantId), taskQueue, args: [{ tenantId }] });
     },
