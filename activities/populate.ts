@@ -22,12 +22,11 @@ export interface PopulateHeartbeat {
   lastKey: (string | null)[] | null;
 }
 
-const CHUNK_BYTES = 32 * 1024 * 1024;
 const KEEPALIVE_MS = 5_000;
 
 export async function populateTable(deps: ActivityDeps, tenantId: string, table: string): Promise<PopulateResult> {
   return withFailures({ tenant: tenantId, table, operation: 'populate' }, () =>
-    withSides(deps, tenantId, async ({ source, mirror }) => {
+    withSides(deps, tenantId, async ({ tenant, source, mirror }) => {
       const ctx = Context.current();
       const log = deps.logger.child({ tenantId, table, activity: 'populateTable', attempt: ctx.info.attempt });
       const started = Date.now();
@@ -63,7 +62,8 @@ export async function populateTable(deps: ActivityDeps, tenantId: string, table:
         try {
           await mirror.copyIntoShadow(schema, rows, {
             resume,
-            chunkBytes: CHUNK_BYTES,
+            // Commits (and resume points) every batchBytes: the tenant's bound on one write transaction.
+            chunkBytes: tenant.batchBytes,
             onChunk: (p) => {
               lastBeat = { table, version, rows: base.rows + p.rows, bytes: base.bytes + p.bytes, lastKey: p.lastKey };
               ctx.heartbeat(lastBeat);

@@ -335,7 +335,7 @@ function activitiesFor(policy: TenantPolicy): TenantActivities {
   });
   const populate = proxyActivities<TenantActivities>({
     startToCloseTimeout: '24 hours',
-    heartbeatTimeout: '2 minutes',
+    heartbeatTimeout: '30 seconds',
     scheduleToCloseTimeout: retryWindow,
     cancellationType: 'WAIT_CANCELLATION_COMPLETED',
     retry,
