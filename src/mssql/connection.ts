@@ -125,3 +125,36 @@ export function errorNumber(err: unknown): number | undefined {
   const n = e?.number ?? e?.originalError?.number ?? e?.originalError?.info?.number;
   return typeof n === 'number' ? n : undefined;
 }
+
+/**
+ * A pool opened on first use and shared by an adapter's calls. A failed connect is not kept: the next call tries
+ * again (a server that was down may be back).
+ */
+export class LazyPool {
+  private pending: Promise<sql.ConnectionPool> | null = null;
+
+  constructor(
+    private readonly url: string,
+    private readonly maxConnections: number | undefined,
+    private readonly ctx: ErrorContext,
+  ) {
+    parseMssqlUrl(url); // fail fast on a malformed URL (BadConfig)
+  }
+
+  get(): Promise<sql.ConnectionPool> {
+    if (!this.pending) {
+      const opening = openPool(this.url, this.maxConnections, this.ctx);
+      this.pending = opening;
+      opening.catch(() => {
+        if (this.pending === opening) this.pending = null;
+      });
+    }
+    return this.pending;
+  }
+
+  async close(): Promise<void> {
+    const pending = this.pending;
+    this.pending = null;
+    if (pending) await pending.then((p) => p.close()).catch(() => undefined);
+  }
+}

@@ -31,7 +31,7 @@ import type {
   TableSchema,
   Version,
 } from '../core/types';
-import { errorNumber, openPool, parseMssqlUrl } from './connection';
+import { errorNumber, LazyPool } from './connection';
 import * as q from './sql';
 import { readLines } from './stream';
 import { mssqlTypeToLogical, normalizeForMssql } from './types';
@@ -81,19 +81,15 @@ type Param = { name: string; type: sql.ISqlType | (() => sql.ISqlType); value: u
 
 export class MssqlMirror implements Mirror {
   readonly dialect = 'mssql' as const;
-  private readonly url: string;
   private readonly schema: string;
   private readonly tenant: string;
-  private readonly maxConnections: number | undefined;
-  private poolPromise: Promise<sql.ConnectionPool> | null = null;
+  private readonly connections: LazyPool;
 
   constructor(opts: MssqlMirrorOptions) {
-    parseMssqlUrl(opts.url);
     q.q(opts.schema); // BadConfig now for an unusable schema name
-    this.url = opts.url;
     this.schema = opts.schema;
     this.tenant = opts.tenant;
-    this.maxConnections = opts.maxConnections;
+    this.connections = new LazyPool(opts.url, opts.maxConnections, { tenant: opts.tenant, side: 'mirror', operation: 'connect' });
   }
 
   private ctx(operation: string, table?: string): ErrorContext {
@@ -101,11 +97,7 @@ export class MssqlMirror implements Mirror {
   }
 
   private pool(): Promise<sql.ConnectionPool> {
-    if (!this.poolPromise) {
-      this.poolPromise = openPool(this.url, this.maxConnections, this.ctx('connect'));
-      this.poolPromise.catch(() => (this.poolPromise = null));
-    }
-    return this.poolPromise;
+    return this.connections.get();
   }
 
   /** Runs fn in one READ COMMITTED transaction; any failure rolls it back and becomes a typed failure. */
@@ -474,9 +466,7 @@ export class MssqlMirror implements Mirror {
   }
 
   async close(): Promise<void> {
-    const pending = this.poolPromise;
-    this.poolPromise = null;
-    if (pending) await pending.then((p) => p.close()).catch(() => undefined);
+    await this.connections.close();
   }
 }
 

@@ -32,7 +32,7 @@ import type {
   TableSchema,
   Version,
 } from '../core/types';
-import { errorNumber, openPool, parseMssqlUrl } from './connection';
+import { errorNumber, LazyPool } from './connection';
 import * as q from './sql';
 import { streamRows, type QueryParam, type RowStreamHandle } from './stream';
 import { formatMssqlType, mssqlTypeToLogical, type MssqlColumnFacts } from './types';
@@ -62,18 +62,14 @@ const ALREADY_TRACKED_DATABASE = 5088;
 
 export class MssqlChangeSource implements ChangeSource {
   readonly dialect = 'mssql' as const;
-  private readonly url: string;
   private readonly tenant: string;
-  private readonly maxConnections: number | undefined;
-  private poolPromise: Promise<sql.ConnectionPool> | null = null;
+  private readonly connections: LazyPool;
   /** Declared types of each table's columns, for key comparisons (see sql.ts keyValueExpr). */
   private readonly declared = new Map<string, Map<string, string>>();
 
   constructor(opts: MssqlChangeSourceOptions) {
-    parseMssqlUrl(opts.url); // fail fast on a malformed URL (BadConfig)
-    this.url = opts.url;
     this.tenant = opts.tenant;
-    this.maxConnections = opts.maxConnections;
+    this.connections = new LazyPool(opts.url, opts.maxConnections, { tenant: opts.tenant, side: 'source', operation: 'connect' });
   }
 
   private ctx(operation: string, table?: string): ErrorContext {
@@ -81,12 +77,7 @@ export class MssqlChangeSource implements ChangeSource {
   }
 
   private pool(): Promise<sql.ConnectionPool> {
-    if (!this.poolPromise) {
-      this.poolPromise = openPool(this.url, this.maxConnections, this.ctx('connect'));
-      // A failed connect is not cached: the next call tries again.
-      this.poolPromise.catch(() => (this.poolPromise = null));
-    }
-    return this.poolPromise;
+    return this.connections.get();
   }
 
   private async run<T>(ctx: ErrorContext, fallback: (typeof FailureType)[keyof typeof FailureType], fn: (pool: sql.ConnectionPool) => Promise<T>): Promise<T> {
@@ -201,9 +192,7 @@ export class MssqlChangeSource implements ChangeSource {
   }
 
   async close(): Promise<void> {
-    const pending = this.poolPromise;
-    this.poolPromise = null;
-    if (pending) await pending.then((p) => p.close()).catch(() => undefined);
+    await this.connections.close();
   }
 
   /** Declared key column types (from listTables, or read now when this process has not listed the table). */
