@@ -7,6 +7,7 @@ import '../support/quiet-runtime';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHarness, type Harness } from '../support/tenant-harness';
 import { query } from '../support/checksum';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 
 let h: Harness;
 
@@ -106,6 +107,17 @@ describe('PostgreSQL → PostgreSQL', () => {
     expect(sums.all_types!.rows).toBe(2001 + 1 - 100);
     const moved = await query<{ id: string }>(h.mirrorUrl, 'SELECT id FROM mirror.all_types WHERE id IN (7, 9000)');
     expect(moved.map((r) => r.id)).toEqual(['9000']);
+  });
+
+  it('keeps connection details and row data out of the workflow history', async () => {
+    const history = await h.client.workflow.getHandle(`tenant-mirror:${h.tenantId}`).fetchHistory();
+    const text = historyToJSON(history);
+    expect(text).toContain(h.tenantId);
+    for (const secretish of ['postgres://', `:${h.pg.source.port}`, `:${h.pg.mirror.port}`, 'password']) expect(text).not.toContain(secretish);
+    // Row values: a distinctive body from the source never appears, not even base64-encoded in a payload.
+    const rowValue = 'with tab';
+    expect(text).not.toContain(rowValue);
+    expect(text).not.toContain(Buffer.from(`"${rowValue}`).toString('base64').slice(0, 8));
   });
 
   it('applies a burst of changes to the same rows as their net effect', async () => {
