@@ -20,8 +20,15 @@ import { withFailures } from './failure';
 const IDLE_TOUCH_MS = 60_000;
 const HEARTBEAT_MS = 1_000;
 
+interface SessionEnd {
+  reason: SessionEndReason;
+  detail: string;
+  /** Tables the workflow must repopulate (schemaChanged). */
+  tables?: string[];
+}
+
 interface CycleOutcome {
-  end: { reason: SessionEndReason; detail: string } | null;
+  end: SessionEnd | null;
   changes: number;
 }
 
@@ -44,17 +51,17 @@ export async function syncSession(deps: ActivityDeps, tenantId: string, input: S
         beat();
         if (outcome.end) {
           log.info({ reason: outcome.end.reason, detail: outcome.end.detail }, 'sync session returns to the workflow');
-          return result(outcome.end.reason, outcome.end.detail);
+          return result(outcome.end.reason, outcome.end.detail, outcome.end.tables);
         }
         if (Date.now() >= deadline) return result('timeLimit', null);
         await idle(tenant.pollInterval, ctx, beat);
       }
 
-      function result(reason: SessionEndReason, detail: string | null): SessionResult {
+      function result(reason: SessionEndReason, detail: string | null, tables: string[] = []): SessionResult {
         return {
           reason,
           detail,
-          tables: [],
+          tables,
           cycles: figures.cycles,
           changesApplied: figures.changesApplied,
           lastSuccessAt: figures.lastSuccessAt,
@@ -138,7 +145,7 @@ async function reconcileSchema(
   schema: TableSchema,
   state: MirrorTableState,
   tenantId: string,
-): Promise<{ reason: SessionEndReason; detail: string } | null> {
+): Promise<SessionEnd | null> {
   if (state.schemaHash === schemaHash(schema)) return null;
   const result = await mirror.applySchema(schema);
   if (result.outcome === 'incompatible') {
@@ -150,7 +157,8 @@ async function reconcileSchema(
     });
   }
   if (result.outcome === 'altered' && result.needsBackfill) {
-    return { reason: 'schemaChanged', detail: `${schema.name}: ${result.changes.join('; ')}` };
+    // The hash is already updated, so the next bootstrap sees nothing to do: the workflow has to be told.
+    return { reason: 'schemaChanged', detail: `${schema.name}: ${result.changes.join('; ')}`, tables: [schema.name] };
   }
   return null;
 }

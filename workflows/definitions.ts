@@ -72,6 +72,12 @@ export interface CarriedState {
   pendingWipe: string[] | 'all' | null;
   lastSuccessAt: number | null;
   tables: TableStatus[];
+  /** The pause was the restore policy's (resuming it means: repopulate from the restored source). */
+  pausedByRestore?: boolean;
+  /** An operator resumed a restore pause: the next bootstrap repopulates instead of pausing again. */
+  restoreAccepted?: boolean;
+  /** Tables that gained a column in place and still need their rows again (the new column's values). */
+  backfill?: string[];
 }
 
 // ---- activity payloads (metadata only) ----
@@ -134,7 +140,7 @@ export type SessionEndReason =
 export interface SessionResult {
   reason: SessionEndReason;
   detail: string | null;
-  /** Tables the workflow must repopulate (for trackingExpired). */
+  /** Tables the workflow must repopulate (schemaChanged: an added column to backfill). */
   tables: string[];
   cycles: number;
   changesApplied: number;

@@ -68,6 +68,9 @@ export async function tenantMirrorWorkflow(input: TenantWorkflowInput): Promise<
   let pauseReason = carried.pauseReason;
   let pendingWipe = carried.pendingWipe;
   let lastSuccessAt = carried.lastSuccessAt;
+  let pausedByRestore = carried.pausedByRestore ?? false;
+  let restoreAccepted = carried.restoreAccepted ?? false;
+  const backfill = new Set(carried.backfill ?? []);
   let wake = false;
   let policy = DEFAULT_POLICY;
   const tables = new Map<string, TableStatus>(carried.tables.map((t) => [t.name, t]));
@@ -101,11 +104,16 @@ export async function tenantMirrorWorkflow(input: TenantWorkflowInput): Promise<
   setHandler(pauseSignal, (why) => {
     paused = true;
     pauseReason = why ?? 'paused by operator';
+    pausedByRestore = false;
     interrupt();
   });
   setHandler(resumeSignal, () => {
+    // Resuming a restore pause is the operator's go-ahead to repopulate: without it the restore evidence, still
+    // there at the next bootstrap, would pause the tenant again at once.
+    if (paused && pausedByRestore) restoreAccepted = true;
     paused = false;
     pauseReason = null;
+    pausedByRestore = false;
     interrupt();
   });
   setHandler(syncNowSignal, () => interrupt());
@@ -193,12 +201,19 @@ export async function tenantMirrorWorkflow(input: TenantWorkflowInput): Promise<
       continue;
     }
     policy = plan.policy;
-    reconcileTables(plan);
-    if (plan.sourceRestored && policy.onSourceRestore === 'pause') {
-      paused = true;
-      pauseReason = `source restored: ${plan.sourceRestored} (policy onSourceRestore=pause: resume to repopulate)`;
+    if (!plan.sourceRestored) restoreAccepted = false;
+    if (plan.sourceRestored && policy.onSourceRestore === 'pause' && !restoreAccepted) {
+      reconcileTables(plan);
+      pauseForRestore(plan.sourceRestored);
       continue;
     }
+    // A column added in place during a session: the rows already mirrored need its values.
+    const planned = new Set(plan.tables.map((t) => t.name));
+    for (const name of [...backfill]) if (!planned.has(name)) backfill.delete(name);
+    plan.tables = plan.tables.map((t) =>
+      t.action === 'mirror' && backfill.has(t.name) ? { name: t.name, action: 'populate', reason: 'column added', detail: 'backfill the added column' } : t,
+    );
+    reconcileTables(plan);
 
     // Populating: every table that needs its rows (again), one at a time.
     let interrupted = false;
@@ -215,6 +230,7 @@ export async function tenantMirrorWorkflow(input: TenantWorkflowInput): Promise<
           break;
         }
         Object.assign(status, { state: 'mirroring', lsn: result.lsn, rows: result.rows, lastSyncAt: new Date().toISOString() });
+        backfill.delete(table.name);
         noteSuccess();
       } catch (err) {
         status.state = 'failed';
@@ -242,18 +258,31 @@ export async function tenantMirrorWorkflow(input: TenantWorkflowInput): Promise<
     if (session === null) continue;
     noteSuccess(session.lastSuccessAt);
     for (const figures of session.tableStatus) Object.assign(tableStatus(figures.name), figures, { state: 'mirroring', error: null });
-    if (session.reason === 'sourceRestored' && policy.onSourceRestore === 'pause') {
-      paused = true;
-      pauseReason = `source restored: ${session.detail ?? ''} (policy onSourceRestore=pause: resume to repopulate)`;
-    }
+    if (session.reason === 'sourceRestored' && policy.onSourceRestore === 'pause') pauseForRestore(session.detail ?? '');
+    if (session.reason === 'schemaChanged') for (const name of session.tables) backfill.add(name);
     if (session.reason === 'cycleFailed') reason = session.detail;
   }
 
   await condition(allHandlersFinished);
   await continueAsNew<typeof tenantMirrorWorkflow>({
     tenantId,
-    carried: { paused, pauseReason, pendingWipe, lastSuccessAt, tables: [...tables.values()] },
+    carried: {
+      paused,
+      pauseReason,
+      pendingWipe,
+      lastSuccessAt,
+      tables: [...tables.values()],
+      pausedByRestore,
+      restoreAccepted,
+      backfill: [...backfill],
+    },
   });
+
+  function pauseForRestore(evidence: string): void {
+    paused = true;
+    pausedByRestore = true;
+    pauseReason = `source restored: ${evidence} (policy onSourceRestore=pause: resume to repopulate)`;
+  }
 
   function tableStatus(name: string): TableStatus {
     let status = tables.get(name);
