@@ -2,20 +2,23 @@
  * Tools for the scenario tests: the workflow's history read as a story (which activities ran, with what input,
  * how they failed), PostgreSQL backups with the system's client tools, and a look at who is connected.
  */
-import { execFile } from 'node:child_process';
-import { cpSync, rmSync } from 'node:fs';
+import { execFile, execFileSync } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { promisify } from 'node:util';
 import type { Client } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { optionalTsToMs } from '@temporalio/common/lib/time';
 import type { temporal } from '@temporalio/proto';
 import { query } from './checksum';
+import { waitFor } from './wait';
 
 const run = promisify(execFile);
 
 export interface ActivityRun {
   /** The ActivityTaskScheduled event id: later events have larger ids. */
   eventId: number;
+  /** The event that closed it (completed, failed, ...), or null while it is pending. */
+  closedEventId: number | null;
   name: string;
   args: unknown[];
   maximumIntervalMs: number | undefined;
@@ -47,6 +50,7 @@ export async function activityRuns(client: Client, workflowId: string): Promise<
     if (scheduled) {
       runs.set(id, {
         eventId: id,
+        closedEventId: null,
         name: scheduled.activityType?.name ?? '?',
         args: decode(scheduled.input),
         maximumIntervalMs: optionalTsToMs(scheduled.retryPolicy?.maximumInterval),
@@ -57,14 +61,18 @@ export async function activityRuns(client: Client, workflowId: string): Promise<
       });
       continue;
     }
+    const close = (scheduledEventId: unknown, fields: Partial<ActivityRun>): void => {
+      const r = runs.get(Number(scheduledEventId));
+      if (r) Object.assign(r, { closedEventId: id }, fields);
+    };
     const done = e.activityTaskCompletedEventAttributes;
-    if (done) Object.assign(runs.get(Number(done.scheduledEventId)) ?? {}, { outcome: 'completed', result: decode(done.result)[0] });
+    if (done) close(done.scheduledEventId, { outcome: 'completed', result: decode(done.result)[0] });
     const failed = e.activityTaskFailedEventAttributes;
-    if (failed) Object.assign(runs.get(Number(failed.scheduledEventId)) ?? {}, { outcome: 'failed', failure: failureOf(failed.failure) });
+    if (failed) close(failed.scheduledEventId, { outcome: 'failed', failure: failureOf(failed.failure) });
     const cancelled = e.activityTaskCanceledEventAttributes;
-    if (cancelled) Object.assign(runs.get(Number(cancelled.scheduledEventId)) ?? {}, { outcome: 'cancelled' });
+    if (cancelled) close(cancelled.scheduledEventId, { outcome: 'cancelled' });
     const timedOut = e.activityTaskTimedOutEventAttributes;
-    if (timedOut) Object.assign(runs.get(Number(timedOut.scheduledEventId)) ?? {}, { outcome: 'timedOut', failure: failureOf(timedOut.failure) });
+    if (timedOut) close(timedOut.scheduledEventId, { outcome: 'timedOut', failure: failureOf(timedOut.failure) });
   }
   return [...runs.values()];
 }
@@ -76,13 +84,34 @@ export async function historyMark(client: Client, workflowId: string): Promise<n
   return events.length ? Number(events[events.length - 1]!.eventId) : 0;
 }
 
-/** populateTable runs (scheduled after `mark`), by table name. */
+/** populateTable runs scheduled after `mark`, by table name. */
 export function populations(runs: ActivityRun[], mark = 0): string[] {
   return runs.filter((r) => r.name === 'populateTable' && r.eventId > mark).map((r) => String(r.args[1]));
 }
 
+/** Runs that started, or ended, after `mark` (a session that was running at the mark and failed later counts). */
 export function after(runs: ActivityRun[], mark: number, name?: string): ActivityRun[] {
-  return runs.filter((r) => r.eventId > mark && (name === undefined || r.name === name));
+  return runs.filter((r) => (r.eventId > mark || (r.closedEventId ?? Infinity) > mark) && (name === undefined || r.name === name));
+}
+
+/** Waits for an activity run after `mark` that satisfies `match` (e.g. a wipe that completed), and returns it. */
+export async function waitForRun(
+  client: Client,
+  workflowId: string,
+  mark: number,
+  match: (r: ActivityRun) => boolean,
+  what: string,
+  timeoutMs = 60_000,
+): Promise<ActivityRun> {
+  let found: ActivityRun | undefined;
+  await waitFor(
+    async () => {
+      found = after(await activityRuns(client, workflowId), mark).find(match);
+      return found !== undefined;
+    },
+    { timeoutMs, intervalMs: 200, what },
+  );
+  return found!;
 }
 
 /** pg_dump in custom format (PostgreSQL 15 client tools, the embedded servers' major version). */
@@ -104,8 +133,8 @@ export async function pgRestore(url: string, file: string, opts: { clean?: boole
 /** A file-level copy of a stopped server's data directory (the server must be stopped). */
 export function copyDataDir(from: string, to: string): void {
   rmSync(to, { recursive: true, force: true });
-  // Keeps owner and mode: the embedded server runs as `postgres` when the tests run as root.
-  cpSync(from, to, { recursive: true, preserveTimestamps: true, verbatimSymlinks: true });
+  // `cp -a` keeps owner and mode: the embedded server runs as `postgres` when the tests run as root.
+  execFileSync('cp', ['-a', from, to]);
 }
 
 /** Backends of the product (application_name 'tenant-mirror') connected to a server. */
