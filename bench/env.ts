@@ -1,0 +1,159 @@
+/**
+ * The benchmark's servers: a Temporal dev server (started here rather than through startDevServer so its
+ * metrics port is known: the server's own `action` counter is how billable actions are counted), a source
+ * PostgreSQL with wal_level=logical (so native logical replication runs beside tenant-mirror) and a mirror
+ * PostgreSQL. Everything lives under .data/bench and is thrown away at the end.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Client as PgClient, type QueryResultRow } from 'pg';
+import { Client, Connection } from '@temporalio/client';
+import { bundleWorkflowCode } from '@temporalio/worker';
+import { EmbeddedPg, freePort } from '../src/embedded/postgres';
+import { temporalCliPath, PROJECT_ROOT } from '../src/temporal/binaries';
+import { SEARCH_ATTRIBUTES } from '../src/temporal/search-attributes';
+
+/** BENCH_DATA_DIR lets the quick-mode test run beside a full benchmark without sharing servers' directories. */
+export const BENCH_DIR = process.env.BENCH_DATA_DIR ?? join(PROJECT_ROOT, '.data', 'bench');
+
+export interface BenchEnv {
+  source: EmbeddedPg;
+  mirror: EmbeddedPg;
+  temporal: { address: string; namespace: string; metricsUrl: string };
+  client: Client;
+  bundlePath: string;
+  stop(): Promise<void>;
+}
+
+const PG_SETTINGS = {
+  max_connections: '1000',
+  shared_buffers: '256MB',
+  max_wal_size: '4GB',
+  synchronous_commit: 'off',
+};
+
+export async function startEnv(log: (line: string) => void): Promise<BenchEnv> {
+  mkdirSync(BENCH_DIR, { recursive: true });
+  const [source, mirror, temporal, bundle] = await Promise.all([
+    EmbeddedPg.start({
+      dir: join(BENCH_DIR, 'source'),
+      settings: { ...PG_SETTINGS, wal_level: 'logical', max_replication_slots: '20', max_wal_senders: '20' },
+    }),
+    EmbeddedPg.start({ dir: join(BENCH_DIR, 'mirror'), settings: { ...PG_SETTINGS, max_logical_replication_workers: '8' } }),
+    startTemporal(),
+    bundleWorkflowCode({ workflowsPath: join(PROJECT_ROOT, 'workflows', 'index.ts'), logger: quietLogger() }),
+  ]);
+  const bundlePath = join(BENCH_DIR, 'workflow-bundle.js');
+  writeFileSync(bundlePath, bundle.code);
+  const connection = await Connection.connect({ address: temporal.address });
+  const client = new Client({ connection, namespace: temporal.namespace });
+  log(`servers: source :${source.port} (wal_level=logical), mirror :${mirror.port}, temporal ${temporal.address}`);
+  return {
+    source,
+    mirror,
+    temporal: { address: temporal.address, namespace: temporal.namespace, metricsUrl: temporal.metricsUrl },
+    client,
+    bundlePath,
+    async stop() {
+      await connection.close().catch(() => undefined);
+      await Promise.allSettled([source.stop(), mirror.stop(), temporal.stop()]);
+    },
+  };
+}
+
+async function startTemporal(): Promise<{ address: string; namespace: string; metricsUrl: string; stop(): Promise<void> }> {
+  const cli = temporalCliPath();
+  if (!cli) throw new Error('Temporal CLI not found (npm run tools installs it)');
+  const [port, httpPort, metricsPort] = [await freePort(), await freePort(), await freePort()];
+  const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(port), '--http-port', String(httpPort)];
+  args.push('--metrics-port', String(metricsPort), '--headless', '--log-level', 'error', '--namespace', 'default');
+  for (const [name, type] of Object.entries(SEARCH_ATTRIBUTES)) args.push('--search-attribute', `${name}=${type}`);
+  const child = spawn(cli, args, { stdio: 'ignore' });
+  const address = `127.0.0.1:${port}`;
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    try {
+      const c = await Connection.connect({ address, connectTimeout: 1_000 });
+      await c.workflowService.getSystemInfo({});
+      await c.close();
+      break;
+    } catch (err) {
+      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`temporal dev server did not start: ${String(err)}`);
+      await sleep(250);
+    }
+  }
+  return { address, namespace: 'default', metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`, stop: () => stopChild(child) };
+}
+
+export function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    child.kill(signal);
+  });
+}
+
+/** The Temporal server's billable-action counters for a namespace, by action type. */
+export async function readActions(metricsUrl: string, namespace: string): Promise<Record<string, number>> {
+  const text = await (await fetch(metricsUrl)).text();
+  const out: Record<string, number> = {};
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('action{')) continue;
+    const ns = /namespace="([^"]*)"/.exec(line)?.[1];
+    const type = /action_type="([^"]*)"/.exec(line)?.[1];
+    const value = Number(line.slice(line.lastIndexOf(' ') + 1));
+    if (ns !== namespace || !type || !Number.isFinite(value)) continue;
+    out[type] = (out[type] ?? 0) + value;
+  }
+  return out;
+}
+
+export function diffCounts(after: Record<string, number>, before: Record<string, number>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(after)) {
+    const d = v - (before[k] ?? 0);
+    if (d !== 0) out[k] = d;
+  }
+  return out;
+}
+
+export async function withPg<T>(url: string, fn: (c: PgClient) => Promise<T>): Promise<T> {
+  const c = new PgClient({ connectionString: url });
+  await c.connect();
+  try {
+    return await fn(c);
+  } finally {
+    await c.end();
+  }
+}
+
+export async function q<T extends QueryResultRow>(url: string, text: string, params: unknown[] = []): Promise<T[]> {
+  return withPg(url, async (c) => (await c.query<T>(text, params)).rows);
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+export function median(values: number[]): number {
+  if (values.length === 0) return NaN;
+  const s = [...values].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+export function percentile(values: number[], p: number): number {
+  if (values.length === 0) return NaN;
+  const s = [...values].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]!;
+}
+
+function quietLogger() {
+  const noop = (): void => undefined;
+  return { trace: noop, debug: noop, info: noop, warn: noop, error: noop, log: noop };
+}

@@ -1,0 +1,85 @@
+/**
+ * Where population time goes, table by table, without Temporal: the source read alone (with and without the
+ * key order the product asks for), the product's adapters alone (snapshot rows → copyIntoShadow → swapInShadow),
+ * and the raw COPY pipe. `npx tsx bench/profile-population.ts [--rows N]` (own servers under .data/bench-profile).
+ */
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { parseArgs } from 'node:util';
+import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
+import { EmbeddedPg } from '../src/embedded/postgres';
+import { PgChangeSource, rowsSql } from '../src/postgres/source';
+import { PgMirror } from '../src/postgres/mirror';
+import { PROJECT_ROOT } from '../src/temporal/binaries';
+import { createEmpty, generate, TABLES } from './data';
+import { withPg } from './env';
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { rows: { type: 'string', default: '1000000' } } });
+  const dir = join(PROJECT_ROOT, '.data', 'bench-profile');
+  const settings = { max_connections: '200', shared_buffers: '256MB', max_wal_size: '4GB', synchronous_commit: 'off' };
+  const [src, dst] = await Promise.all([
+    EmbeddedPg.start({ dir: join(dir, 'source'), settings }),
+    EmbeddedPg.start({ dir: join(dir, 'mirror'), settings }),
+  ]);
+  try {
+    const srcUrl = await src.createDatabase('app');
+    const dstUrl = await dst.createDatabase('partner');
+    await withPg(srcUrl, (c) => generate(c, Number(values.rows), 42));
+    const source = new PgChangeSource({ url: srcUrl, tenant: 'profile' });
+    const mirror = new PgMirror({ url: dstUrl, schema: 'm', tenant: 'profile' });
+    await mirror.ensureState();
+    const listed = await source.listTables((n) => TABLES.some((t) => t.name === n));
+    const sink = (): Writable => new Writable({ write: (_c, _e, cb) => cb() });
+    const time = async (fn: () => Promise<unknown>): Promise<number> => {
+      const t = performance.now();
+      await fn();
+      return (performance.now() - t) / 1000;
+    };
+    const totals: Record<string, number> = {};
+    const add = (k: string, v: number): void => {
+      totals[k] = (totals[k] ?? 0) + v;
+    };
+    await withPg(dstUrl, async (c) => {
+      await c.query('CREATE SCHEMA raw');
+      await c.query('SET search_path = raw');
+      await createEmpty(c);
+    });
+    for (const schema of listed.tables) {
+      const name = schema.name;
+      const readOrdered = await withPg(srcUrl, (c) => time(() => pipeline(c.query(copyTo(rowsSql(schema, null))), sink())));
+      const readPlain = await withPg(srcUrl, (c) => time(() => pipeline(c.query(copyTo(`COPY ${name} TO STDOUT`)), sink())));
+      const raw = await withPg(srcUrl, (s) =>
+        withPg(dstUrl, (d) => time(() => pipeline(s.query(copyTo(`COPY (SELECT * FROM ${name}) TO STDOUT`)), d.query(copyFrom(`COPY raw.${name} FROM STDIN`))))),
+      );
+      let copy = 0;
+      let swap = 0;
+      const product = await time(async () => {
+        await mirror.applySchema(schema);
+        const snap = await source.snapshot();
+        try {
+          copy = await time(() => mirror.copyIntoShadow(schema, snap.rows(schema), { resume: false, chunkBytes: 32 * 1024 * 1024, onChunk: () => undefined }));
+          swap = await time(() => mirror.swapInShadow(schema, snap.version, snap.fingerprint));
+        } finally {
+          await snap.close();
+        }
+      });
+      const row = { readOrdered, readPlain, raw, product, copy, swap };
+      for (const [k, v] of Object.entries(row)) add(k, v);
+      process.stdout.write(`${name.padEnd(8)} ${Object.entries(row).map(([k, v]) => `${k} ${v.toFixed(2)}s`).join('  ')}\n`);
+    }
+    process.stdout.write(`${'total'.padEnd(8)} ${Object.entries(totals).map(([k, v]) => `${k} ${v.toFixed(2)}s`).join('  ')}\n`);
+    await Promise.all([source.close(), mirror.close()]);
+  } finally {
+    await Promise.allSettled([src.stop(), dst.stop()]);
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    process.stderr.write(`${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+    process.exit(1);
+  },
+);
