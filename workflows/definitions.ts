@@ -78,6 +78,8 @@ export interface CarriedState {
   restoreAccepted?: boolean;
   /** Tables that gained a column in place and still need their rows again (the new column's values). */
   backfill?: string[];
+  /** The tenant's policy as last read, so the new run's first activities already retry within its retention. */
+  policy?: TenantPolicy;
 }
 
 // ---- activity payloads (metadata only) ----

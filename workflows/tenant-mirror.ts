@@ -72,7 +72,7 @@ export async function tenantMirrorWorkflow(input: TenantWorkflowInput): Promise<
   let restoreAccepted = carried.restoreAccepted ?? false;
   const backfill = new Set(carried.backfill ?? []);
   let wake = false;
-  let policy = DEFAULT_POLICY;
+  let policy = carried.policy ?? DEFAULT_POLICY;
   const tables = new Map<string, TableStatus>(carried.tables.map((t) => [t.name, t]));
   /** The scope of the activity now running, cancelled when an operator's request needs the workflow's attention. */
   let current: CancellationScope | null = null;
@@ -275,6 +275,7 @@ export async function tenantMirrorWorkflow(input: TenantWorkflowInput): Promise<
       pausedByRestore,
       restoreAccepted,
       backfill: [...backfill],
+      policy,
     },
   });
 
