@@ -16,7 +16,7 @@ import { restoreEvidence } from './decide';
 import { withSides, type ActivityDeps } from './deps';
 import { withFailures } from './failure';
 
-/** Even an idle table records a sync this often, so `lastSyncAt` and the retention rule stay truthful. */
+/** Even an idle table records a sync this often (or a quarter of the retention, if shorter), so `lastSyncAt` and the retention rule stay truthful. */
 const IDLE_TOUCH_MS = 60_000;
 const HEARTBEAT_MS = 1_000;
 
@@ -118,7 +118,9 @@ async function cycle(args: {
         fail(FailureType.TrackingExpired, schema.name, `changes since LSN ${tableState.lsn} are gone (min valid version ${minValid})`);
       }
       const idleTable = tableState.lsn === snapshot.version;
-      const recent = tableState.lastSyncAt !== null && Date.now() - Date.parse(tableState.lastSyncAt) < IDLE_TOUCH_MS;
+      // Well inside the retention, or the next bootstrap would take an idle table for one not synced in time.
+      const touchMs = Math.min(IDLE_TOUCH_MS, Math.floor(tenant.retention / 4));
+      const recent = tableState.lastSyncAt !== null && Date.now() - Date.parse(tableState.lastSyncAt) < touchMs;
       if (idleTable && recent) continue;
       const applied = await mirror.applyChanges(schema, snapshot.changes(schema, tableState.lsn), {
         toVersion: snapshot.version,
