@@ -22,7 +22,8 @@ export interface PopulateHeartbeat {
   lastKey: (string | null)[] | null;
 }
 
-const KEEPALIVE_MS = 5_000;
+/** Heartbeats bring cancellations (wipe, pause): every second, so one arriving during a population is acted on promptly. */
+const KEEPALIVE_MS = 1_000;
 
 export async function populateTable(deps: ActivityDeps, tenantId: string, table: string): Promise<PopulateResult> {
   return withFailures({ tenant: tenantId, table, operation: 'populate' }, () =>
@@ -69,6 +70,11 @@ export async function populateTable(deps: ActivityDeps, tenantId: string, table:
               ctx.heartbeat(lastBeat);
             },
           });
+        } catch (err) {
+          // The adapter reports the destroyed row stream as a failed read; it was a cancellation (a wipe or pause
+          // arrived), and the history should say so rather than show a SourceReadFailed.
+          if (ctx.cancellationSignal.aborted) throw new CancelledFailure('population cancelled');
+          throw err;
         } finally {
           ctx.cancellationSignal.removeEventListener('abort', onAbort);
         }
