@@ -1,0 +1,107 @@
+/**
+ * Operator actions on a running tenant, on real servers: forceWipe of one table and of all tables, pause and
+ * resume (a paused tenant holds no database connection), a wipe requested while a population runs, and a
+ * signal arriving while a sync session runs (acted on within seconds: the session heartbeats every second).
+ */
+import '../support/quiet-runtime';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { forceWipe, pauseTenant, resumeTenant } from '../../src/client';
+import { startHarness, type Harness } from '../support/tenant-harness';
+import { activityRuns, after, historyMark, populations, productConnections, waitForRun } from '../support/scenario-tools';
+import { Client } from 'pg';
+import { query } from '../support/checksum';
+import { waitFor } from '../support/wait';
+
+let h: Harness;
+const customers = { name: 'customers', orderBy: 'id' };
+const orders = { name: 'orders', orderBy: 'id' };
+const big = { name: 'big', orderBy: 'id' };
+const ALL = [customers, orders, big];
+
+beforeAll(async () => {
+  h = await startHarness('scn-operations');
+  await h.sourceSql(`
+    CREATE TABLE customers (id int PRIMARY KEY, name text);
+    CREATE TABLE orders (id int PRIMARY KEY, customer_id int, total numeric(12,2));
+    CREATE TABLE big (id int PRIMARY KEY, payload text, n bigint);
+    INSERT INTO customers SELECT g, 'c' || g FROM generate_series(1, 500) g;
+    INSERT INTO orders SELECT g, g % 500, g FROM generate_series(1, 2000) g;
+    INSERT INTO big SELECT g, repeat(md5(g::text), 6), g FROM generate_series(1, 100000) g;
+  `);
+  await h.startTenant();
+  await h.waitConverged(ALL, 120_000);
+});
+afterAll(async () => {
+  await h?.stop();
+});
+
+describe('operations', () => {
+  it('forceWipe of one table wipes and repopulates that table only', async () => {
+    const mark = await historyMark(h.client, h.workflowId);
+    const ack = await forceWipe(h.client, h.tenantId, ['orders']);
+    expect(ack).toEqual({ accepted: true, tables: ['orders'], state: 'mirroring' });
+    await waitForRun(h.client, h.workflowId, mark, (r) => r.name === 'wipeTables' && r.outcome === 'completed', 'the wipe');
+    await h.sourceSql(`UPDATE orders SET total = total + 1 WHERE id <= 10`);
+    await h.waitConverged(ALL);
+    expect(populations(await activityRuns(h.client, h.workflowId), mark)).toEqual(['orders']);
+  });
+
+  it('forceWipe of all tables wipes and repopulates every table', async () => {
+    const mark = await historyMark(h.client, h.workflowId);
+    const ack = await forceWipe(h.client, h.tenantId);
+    expect(ack.tables).toBe('all');
+    const wipe = await waitForRun(h.client, h.workflowId, mark, (r) => r.name === 'wipeTables' && r.outcome === 'completed', 'the wipe');
+    expect(wipe.args[1]).toEqual({ tables: 'all', reason: 'forced wipe' });
+    await h.waitConverged(ALL, 120_000);
+    expect(populations(await activityRuns(h.client, h.workflowId), mark).sort()).toEqual(['big', 'customers', 'orders']);
+  });
+
+  it('pause is acted on within seconds of arriving during a sync session; a paused tenant holds no connection; resume catches up', async () => {
+    expect((await h.status()).state).toBe('mirroring');
+    const sent = Date.now();
+    await pauseTenant(h.client, h.tenantId, 'partner maintenance');
+    const status = await h.waitStatus('paused', 'paused', 15_000);
+    expect(status.reason).toBe('partner maintenance');
+    await waitFor(async () => (await productConnections(h.sourceUrl)) === 0 && (await productConnections(h.mirrorUrl)) === 0, {
+      what: 'no connection on either server',
+      timeoutMs: 15_000,
+    });
+    console.info(`pause acted on, connections closed: ${Date.now() - sent} ms after the signal`);
+    await h.sourceSql(`INSERT INTO customers VALUES (9999, 'while paused'); DELETE FROM orders WHERE id <= 100;`);
+    // Still nothing happens while paused.
+    await new Promise((r) => setTimeout(r, 1_000));
+    expect(await query(h.mirrorUrl, 'SELECT id FROM mirror.customers WHERE id = 9999')).toEqual([]);
+    expect(await productConnections(h.sourceUrl)).toBe(0);
+    expect(await productConnections(h.mirrorUrl)).toBe(0);
+
+    const mark = await historyMark(h.client, h.workflowId);
+    await resumeTenant(h.client, h.tenantId);
+    await h.waitConverged(ALL);
+    expect(populations(await activityRuns(h.client, h.workflowId), mark)).toEqual([]);
+  });
+
+  it('a wipe requested while a population runs: the population stops, the table is wiped and repopulated', async () => {
+    // A long report at the source holds the table, so the population is caught in the middle of its copy.
+    const blocker = new Client({ connectionString: h.sourceUrl });
+    await blocker.connect();
+    try {
+      await blocker.query('BEGIN');
+      await blocker.query('LOCK TABLE big IN ACCESS EXCLUSIVE MODE');
+      await forceWipe(h.client, h.tenantId, ['big']);
+      await h.waitStatus((s) => s.state === 'populating' && s.tables.some((t) => t.name === 'big' && t.state === 'populating'), 'big populating');
+      const mark = await historyMark(h.client, h.workflowId);
+      const ack = await forceWipe(h.client, h.tenantId, ['big']);
+      expect(ack.state).toBe('populating');
+      await waitForRun(h.client, h.workflowId, mark, (r) => r.name === 'wipeTables' && r.outcome === 'completed', 'the second wipe', 20_000);
+      await blocker.query('UPDATE big SET n = -n WHERE id % 1000 = 0');
+      await blocker.query('COMMIT');
+      await h.waitConverged(ALL, 120_000);
+      const runs = after(await activityRuns(h.client, h.workflowId), mark);
+      const populates = runs.filter((r) => r.name === 'populateTable');
+      expect(populates.map((r) => r.outcome)).toEqual(['cancelled', 'completed']);
+      expect(populates[1]!.eventId).toBeGreaterThan(runs.find((r) => r.name === 'wipeTables')!.closedEventId!);
+    } finally {
+      await blocker.end();
+    }
+  });
+});
