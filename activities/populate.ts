@@ -56,6 +56,10 @@ export async function populateTable(deps: ActivityDeps, tenantId: string, table:
         ctx.heartbeat(lastBeat);
 
         const rows = snapshot.rows(schema, lastKey ?? undefined);
+        // The mirror reads errors through its iterator, but only once its copy has started: a cancellation that
+        // destroys the stream before that (while the shadow is prepared) would be an unhandled 'error' event and
+        // take the worker process down.
+        rows.on('error', () => undefined);
         const onAbort = (): void => {
           rows.destroy(new CancelledFailure('population cancelled'));
         };
