@@ -17,6 +17,8 @@ import {
   type TenantStatus,
 } from '../workflows/definitions';
 import { tenantMirrorWorkflow } from '../workflows/tenant-mirror';
+import { optionalTsToMs } from '@temporalio/common/lib/time';
+import { temporal } from '@temporalio/proto';
 
 export interface TenantClient {
   client: Client;
@@ -60,7 +62,9 @@ export async function tenantStatus(client: Client, tenantId: string): Promise<Te
   const raw = description.raw.pendingActivities ?? [];
   for (const pending of raw) {
     const failure = pending.lastFailure;
-    if (failure?.message) activityError = `${pending.activityType?.name ?? 'activity'} attempt ${pending.attempt}: ${failure.message}`;
+    if (failure?.message && !recoveredSinceFailure(pending)) {
+      activityError = `${pending.activityType?.name ?? 'activity'} attempt ${pending.attempt}: ${failure.message}`;
+    }
     if (pending.activityType?.name === 'syncSession' && pending.heartbeatDetails?.payloads?.length) {
       const [beat] = await Promise.all(
         pending.heartbeatDetails.payloads.map((p) => client.options.loadedDataConverter.payloadConverter.fromPayload<SessionHeartbeat>(p)),
@@ -73,6 +77,19 @@ export async function tenantStatus(client: Client, tenantId: string): Promise<Te
   }
   return { ...status, running, activityError };
 }
+
+/**
+ * The server keeps an activity's last failure until the activity ends, even when the retry that followed is
+ * running fine. A retry that has heartbeated since it started has recovered: its old failure is history.
+ */
+function recoveredSinceFailure(pending: PendingActivity): boolean {
+  const started = optionalTsToMs(pending.lastStartedTime);
+  const heartbeat = optionalTsToMs(pending.lastHeartbeatTime);
+  return pending.state === temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_STARTED &&
+    started !== undefined && heartbeat !== undefined && heartbeat > started;
+}
+
+type PendingActivity = temporal.api.workflow.v1.IPendingActivityInfo;
 
 function emptyStatus(tenantId: string): TenantStatus {
   return { tenantId, state: 'paused', reason: 'workflow is not running', tables: [], lastSuccessAt: null, pendingWipe: null };

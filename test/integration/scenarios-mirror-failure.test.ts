@@ -124,7 +124,7 @@ describe('scenario 4: writing to the mirror fails', () => {
     const all = await activityRuns(h.client, h.workflowId);
     const known = all.find((r) => r.name === 'prepareTenant' && r.outcome === 'completed')!.closedEventId!;
     const runs = all.filter((r) => r.eventId > known);
-    expect(runs.length).toBeGreaterThan(3);
+    expect(runs.length).toBeGreaterThanOrEqual(2); // at least a session and a retry or re-bootstrap to check
     for (const r of runs) {
       expect(r.maximumIntervalMs).toBeLessThanOrEqual(RETENTION_MS);
       expect(r.maximumIntervalMs).toBeLessThan(RETENTION_MS / 4);
