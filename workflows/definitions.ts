@@ -131,13 +131,8 @@ export interface SessionInput {
   maxDurationMs: number;
 }
 
-export type SessionEndReason =
-  | 'timeLimit'
-  | 'tablesChanged'
-  | 'trackingExpired'
-  | 'sourceRestored'
-  | 'schemaChanged'
-  | 'cycleFailed';
+/** Why a sync session handed control back. Restores, expired tracking and incompatible schemas are typed failures instead. */
+export type SessionEndReason = 'timeLimit' | 'tablesChanged' | 'schemaChanged';
 
 export interface SessionResult {
   reason: SessionEndReason;

@@ -258,9 +258,7 @@ export async function tenantMirrorWorkflow(input: TenantWorkflowInput): Promise<
     if (session === null) continue;
     noteSuccess(session.lastSuccessAt);
     for (const figures of session.tableStatus) Object.assign(tableStatus(figures.name), figures, { state: 'mirroring', error: null });
-    if (session.reason === 'sourceRestored' && policy.onSourceRestore === 'pause') pauseForRestore(session.detail ?? '');
     if (session.reason === 'schemaChanged') for (const name of session.tables) backfill.add(name);
-    if (session.reason === 'cycleFailed') reason = session.detail;
   }
 
   await condition(allHandlersFinished);
