@@ -1,7 +1,8 @@
 /**
  * Recorded workflow histories for the replay test. `RECORD_HISTORIES=1 npx vitest run test/workflow` rewrites
- * them from the state-machine tests; commit the result only when a workflow change is meant to be incompatible
- * (and then version the workflow), never to make the replay test pass.
+ * `<name>.json` from the state-machine tests of today's workflow; the `<name>.vN.json` files are histories of
+ * earlier versions and are never rewritten: running workflows started by those versions must keep replaying.
+ * Re-record only after the replay test passes, never to make it pass (version the workflow with patched() instead).
  */
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
