@@ -8,7 +8,7 @@
  */
 import type { Client as PgClient } from 'pg';
 import { makeChanges, sameSignature, signature, type Signature } from './data';
-import { diffCounts, median, percentile, q, readActions, sleep, withPg } from './env';
+import { diffCounts, median, percentile, q, readActions, settle, sleep, withPg } from './env';
 import type { Ctx } from './context';
 import { LR_MAIN, MAIN_SCHEMA, MAIN_TENANT } from './population';
 import { historyCount, pauseTenant, resumeTenant } from './tenants';
@@ -56,6 +56,7 @@ export async function runIncremental(ctx: Ctx): Promise<IncrementalResult> {
   for (let i = 1; i <= ctx.opts.runs; i++) {
     for (const side of ['tenantMirror', 'logicalReplication'] as const) {
       await activate(ctx, side);
+      await settle(ctx.env);
       round++;
       const changedRows = await withPg(ctx.sourceUrl, (c) => makeChanges(c, ctx.opts.changes, round, ctx.opts.seed));
       changed.push(changedRows);

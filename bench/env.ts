@@ -157,3 +157,20 @@ function quietLogger() {
   const noop = (): void => undefined;
   return { trace: noop, debug: noop, info: noop, warn: noop, error: noop, log: noop };
 }
+
+/**
+ * Lets both servers become quiet before a timed run: a checkpoint, then no autovacuum worker busy (a table just
+ * loaded by the previous run is vacuumed and analysed right after, and would slow the next run down).
+ */
+export async function settle(env: BenchEnv, maxMs = 60_000): Promise<void> {
+  const deadline = Date.now() + maxMs;
+  for (const server of [env.source, env.mirror]) {
+    const url = server.url();
+    await q(url, 'CHECKPOINT');
+    for (;;) {
+      const rows = await q<{ n: string }>(url, `SELECT count(*)::text AS n FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'`);
+      if (Number(rows[0]?.n) === 0 || Date.now() > deadline) break;
+      await sleep(250);
+    }
+  }
+}

@@ -1,12 +1,12 @@
 /**
- * `npm run bench [-- --quick] [--rows N] [--runs N] [--tenants N] [--rate N] [--out FILE] [--no-doc]`
+ * `npm run bench [-- --quick] [--rows N] [--runs N] [--tenants N] [--rate N] [--out FILE] [--no-doc] [--render FILE]`
  *
  * Starts its own servers, generates the data set, and measures tenant-mirror against PostgreSQL's own tools
  * (raw COPY pipe, pg_dump | psql, native logical replication). Prints a table, writes a JSON file under
  * bench/results/ and (full runs) bench/PERFORMANCE.md. Exits non-zero when a measurement failed.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { PROJECT_ROOT } from '../src/temporal/binaries';
 import type { BenchOptions, Ctx } from './context';
@@ -34,6 +34,7 @@ function options(): { opts: BenchOptions; out: string | undefined; doc: boolean 
       out: { type: 'string' },
       'no-doc': { type: 'boolean', default: false },
       only: { type: 'string' },
+      render: { type: 'string' },
     },
   });
   const quick = values.quick ?? false;
@@ -48,13 +49,25 @@ function options(): { opts: BenchOptions; out: string | undefined; doc: boolean 
   opts.changes = num(values.changes, opts.changes);
   opts.seed = num(values.seed, opts.seed);
   only = values.only ? new Set(values.only.split(',')) : null;
+  render = values.render ?? null;
   return { opts, out: values.out, doc: !quick && !values['no-doc'] };
 }
 
 let only: Set<string> | null = null;
+/** `--render FILE`: rewrite bench/PERFORMANCE.md from an earlier results file (after editing the notes). */
+let render: string | null = null;
+
+function renderOnly(file: string): number {
+  const results = JSON.parse(readFileSync(file, 'utf8')) as Results;
+  const doc = performanceMarkdown(results, join(PROJECT_ROOT, 'bench', 'performance-notes.md'), relative(PROJECT_ROOT, resolve(file)));
+  writeFileSync(join(PROJECT_ROOT, 'bench', 'PERFORMANCE.md'), doc);
+  process.stdout.write(`${renderTable(tableRows(results), false)}\n\n${renderTargets(results.targets, false)}\n`);
+  return 0;
+}
 
 async function main(): Promise<number> {
   const { opts, out, doc } = options();
+  if (render) return renderOnly(render);
   const started = Date.now();
   const log = (line: string): void => {
     process.stderr.write(`[${((Date.now() - started) / 1000).toFixed(0).padStart(4)} s] ${line}\n`);

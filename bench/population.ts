@@ -8,9 +8,9 @@ import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { ALL_TABLE_NAMES, createEmpty, sameSignature, signature } from './data';
-import { median, q, sleep, withPg } from './env';
+import { median, q, settle, sleep, withPg } from './env';
 import type { Ctx } from './context';
-import { startTenant, terminateTenant, waitPopulated } from './tenants';
+import { activityTimeline, startTenant, terminateTenant, waitPopulated, type ActivitySpan } from './tenants';
 
 export interface PopulationResult {
   rows: number;
@@ -18,6 +18,8 @@ export interface PopulationResult {
   runs: number;
   seconds: { tenantMirror: number; copyPipe: number; pgDump: number; logicalReplication: number };
   samples: { tenantMirror: number[]; copyPipe: number[]; pgDump: number[]; logicalReplication: number[] };
+  /** The last tenant-mirror run's activities (from its history), to see where the time went. */
+  timeline: ActivitySpan[];
 }
 
 export const LR_PUBLICATION = 'bench_pub';
@@ -91,6 +93,7 @@ export async function runPopulation(ctx: Ctx): Promise<PopulationResult> {
   // The baselines run before tenant-mirror installs its triggers, so pg_dump copies plain tables.
   for (let i = 1; i <= runs; i++) {
     const raw = await freshDatabase(ctx, `raw_${i}`);
+    await settle(ctx.env);
     let t = performance.now();
     bytes = await copyPipe(ctx, raw);
     samples.copyPipe.push((performance.now() - t) / 1000);
@@ -99,6 +102,7 @@ export async function runPopulation(ctx: Ctx): Promise<PopulationResult> {
 
     await ctx.env.mirror.sql(`DROP DATABASE IF EXISTS dump_${i}`);
     await ctx.env.mirror.createDatabase(`dump_${i}`);
+    await settle(ctx.env);
     t = performance.now();
     await pgDumpPipe(ctx, `dump_${i}`);
     samples.pgDump.push((performance.now() - t) / 1000);
@@ -108,6 +112,7 @@ export async function runPopulation(ctx: Ctx): Promise<PopulationResult> {
     // The last logical-replication run stays subscribed: later measurements compare against it.
     const name = i === runs ? LR_MAIN : `lr_${i}`;
     const lr = await freshDatabase(ctx, name);
+    await settle(ctx.env);
     t = performance.now();
     await subscribe(ctx, name, lr);
     samples.logicalReplication.push((performance.now() - t) / 1000);
@@ -127,6 +132,7 @@ export async function runPopulation(ctx: Ctx): Promise<PopulationResult> {
       mirror: { kind: 'postgres', url: ctx.mirrorUrl, schema },
       pollInterval: '1s',
     });
+    await settle(ctx.env);
     const t = performance.now();
     await startTenant(ctx.env.client, id, ctx.worker.taskQueue);
     await waitPopulated(ctx.mirrorUrl, schema, ALL_TABLE_NAMES, 30 * 60_000);
@@ -135,8 +141,14 @@ export async function runPopulation(ctx: Ctx): Promise<PopulationResult> {
     if (!last) {
       await terminateTenant(ctx.env.client, id);
       ctx.tenants.delete(id);
+      // The terminated run's sync session notices at its next heartbeat (about a second) and stops.
+      await sleep(2_000);
       await ctx.env.mirror.sql(`DROP SCHEMA ${schema} CASCADE`, 'partner');
     }
+  }
+  const timeline = await activityTimeline(ctx.env.client, MAIN_TENANT);
+  for (const a of timeline.filter((x) => x.activity !== 'syncSession')) {
+    ctx.log(`    ${a.activity} at +${a.scheduledAtMs.toFixed(0)} ms: queued ${a.queuedMs.toFixed(0)} ms, ran ${a.runMs.toFixed(0)} ms`);
   }
   const [src, dst] = await Promise.all([
     withPg(ctx.sourceUrl, (c) => signature(c, 'public')),
@@ -155,5 +167,6 @@ export async function runPopulation(ctx: Ctx): Promise<PopulationResult> {
       logicalReplication: median(samples.logicalReplication),
     },
     samples,
+    timeline,
   };
 }

@@ -1,7 +1,9 @@
 /**
  * Where population time goes, table by table, without Temporal: the source read alone (with and without the
  * key order the product asks for), the product's adapters alone (snapshot rows → copyIntoShadow → swapInShadow),
- * and the raw COPY pipe. `npx tsx bench/profile-population.ts [--rows N]` (own servers under .data/bench-profile).
+ * and the raw COPY pipe; then the same for one round of changes (the source's net-change query alone, and
+ * snapshot changes → applyChanges). `npx tsx bench/profile-population.ts [--rows N] [--changes N]` (own servers
+ * under .data/bench-profile).
  */
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -12,11 +14,12 @@ import { EmbeddedPg } from '../src/embedded/postgres';
 import { PgChangeSource, rowsSql } from '../src/postgres/source';
 import { PgMirror } from '../src/postgres/mirror';
 import { PROJECT_ROOT } from '../src/temporal/binaries';
-import { createEmpty, generate, TABLES } from './data';
+import { createEmpty, generate, makeChanges, TABLES } from './data';
+import { changesSql, readTrackingState } from '../src/postgres/tracking';
 import { withPg } from './env';
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { rows: { type: 'string', default: '1000000' } } });
+  const { values } = parseArgs({ options: { rows: { type: 'string', default: '1000000' }, changes: { type: 'string', default: '100000' } } });
   const dir = join(PROJECT_ROOT, '.data', 'bench-profile');
   const settings = { max_connections: '200', shared_buffers: '256MB', max_wal_size: '4GB', synchronous_commit: 'off' };
   const [src, dst] = await Promise.all([
@@ -70,6 +73,35 @@ async function main(): Promise<void> {
       process.stdout.write(`${name.padEnd(8)} ${Object.entries(row).map(([k, v]) => `${k} ${v.toFixed(2)}s`).join('  ')}\n`);
     }
     process.stdout.write(`${'total'.padEnd(8)} ${Object.entries(totals).map(([k, v]) => `${k} ${v.toFixed(2)}s`).join('  ')}\n`);
+
+    for (const schema of listed.tables) await source.enableTracking(schema, 7 * 24 * 3600 * 1000);
+    const from = await source.snapshot();
+    const fromVersion = from.version;
+    await from.close();
+    const changed = await withPg(srcUrl, (c) => makeChanges(c, Number(values.changes), 1, 42));
+    process.stdout.write(`changes: ${changed} rows\n`);
+    const snap = await source.snapshot();
+    const ctotals: Record<string, number> = {};
+    try {
+      for (const schema of listed.tables) {
+        const query = await withPg(srcUrl, async (c) => {
+          const state = await readTrackingState(c, schema);
+          const text = changesSql(schema, state!.sideTable, fromVersion, snap.version);
+          return time(() => pipeline(c.query(copyTo(text)), sink()));
+        });
+        let applied = 0;
+        const apply = await time(async () => {
+          const r = await mirror.applyChanges(schema, snap.changes(schema, fromVersion), { toVersion: snap.version, fingerprint: snap.fingerprint, batchBytes: 8 * 1024 * 1024 });
+          applied = r.upserts + r.deletes;
+        });
+        ctotals.sourceQuery = (ctotals.sourceQuery ?? 0) + query;
+        ctotals.readAndApply = (ctotals.readAndApply ?? 0) + apply;
+        process.stdout.write(`${schema.name.padEnd(8)} sourceQuery ${query.toFixed(2)}s  readAndApply ${apply.toFixed(2)}s (${applied} rows)\n`);
+      }
+    } finally {
+      await snap.close();
+    }
+    process.stdout.write(`${'total'.padEnd(8)} ${Object.entries(ctotals).map(([k, v]) => `${k} ${v.toFixed(2)}s`).join('  ')}\n`);
     await Promise.all([source.close(), mirror.close()]);
   } finally {
     await Promise.allSettled([src.stop(), dst.stop()]);

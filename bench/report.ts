@@ -163,7 +163,7 @@ export function tableRows(r: Results): string[][] {
 export function renderTable(rows: string[][], markdown: boolean): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
   const line = (r: string[]): string =>
-    markdown ? `| ${r.map((c) => c.replaceAll('|', '\\|')).join(' | ')} |` : r.map((c, i) => c.padEnd(widths[i]!)).join('  ');
+    markdown ? `| ${r.map((c) => c.replace(/^  /, '↳ ').replaceAll('|', '\\|')).join(' | ')} |` : r.map((c, i) => c.padEnd(widths[i]!)).join('  ');
   const out = [line(rows[0]!)];
   out.push(markdown ? `|${rows[0]!.map(() => '---').join('|')}|` : widths.map((w) => '-'.repeat(w)).join('  '));
   for (const r of rows.slice(1)) out.push(line(r));

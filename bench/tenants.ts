@@ -204,3 +204,40 @@ export function sampleRss(pid: number, ms = 100): { stop(): number } {
     },
   };
 }
+
+export interface ActivitySpan {
+  activity: string;
+  /** From the workflow's start to the activity's scheduling. */
+  scheduledAtMs: number;
+  queuedMs: number;
+  runMs: number;
+}
+
+function ms(t: { seconds?: unknown; nanos?: number | null } | null | undefined): number {
+  if (!t) return NaN;
+  return Number(t.seconds ?? 0) * 1000 + (t.nanos ?? 0) / 1e6;
+}
+
+/** The activities of the tenant's current run, with their queueing and running times (from history timestamps). */
+export async function activityTimeline(client: Client, tenantId: string): Promise<ActivitySpan[]> {
+  const history = await client.workflow.getHandle(workflowIdFor(tenantId)).fetchHistory();
+  const events = history.events ?? [];
+  const start = ms(events[0]?.eventTime);
+  const spans = new Map<string, ActivitySpan & { scheduled: number; started: number }>();
+  for (const e of events) {
+    const id = String(e.eventId);
+    const at = ms(e.eventTime);
+    const sched = e.activityTaskScheduledEventAttributes;
+    if (sched) spans.set(id, { activity: sched.activityType?.name ?? '?', scheduledAtMs: at - start, queuedMs: NaN, runMs: NaN, scheduled: at, started: NaN });
+    const started = e.activityTaskStartedEventAttributes;
+    const s = started ? spans.get(String(started.scheduledEventId)) : undefined;
+    if (s) {
+      s.started = at;
+      s.queuedMs = at - s.scheduled;
+    }
+    const done = e.activityTaskCompletedEventAttributes;
+    const d = done ? spans.get(String(done.scheduledEventId)) : undefined;
+    if (d) d.runMs = at - d.started;
+  }
+  return [...spans.values()].map(({ activity, scheduledAtMs, queuedMs, runMs }) => ({ activity, scheduledAtMs, queuedMs, runMs }));
+}
