@@ -2,10 +2,11 @@
  * The steady state: one long-running activity that loops fetch → apply at the poll interval and returns to the
  * workflow only when it must decide something (a table appeared or went away, a column was added) or at the
  * session's time limit. Restores, expired tracking and incompatible schemas end it with a typed failure.
- * Heartbeats carry live figures for the Temporal UI and `status`, and bring cancellations (pause, wipe, syncNow)
- * within a second or two. An idle cycle writes nothing, so an idle tenant costs neither history nor mirror writes.
+ * Heartbeats carry live figures for the Temporal UI; they are billable, so they are rare (see cancel-watch.ts),
+ * while cancellations (pause, wipe, syncNow) still arrive within a few seconds. An idle cycle writes nothing, so
+ * an idle tenant costs almost no history, actions or mirror writes.
  */
-import { Context, CancelledFailure } from '@temporalio/activity';
+import { Context } from '@temporalio/activity';
 import { schemaHash } from '../src/core/schema-hash';
 import { FailureType, MirrorError } from '../src/core/errors';
 import { tableFilter } from '../src/config/load';
@@ -15,10 +16,14 @@ import type { SessionEndReason, SessionHeartbeat, SessionInput, SessionResult } 
 import { restoreEvidence } from './decide';
 import { withSides, type ActivityDeps } from './deps';
 import { withFailures } from './failure';
+import { cancelWatch } from './cancel-watch';
 
 /** Even an idle table records a sync this often (or a quarter of the retention, if shorter), so `lastSyncAt` and the retention rule stay truthful. */
 const IDLE_TOUCH_MS = 60_000;
-const HEARTBEAT_MS = 1_000;
+/** A heartbeat every 160 s: ~23 billable actions an hour (the workflow's heartbeat timeout is 8 minutes). */
+export const SESSION_HEARTBEAT_MS = 160_000;
+/** How often the session looks for a cancel request (a description read, not a billable action). */
+const LOOK_FOR_CANCEL_MS = 2_000;
 
 interface SessionEnd {
   reason: SessionEndReason;
@@ -39,7 +44,7 @@ export async function syncSession(deps: ActivityDeps, tenantId: string, input: S
       const log = deps.logger.child({ tenantId, activity: 'syncSession' });
       const deadline = Date.now() + input.maxDurationMs;
       const figures: SessionHeartbeat = { cycles: 0, changesApplied: 0, lastCycleAt: null, lastSuccessAt: null, horizonHeldBack: false, tables: [] };
-      const beat = (): void => ctx.heartbeat(figures);
+      const watch = cancelWatch(ctx, { everyMs: SESSION_HEARTBEAT_MS, lookEveryMs: LOOK_FOR_CANCEL_MS });
       const expected = new Set(input.tables);
 
       for (;;) {
@@ -48,13 +53,13 @@ export async function syncSession(deps: ActivityDeps, tenantId: string, input: S
         figures.changesApplied += outcome.changes;
         figures.lastCycleAt = new Date().toISOString();
         figures.lastSuccessAt = Date.now();
-        beat();
+        watch.beat(figures);
         if (outcome.end) {
           log.info({ reason: outcome.end.reason, detail: outcome.end.detail }, 'sync session returns to the workflow');
           return result(outcome.end.reason, outcome.end.detail, outcome.end.tables);
         }
         if (Date.now() >= deadline) return result('timeLimit', null);
-        await idle(tenant.pollInterval, ctx, beat);
+        await watch.sleep(tenant.pollInterval);
       }
 
       function result(reason: SessionEndReason, detail: string | null, tables: string[] = []): SessionResult {
@@ -70,17 +75,6 @@ export async function syncSession(deps: ActivityDeps, tenantId: string, input: S
       }
     }),
   );
-}
-
-/** Sleeps one poll interval in heartbeat-sized steps, so a cancellation arrives promptly. */
-async function idle(ms: number, ctx: Context, beat: () => void): Promise<void> {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    if (ctx.cancellationSignal.aborted) throw new CancelledFailure('sync session cancelled');
-    await ctx.sleep(Math.min(HEARTBEAT_MS, until - Date.now()));
-    beat();
-  }
-  if (ctx.cancellationSignal.aborted) throw new CancelledFailure('sync session cancelled');
 }
 
 async function cycle(args: {

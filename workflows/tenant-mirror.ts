@@ -370,7 +370,8 @@ function activitiesFor(policy: TenantPolicy): TenantActivities {
   });
   const session = proxyActivities<TenantActivities>({
     startToCloseTimeout: sessionLimit(policy) + 10 * 60_000,
-    heartbeatTimeout: '30 seconds',
+    // The session heartbeats every 160 s (heartbeats are billable); a worker that died is noticed within 8 min.
+    heartbeatTimeout: '8 minutes',
     scheduleToCloseTimeout: sessionLimit(policy) + retryWindow,
     cancellationType: 'WAIT_CANCELLATION_COMPLETED',
     retry,

@@ -11,6 +11,7 @@ import { createWorker } from '../worker';
 import { logger } from '../logging';
 import { printStatus, type StatusRow } from './status-format';
 import { runDemo } from '../demo/run';
+import { withMirrorFigures } from './mirror-figures';
 
 const program = new Command('tenant-mirror')
   .description('Keeps a live mirror of each tenant database in a partner database, orchestrated by Temporal.')
@@ -57,7 +58,7 @@ program
       const rows: StatusRow[] = [];
       for (const id of ids) {
         try {
-          rows.push(await tenantStatus(client, id));
+          rows.push(await withMirrorFigures(await tenantStatus(client, id), tenants.find((t) => t.id === id)));
         } catch (err) {
           if (!(err instanceof WorkflowNotFoundError)) throw err;
           rows.push({ tenantId: id, state: 'not started', reason: 'no workflow: run `tenant-mirror start ' + id + '`', tables: [], lastSuccessAt: null, pendingWipe: null, running: false, activityError: null });
