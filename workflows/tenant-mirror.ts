@@ -24,6 +24,7 @@ import {
   upsertSearchAttributes,
   workflowInfo,
   allHandlersFinished,
+  patched,
 } from '@temporalio/workflow';
 import type { TenantActivities } from '../activities';
 import {
@@ -50,6 +51,10 @@ import { failureTypeOf, failureMessage, isBlockingFailure, isRepopulateFailure }
 const SESSION_MAX_MS = 60 * 60 * 1000;
 /** While blocked, look again this often (or at once on resume/syncNow). */
 const BLOCKED_RECHECK_MS = 10 * 60 * 1000;
+/** Tables populated at once (source snapshots and mirror connections per tenant grow with it). */
+const POPULATION_LANES = 2;
+/** Patch id: populations run in POPULATION_LANES lanes instead of one after another. */
+const PARALLEL_POPULATION = 'parallel-population';
 const DEFAULT_POLICY: TenantPolicy = { pollIntervalMs: 5_000, retentionMs: 7 * 24 * 3600 * 1000, onSourceRestore: 'repopulate' };
 
 export async function tenantMirrorWorkflow(input: TenantWorkflowInput): Promise<void> {
@@ -215,33 +220,45 @@ export async function tenantMirrorWorkflow(input: TenantWorkflowInput): Promise<
     );
     reconcileTables(plan);
 
-    // Populating: every table that needs its rows (again), one at a time.
-    let interrupted = false;
-    for (const table of plan.tables.filter((t) => t.action === 'populate')) {
-      if (wake) break;
-      const status = tableStatus(table.name);
-      status.state = 'populating';
-      status.error = null;
-      setState('populating', `${table.name}: ${table.reason ?? 'populate'}`);
-      try {
-        const result = await interruptible(() => acts().populateTable(tenantId, table.name));
-        if (result === null) {
-          interrupted = true;
-          break;
+    // Populating: every table that needs its rows (again). Since PARALLEL_POPULATION, a few tables at a time, so
+    // one table's set-up and swap overlap another's copy; histories from before it replay one at a time.
+    const queue = plan.tables.filter((t) => t.action === 'populate');
+    let failure: unknown = null;
+    if (queue.length > 0) {
+      const lanes = patched(PARALLEL_POPULATION) ? POPULATION_LANES : 1;
+      const populateLane = async (): Promise<void> => {
+        for (let table = queue.shift(); table && failure === null && !wake; table = queue.shift()) {
+          const status = tableStatus(table.name);
+          status.state = 'populating';
+          status.error = null;
+          setState('populating', `${table.name}: ${table.reason ?? 'populate'}`);
+          try {
+            const result = await acts().populateTable(tenantId, table.name);
+            Object.assign(status, { state: 'mirroring', lsn: result.lsn, rows: result.rows, lastSyncAt: new Date().toISOString() });
+            backfill.delete(table.name);
+            noteSuccess();
+          } catch (err) {
+            if (isCancellation(err)) throw err;
+            status.state = 'failed';
+            status.error = failureMessage(err);
+            failure ??= err;
+          }
         }
-        Object.assign(status, { state: 'mirroring', lsn: result.lsn, rows: result.rows, lastSyncAt: new Date().toISOString() });
-        backfill.delete(table.name);
-        noteSuccess();
-      } catch (err) {
-        status.state = 'failed';
-        status.error = failureMessage(err);
-        if (await handleFailure(err)) {
-          interrupted = true;
-          break;
-        }
+      };
+      const done = await interruptible(async () => {
+        // allSettled: a cancelled lane must not leave before the others' activities have finished cancelling.
+        const settled = await Promise.allSettled(Array.from({ length: Math.min(lanes, queue.length) }, populateLane));
+        const cancelled = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+        if (cancelled) throw cancelled.reason;
+        return true;
+      });
+      if (failure !== null) {
+        await handleFailure(failure);
+        continue;
       }
+      if (done === null) continue;
     }
-    if (interrupted || wake) continue;
+    if (wake) continue;
 
     // Mirroring: one long-running session until something needs a decision.
     const mirrored = plan.tables.map((t) => t.name).filter((name) => tableStatus(name).state !== 'failed');

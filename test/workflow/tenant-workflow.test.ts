@@ -149,7 +149,9 @@ describe('tenant workflow state machine', () => {
       expect(ack).toEqual({ accepted: true, tables: ['orders'], state: 'mirroring' });
       await waitFor(async () => preparedAfterWipe && stateOf(await handle.query(statusQuery)) === 'mirroring');
       expect(stubs.wipes).toEqual([{ tables: ['orders'], reason: 'forced wipe' }]);
-      expect(stubs.calls.slice(-4)).toEqual(['prepare', 'populate:customers', 'populate:orders', 'session:customers,orders']);
+      const last = stubs.calls.slice(-4);
+      // The two populations run side by side (two lanes): either may be picked up first.
+      expect([last[0], [...last.slice(1, 3)].sort(), last[3]]).toEqual(['prepare', ['populate:customers', 'populate:orders'], 'session:customers,orders']);
       await recordHistory(handle, 'force-wipe');
       await handle.terminate('test done');
     });
@@ -245,6 +247,47 @@ describe('tenant workflow state machine', () => {
       await waitFor(async () => stubs.calls.filter((c) => c.startsWith('session')).length === 2);
       expect(stubs.calls.filter((c) => c === 'prepare')).toHaveLength(2);
       await recordHistory(handle, 'incompatible-schema');
+      await handle.terminate('test done');
+    });
+  });
+});
+
+describe('parallel population', () => {
+  it('populates two tables at a time, and a failure in one stops new ones and sends the tenant back to bootstrap', async () => {
+    const stubs = new Stubs();
+    let running = 0;
+    let maxRunning = 0;
+    let failOnce = true;
+    stubs.prepare = async () =>
+      plan({ tables: ['a', 'b', 'c', 'd'].map((name) => ({ name, action: 'populate' as const, reason: 'new table' as const })) });
+    const base = stubs.activities();
+    const activities: TenantActivities = {
+      ...base,
+      populateTable: async (tenant, table) => {
+        running += 1;
+        maxRunning = Math.max(maxRunning, running);
+        try {
+          await new Promise((r) => setTimeout(r, 150));
+          if (table === 'b' && failOnce) {
+            failOnce = false;
+            throw ApplicationFailure.create({ type: 'TrackingExpired', message: 'changes are gone [table b]', nonRetryable: true });
+          }
+          return await base.populateTable(tenant, table);
+        } finally {
+          running -= 1;
+        }
+      },
+    };
+    stubs.activities = () => activities;
+    await withWorker(stubs, async (tq) => {
+      const handle = await start(tq);
+      await waitFor(async () => stateOf(await handle.query(statusQuery)) === 'mirroring', { timeoutMs: 20_000 });
+      expect(maxRunning).toBe(2);
+      // After b failed, bootstrap ran again and every table was populated.
+      expect(stubs.calls.filter((c) => c === 'prepare')).toHaveLength(2);
+      const status = await handle.query(statusQuery);
+      expect(status.tables.filter((t) => ['a', 'b', 'c', 'd'].includes(t.name)).every((t) => t.state === 'mirroring')).toBe(true);
+      await recordHistory(handle, 'parallel-population');
       await handle.terminate('test done');
     });
   });
