@@ -71,6 +71,12 @@ export async function prepareTenant(deps: ActivityDeps, tenantId: string): Promi
         await snapshot.close();
       }
 
+      const schemas = new Map(listed.tables.map((t) => [t.name, t]));
+      for (const plan of plans) {
+        const schema = schemas.get(plan.name);
+        if (plan.action === 'populate' && schema) plan.estimatedRows = await source.estimateRows(schema);
+      }
+
       return {
         policy: {
           pollIntervalMs: tenant.pollInterval,

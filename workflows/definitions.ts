@@ -104,6 +104,8 @@ export type PopulateReason =
 export interface TablePlan {
   name: string;
   action: 'populate' | 'mirror';
+  /** The source's row estimate, for tables to populate: the largest go first, so the lanes finish together. */
+  estimatedRows?: number;
   reason?: PopulateReason;
   detail?: string;
 }

@@ -222,7 +222,9 @@ export async function tenantMirrorWorkflow(input: TenantWorkflowInput): Promise<
 
     // Populating: every table that needs its rows (again). Since PARALLEL_POPULATION, a few tables at a time, so
     // one table's set-up and swap overlap another's copy; histories from before it replay one at a time.
-    const queue = plan.tables.filter((t) => t.action === 'populate');
+    const queue = plan.tables
+      .filter((t) => t.action === 'populate')
+      .sort((a, b) => (b.estimatedRows ?? 0) - (a.estimatedRows ?? 0));
     let failure: unknown = null;
     if (queue.length > 0) {
       const lanes = patched(PARALLEL_POPULATION) ? POPULATION_LANES : 1;
