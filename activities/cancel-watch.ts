@@ -30,12 +30,15 @@ export function cancelWatch(ctx: Context, opts: { everyMs: number; lookEveryMs: 
     if (ctx.cancellationSignal.aborted) throw new CancelledFailure('cancelled by the workflow');
   };
 
+  /** Whether the workflow asked this activity to stop (or no longer waits for it). */
   async function cancelRequested(): Promise<boolean> {
     try {
       const { workflowExecution, activityId } = ctx.info;
       if (!workflowExecution) return false;
       const description = await ctx.client.workflow.getHandle(workflowExecution.workflowId, workflowExecution.runId).describe();
-      return (description.raw.pendingActivities ?? []).some((p) => p.activityId === activityId && p.state === CANCEL_REQUESTED);
+      const mine = (description.raw.pendingActivities ?? []).find((p) => p.activityId === activityId);
+      // A workflow that ended (terminated, say) no longer wants this activity either: the beat will say so.
+      return description.status.name !== 'RUNNING' || mine === undefined || mine.state === CANCEL_REQUESTED;
     } catch {
       return false; // the server is briefly away: the next look, or the next regular beat, will tell
     }
