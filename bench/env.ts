@@ -4,15 +4,14 @@
  * PostgreSQL with wal_level=logical (so native logical replication runs beside tenant-mirror) and a mirror
  * PostgreSQL. Everything lives under .data/bench and is thrown away at the end.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client as PgClient, type QueryResultRow } from 'pg';
 import { Client, Connection } from '@temporalio/client';
 import { bundleWorkflowCode } from '@temporalio/worker';
-import { EmbeddedPg, freePort } from '../src/embedded/postgres';
-import { temporalCliPath, PROJECT_ROOT } from '../src/temporal/binaries';
-import { SEARCH_ATTRIBUTES } from '../src/temporal/search-attributes';
+import { EmbeddedPg } from '../src/embedded/postgres';
+import { PROJECT_ROOT } from '../src/temporal/binaries';
+import { startDevServer } from '../src/temporal/dev-server';
 
 /** BENCH_DATA_DIR lets the quick-mode test run beside a full benchmark without sharing servers' directories. */
 export const BENCH_DIR = process.env.BENCH_DATA_DIR ?? join(PROJECT_ROOT, '.data', 'bench');
@@ -41,7 +40,7 @@ export async function startEnv(log: (line: string) => void): Promise<BenchEnv> {
       settings: { ...PG_SETTINGS, wal_level: 'logical', max_replication_slots: '20', max_wal_senders: '20' },
     }),
     EmbeddedPg.start({ dir: join(BENCH_DIR, 'mirror'), settings: { ...PG_SETTINGS, max_logical_replication_workers: '8' } }),
-    startTemporal(),
+    startDevServer(),
     bundleWorkflowCode({ workflowsPath: join(PROJECT_ROOT, 'workflows', 'index.ts'), logger: quietLogger() }),
   ]);
   const bundlePath = join(BENCH_DIR, 'workflow-bundle.js');
@@ -62,41 +61,6 @@ export async function startEnv(log: (line: string) => void): Promise<BenchEnv> {
   };
 }
 
-async function startTemporal(): Promise<{ address: string; namespace: string; metricsUrl: string; stop(): Promise<void> }> {
-  const cli = temporalCliPath();
-  if (!cli) throw new Error('Temporal CLI not found (npm run tools installs it)');
-  const [port, httpPort, metricsPort] = [await freePort(), await freePort(), await freePort()];
-  const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(port), '--http-port', String(httpPort)];
-  args.push('--metrics-port', String(metricsPort), '--headless', '--log-level', 'error', '--namespace', 'default');
-  for (const [name, type] of Object.entries(SEARCH_ATTRIBUTES)) args.push('--search-attribute', `${name}=${type}`);
-  const child = spawn(cli, args, { stdio: 'ignore' });
-  const address = `127.0.0.1:${port}`;
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    try {
-      const c = await Connection.connect({ address, connectTimeout: 1_000 });
-      await c.workflowService.getSystemInfo({});
-      await c.close();
-      break;
-    } catch (err) {
-      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`temporal dev server did not start: ${String(err)}`);
-      await sleep(250);
-    }
-  }
-  return { address, namespace: 'default', metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`, stop: () => stopChild(child) };
-}
-
-export function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-    child.kill(signal);
-  });
-}
 
 /** The Temporal server's billable-action counters for a namespace, by action type. */
 export async function readActions(metricsUrl: string, namespace: string): Promise<Record<string, number>> {

@@ -11,7 +11,8 @@ import type { TenantConfigInput } from '../src/config/schema';
 import { PROJECT_ROOT } from '../src/temporal/binaries';
 import { pauseSignal, resumeSignal, workflowIdFor } from '../workflows/definitions';
 import { tenantMirrorWorkflow } from '../workflows/tenant-mirror';
-import { BENCH_DIR, q, sleep, stopChild, type BenchEnv } from './env';
+import { BENCH_DIR, q, sleep, type BenchEnv } from './env';
+import { stopChild } from '../src/temporal/dev-server';
 
 export class TenantsFile {
   readonly path: string;

@@ -145,6 +145,26 @@ export interface ApplyResult {
   bytes: number;
 }
 
+/** What an adapter is built from: the connection comes from configuration, the tenant id only names errors. */
+export interface SourceOptions {
+  url: string;
+  tenant: string;
+  /** Pool size (each adapter has its default). */
+  maxConnections?: number;
+}
+
+export interface MirrorOptions extends SourceOptions {
+  /** The tenant's schema in the mirror database. */
+  schema: string;
+}
+
+/** A population's progress, kept beside its shadow table so a retry can resume after the last copied key. */
+export interface ShadowProgress {
+  schemaHash: string;
+  lastKey: KeyValues | null;
+  rows: number;
+}
+
 export interface Mirror {
   readonly dialect: Dialect;
   ping(): Promise<void>;

@@ -27,6 +27,8 @@ import type {
   MirrorTableState,
   PopulationProgress,
   SchemaApplyResult,
+  MirrorOptions,
+  ShadowProgress,
   SourceFingerprint,
   TableSchema,
   Version,
@@ -37,20 +39,7 @@ import { readLines } from './stream';
 import { mssqlTypeToLogical, normalizeForMssql } from './types';
 import { copyFieldToMssql } from './values';
 
-export interface MssqlMirrorOptions {
-  url: string;
-  /** The tenant's schema in the mirror database. */
-  schema: string;
-  /** For error context only. */
-  tenant: string;
-  maxConnections?: number;
-}
-
-interface ShadowMarker {
-  schemaHash: string;
-  lastKey: KeyValues | null;
-  rows: number;
-}
+export type MssqlMirrorOptions = MirrorOptions;
 
 interface StateRow {
   table_name: string;
@@ -250,7 +239,7 @@ export class MssqlMirror implements Mirror {
       const exists = (await this.exec(tx, q.OBJECT_EXISTS_SQL, [{ name: 'object', type: sql.NVarChar(300), value: q.tableRef(this.schema, shadow) }]))
         .recordset[0]?.present === 1;
       if (opts.resume && exists && current && current.schemaHash === hash) return current;
-      const fresh: ShadowMarker = { schemaHash: hash, lastKey: null, rows: 0 };
+      const fresh: ShadowProgress = { schemaHash: hash, lastKey: null, rows: 0 };
       await this.exec(tx, q.dropTableSql(this.schema, shadow));
       await this.exec(tx, q.createTableSql(this.schema, shadow, schema));
       await this.exec(tx, q.writeMarkerSql(this.schema), [table, markerParam(fresh)]);
@@ -265,7 +254,7 @@ export class MssqlMirror implements Mirror {
 
     const flush = async (): Promise<void> => {
       if (batch.length === 0) return;
-      const next: ShadowMarker = { schemaHash: hash, lastKey: batchKey, rows: progress.rows + batch.length };
+      const next: ShadowProgress = { schemaHash: hash, lastKey: batchKey, rows: progress.rows + batch.length };
       const rowsNow = batch;
       await this.inTransaction(ctx, async (tx) => {
         await this.bulkLoad(tx, LOAD_TABLE, schema.columns.length, false, rowsNow);
@@ -312,7 +301,7 @@ export class MssqlMirror implements Mirror {
     await new sql.Request(tx).bulk(t);
   }
 
-  private async readMarker(tx: sql.Transaction, table: string): Promise<ShadowMarker | null> {
+  private async readMarker(tx: sql.Transaction, table: string): Promise<ShadowProgress | null> {
     const res = await this.exec(tx, q.readMarkerSql(this.schema), [this.tableParam(table)]);
     const text = res.recordset[0]?.marker;
     return typeof text === 'string' ? parseMarker(text) : null;
@@ -507,13 +496,13 @@ export function alterStatements(schemaName: string, table: string, schema: Table
   return out;
 }
 
-function markerParam(m: ShadowMarker): Param {
+function markerParam(m: ShadowProgress): Param {
   return { name: 'marker', type: sql.NVarChar(sql.MAX), value: JSON.stringify(m) };
 }
 
-function parseMarker(text: string): ShadowMarker | null {
+function parseMarker(text: string): ShadowProgress | null {
   try {
-    const v = JSON.parse(text) as Partial<ShadowMarker>;
+    const v = JSON.parse(text) as Partial<ShadowProgress>;
     if (typeof v.schemaHash !== 'string' || typeof v.rows !== 'number') return null;
     const key = Array.isArray(v.lastKey) ? v.lastKey.map((x) => (typeof x === 'string' ? x : null)) : null;
     return { schemaHash: v.schemaHash, rows: v.rows, lastKey: key };

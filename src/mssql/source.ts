@@ -27,6 +27,7 @@ import type {
   KeyValues,
   SkippedTable,
   SourceFingerprint,
+  SourceOptions,
   SourceSnapshot,
   SourceTables,
   TableSchema,
@@ -38,11 +39,7 @@ import { streamRows, type QueryParam, type RowStreamHandle } from './stream';
 import { formatMssqlType, mssqlTypeToLogical, type MssqlColumnFacts } from './types';
 import { copyFieldToMssql, mssqlToCopyField } from './values';
 
-export interface MssqlChangeSourceOptions {
-  url: string;
-  tenant: string;
-  maxConnections?: number;
-}
+export type MssqlChangeSourceOptions = SourceOptions;
 
 interface ColumnRow {
   schema_name: string;

@@ -23,6 +23,8 @@ import type {
   MirrorTableState,
   PopulationProgress,
   SchemaApplyResult,
+  MirrorOptions,
+  ShadowProgress,
   SourceFingerprint,
   TableSchema,
   Version,
@@ -32,22 +34,7 @@ import * as sql from './mirror-sql';
 import { createPgPool, withClient, withTransaction } from './pool';
 import { logicalToPgType, pgTypeToLogical } from './types';
 
-export interface PgMirrorOptions {
-  url: string;
-  /** The tenant's schema in the mirror database. */
-  schema: string;
-  /** For error context only. */
-  tenant: string;
-  /** Pool size (default 4). */
-  maxConnections?: number;
-}
-
-/** Progress of a population, kept in the shadow table's comment (see the file comment). */
-interface ShadowMarker {
-  schemaHash: string;
-  lastKey: KeyValues | null;
-  rows: number;
-}
+export type PgMirrorOptions = MirrorOptions;
 
 export class PgMirror implements Mirror {
   readonly dialect = 'postgres' as const;
@@ -177,7 +164,7 @@ export class PgMirror implements Mirror {
               },
               close: async (chunk: ChunkInfo) => {
                 const lastKey = chunk.lastLine === null ? total.lastKey : keyOf(chunk.lastLine, keyIndexes, 0);
-                const next: ShadowMarker = { schemaHash: hash, lastKey, rows: shadowRows + chunk.rows };
+                const next: ShadowProgress = { schemaHash: hash, lastKey, rows: shadowRows + chunk.rows };
                 await c.query(sql.commentOnTableSql(this.schema, shadow, JSON.stringify(next)));
                 await c.query('COMMIT');
                 shadowRows = next.rows;
@@ -210,12 +197,12 @@ export class PgMirror implements Mirror {
     shadow: string,
     hash: string,
     resume: boolean,
-  ): Promise<ShadowMarker> {
+  ): Promise<ShadowProgress> {
     if (resume) {
       const marker = await this.readMarker(c, shadow);
       if (marker && marker.schemaHash === hash) return marker;
     }
-    const fresh: ShadowMarker = { schemaHash: hash, lastKey: null, rows: 0 };
+    const fresh: ShadowProgress = { schemaHash: hash, lastKey: null, rows: 0 };
     await c.query('BEGIN');
     try {
       await c.query(sql.dropTableSql(this.schema, shadow));
@@ -230,7 +217,7 @@ export class PgMirror implements Mirror {
   }
 
   /** The shadow's marker, or null when the shadow is absent or its comment is not ours. */
-  private async readMarker(c: PoolClient, shadow: string): Promise<ShadowMarker | null> {
+  private async readMarker(c: PoolClient, shadow: string): Promise<ShadowProgress | null> {
     const res = await c.query<{ comment: string | null }>(sql.TABLE_COMMENT_SQL, [this.schema, shadow]);
     const text = res.rows[0]?.comment;
     return text ? parseMarker(text) : null;
@@ -416,7 +403,7 @@ function keyOf(line: string, keyIndexes: number[], offset: number): KeyValues {
   return keyIndexes.map((i) => fields[i + offset] ?? null);
 }
 
-function parseMarker(text: string): ShadowMarker | null {
+function parseMarker(text: string): ShadowProgress | null {
   let value: unknown;
   try {
     value = JSON.parse(text);

@@ -9,6 +9,7 @@ import type {
   ChangeSource,
   KeyValues,
   SourceFingerprint,
+  SourceOptions,
   SourceSnapshot,
   SourceTables,
   TableSchema,
@@ -29,11 +30,8 @@ import {
   readTrackingState,
 } from './tracking';
 
-export interface PgChangeSourceOptions {
-  url: string;
-  tenant: string;
-  /** Pool size; a snapshot holds one connection for its lifetime. Default 4. */
-  maxConnections?: number;
+/** maxConnections: a snapshot holds one connection for its lifetime; default 4. */
+export interface PgChangeSourceOptions extends SourceOptions {
   /** How long enableTracking waits for the table lock before failing (retryably). Default 10 s. */
   lockTimeoutMs?: number;
 }

@@ -24,6 +24,8 @@ export interface DevServer {
   address: string;
   namespace: string;
   uiUrl: string | null;
+  /** Prometheus metrics (the server's `action` counter is what Temporal Cloud would bill). */
+  metricsUrl: string;
   stop(): Promise<void>;
 }
 
@@ -35,7 +37,8 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
   const port = opts.port ?? (await freePort());
   const namespace = opts.namespace ?? 'default';
   const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(port), '--namespace', namespace, '--log-level', 'error'];
-  args.push('--http-port', String(await freePort()), '--metrics-port', String(await freePort()));
+  const metricsPort = await freePort();
+  args.push('--http-port', String(await freePort()), '--metrics-port', String(metricsPort));
   for (const [name, type] of Object.entries(SEARCH_ATTRIBUTES)) args.push('--search-attribute', `${name}=${type}`);
   if (opts.uiPort) args.push('--ui-port', String(opts.uiPort), '--ui-ip', '127.0.0.1');
   else args.push('--headless');
@@ -59,6 +62,7 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
     address,
     namespace,
     uiUrl: opts.uiPort ? `http://localhost:${opts.uiPort}` : null,
+    metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`,
     stop: () => stopChild(child),
   };
 }
@@ -85,7 +89,7 @@ async function waitUntilServing(address: string, child: ChildProcess, output: st
   throw new Error(`temporal server start-dev did not answer on ${address} within 60 s:\n${output.join('')}`);
 }
 
-function stopChild(child: ChildProcess): Promise<void> {
+export function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   return new Promise((resolveStop) => {
     const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
@@ -93,6 +97,6 @@ function stopChild(child: ChildProcess): Promise<void> {
       clearTimeout(timer);
       resolveStop();
     });
-    child.kill('SIGTERM');
+    child.kill(signal);
   });
 }
