@@ -13,6 +13,7 @@ import { pauseSignal, resumeSignal, workflowIdFor } from '../workflows/definitio
 import { tenantMirrorWorkflow } from '../workflows/tenant-mirror';
 import { BENCH_DIR, q, sleep, type BenchEnv } from './env';
 import { stopChild } from '../src/temporal/dev-server';
+import { WORKER_NODE_FLAGS } from '../src/worker';
 
 export class TenantsFile {
   readonly path: string;
@@ -46,7 +47,7 @@ export interface WorkerProcess {
 
 export async function startWorkerProcess(env: BenchEnv, file: TenantsFile, taskQueue: string, logName: string): Promise<WorkerProcess> {
   const log = createWriteStream(join(BENCH_DIR, `${logName}.log`));
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'bench', 'worker-process.ts')], {
+  const child: ChildProcess = spawn(process.execPath, [...WORKER_NODE_FLAGS, '--import', 'tsx', join(PROJECT_ROOT, 'bench', 'worker-process.ts')], {
     cwd: PROJECT_ROOT,
     env: {
       ...process.env,
