@@ -185,7 +185,7 @@ export async function tenantMirrorWorkflow(input: TenantWorkflowInput): Promise<
         }
         if (wipe === 'all') lastSuccessAt = null;
       } catch (err) {
-        if (await handleFailure(err)) continue;
+        await handleFailure(err);
       }
       continue;
     }
