@@ -43,7 +43,7 @@ export async function syncSession(deps: ActivityDeps, tenantId: string, input: S
       const ctx = Context.current();
       const log = deps.logger.child({ tenantId, activity: 'syncSession' });
       const deadline = Date.now() + input.maxDurationMs;
-      const figures: SessionHeartbeat = { cycles: 0, changesApplied: 0, lastCycleAt: null, lastSuccessAt: null, horizonHeldBack: false, tables: [] };
+      const figures: SessionHeartbeat = { cycles: 0, changesApplied: 0, lastCycleAt: null, lastSuccessAt: null, tables: [] };
       const watch = cancelWatch(ctx, { everyMs: SESSION_HEARTBEAT_MS, lookEveryMs: LOOK_FOR_CANCEL_MS });
       const expected = new Set(input.tables);
 

@@ -154,7 +154,6 @@ export interface SessionHeartbeat {
   changesApplied: number;
   lastCycleAt: string | null;
   lastSuccessAt: number | null;
-  horizonHeldBack: boolean;
   tables: Pick<TableStatus, 'name' | 'lsn' | 'rows' | 'lastSyncAt'>[];
 }
 

@@ -41,6 +41,11 @@ export interface ErrorContext {
   side?: 'source' | 'mirror';
 }
 
+/** The context builder every adapter uses: its tenant and side, plus the operation and table of one call. */
+export function contextFor(tenant: string, side: 'source' | 'mirror'): (operation: string, table?: string) => ErrorContext {
+  return (operation, table) => ({ tenant, side, operation, ...(table === undefined ? {} : { table }) });
+}
+
 export class MirrorError extends Error {
   readonly type: FailureTypeName;
   readonly context: ErrorContext;

@@ -17,7 +17,7 @@
 import type { Readable } from 'node:stream';
 import sql from 'mssql';
 import { decodeLine } from '../core/copy-text';
-import { FailureType, MirrorError, toMirrorError, type ErrorContext, type FailureTypeName } from '../core/errors';
+import { FailureType, MirrorError, toMirrorError, type ErrorContext, type FailureTypeName, contextFor } from '../core/errors';
 import { compareSchema, describeChange, type ExistingTable, type SchemaChange } from '../core/schema-compat';
 import { schemaHash } from '../core/schema-hash';
 import type {
@@ -71,19 +71,16 @@ type Param = { name: string; type: sql.ISqlType | (() => sql.ISqlType); value: u
 export class MssqlMirror implements Mirror {
   readonly dialect = 'mssql' as const;
   private readonly schema: string;
-  private readonly tenant: string;
   private readonly connections: LazyPool;
+  private readonly ctx: (operation: string, table?: string) => ErrorContext;
 
   constructor(opts: MssqlMirrorOptions) {
     q.q(opts.schema); // BadConfig now for an unusable schema name
     this.schema = opts.schema;
-    this.tenant = opts.tenant;
-    this.connections = new LazyPool(opts.url, opts.maxConnections, { tenant: opts.tenant, side: 'mirror', operation: 'connect' });
+    this.ctx = contextFor(opts.tenant, 'mirror');
+    this.connections = new LazyPool(opts.url, opts.maxConnections, this.ctx('connect'));
   }
 
-  private ctx(operation: string, table?: string): ErrorContext {
-    return { tenant: this.tenant, side: 'mirror', operation, ...(table === undefined ? {} : { table }) };
-  }
 
   private pool(): Promise<sql.ConnectionPool> {
     return this.connections.get();

@@ -21,7 +21,7 @@
 import type { Readable } from 'node:stream';
 import sql from 'mssql';
 import { encodeLine } from '../core/copy-text';
-import { FailureType, MirrorError, toMirrorError, type ErrorContext } from '../core/errors';
+import { FailureType, MirrorError, toMirrorError, type ErrorContext, contextFor } from '../core/errors';
 import type {
   ChangeSource,
   KeyValues,
@@ -61,17 +61,16 @@ export class MssqlChangeSource implements ChangeSource {
   readonly dialect = 'mssql' as const;
   private readonly tenant: string;
   private readonly connections: LazyPool;
+  private readonly ctx: (operation: string, table?: string) => ErrorContext;
   /** Declared types of each table's columns, for key comparisons (see sql.ts keyValueExpr). */
   private readonly declared = new Map<string, Map<string, string>>();
 
   constructor(opts: MssqlChangeSourceOptions) {
     this.tenant = opts.tenant;
-    this.connections = new LazyPool(opts.url, opts.maxConnections, { tenant: opts.tenant, side: 'source', operation: 'connect' });
+    this.ctx = contextFor(opts.tenant, 'source');
+    this.connections = new LazyPool(opts.url, opts.maxConnections, this.ctx('connect'));
   }
 
-  private ctx(operation: string, table?: string): ErrorContext {
-    return { tenant: this.tenant, side: 'source', operation, ...(table === undefined ? {} : { table }) };
-  }
 
   private pool(): Promise<sql.ConnectionPool> {
     return this.connections.get();
@@ -256,13 +255,14 @@ class MssqlSnapshot implements SourceSnapshot {
     private readonly tx: sql.Transaction,
     readonly version: Version,
     readonly fingerprint: SourceFingerprint,
-    private readonly tenant: string,
+    tenant: string,
     private readonly declaredTypes: (t: TableSchema) => Promise<Map<string, string>>,
-  ) {}
-
-  private ctx(operation: string, table?: string): ErrorContext {
-    return { tenant: this.tenant, side: 'source', operation, ...(table === undefined ? {} : { table }) };
+  ) {
+    this.ctx = contextFor(tenant, 'source');
   }
+
+  private readonly ctx: (operation: string, table?: string) => ErrorContext;
+
 
   /** Runs `fn` after everything queued before it; the returned promise settles when fn's work is over. */
   private exclusive<T>(fn: () => Promise<T>): Promise<T> {

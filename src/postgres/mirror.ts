@@ -13,7 +13,7 @@ import type { Readable } from 'node:stream';
 import type { Pool, PoolClient } from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { decodeLine } from '../core/copy-text';
-import { FailureType, MirrorError, toMirrorError, type ErrorContext } from '../core/errors';
+import { FailureType, MirrorError, toMirrorError, type ErrorContext, contextFor } from '../core/errors';
 import { compareSchema, describeChange, type ExistingTable } from '../core/schema-compat';
 import { schemaHash } from '../core/schema-hash';
 import type {
@@ -40,18 +40,15 @@ export class PgMirror implements Mirror {
   readonly dialect = 'postgres' as const;
   private readonly pool: Pool;
   private readonly schema: string;
-  private readonly tenant: string;
   private closed = false;
 
   constructor(opts: PgMirrorOptions) {
     this.schema = opts.schema;
-    this.tenant = opts.tenant;
+    this.ctx = contextFor(opts.tenant, 'mirror');
     this.pool = createPgPool(opts.url, { max: opts.maxConnections ?? 4, applicationName: 'tenant-mirror' });
   }
 
-  private ctx(operation: string, table?: string): ErrorContext {
-    return { tenant: this.tenant, side: 'mirror', operation, ...(table === undefined ? {} : { table }) };
-  }
+  private readonly ctx: (operation: string, table?: string) => ErrorContext;
 
   async ping(): Promise<void> {
     await withClient(this.pool, this.ctx('ping'), (c) => c.query('SELECT 1'), FailureType.Unavailable);

@@ -15,7 +15,7 @@ import type {
   TableSchema,
   Version,
 } from '../core/types';
-import { FailureType, MirrorError, toMirrorError, type ErrorContext } from '../core/errors';
+import { FailureType, MirrorError, toMirrorError, type ErrorContext, contextFor } from '../core/errors';
 import { literalPg, quotePg } from '../core/identifiers';
 import { estimateRows, listTables, readFingerprint, readNativeKey, type NativeKeyColumn, type Queryable } from './catalog';
 import { connectClient, createPgPool, withClient } from './pool';
@@ -39,19 +39,16 @@ export interface PgChangeSourceOptions extends SourceOptions {
 export class PgChangeSource implements ChangeSource {
   readonly dialect = 'postgres' as const;
   private readonly pool: Pool;
-  private readonly tenant: string;
   private readonly lockTimeoutMs: number;
   private readonly openSnapshots = new Set<PgSourceSnapshot>();
 
   constructor(opts: PgChangeSourceOptions) {
-    this.tenant = opts.tenant;
+    this.ctx = contextFor(opts.tenant, 'source');
     this.lockTimeoutMs = opts.lockTimeoutMs ?? 10_000;
     this.pool = createPgPool(opts.url, { max: opts.maxConnections ?? 4, applicationName: 'tenant-mirror' });
   }
 
-  private ctx(operation: string, table?: TableSchema): ErrorContext {
-    return { tenant: this.tenant, side: 'source', operation, ...(table ? { table: table.name } : {}) };
-  }
+  private readonly ctx: (operation: string, table?: string) => ErrorContext;
 
   async ping(): Promise<void> {
     await withClient(this.pool, this.ctx('ping'), (c) => c.query('SELECT 1'), FailureType.Unavailable);
@@ -62,7 +59,7 @@ export class PgChangeSource implements ChangeSource {
   }
 
   enableTracking(table: TableSchema, retentionMs: number): Promise<boolean> {
-    return enableTracking(this.pool, table, { retentionMs, lockTimeoutMs: this.lockTimeoutMs }, this.ctx('enable tracking', table));
+    return enableTracking(this.pool, table, { retentionMs, lockTimeoutMs: this.lockTimeoutMs }, this.ctx('enable tracking', table.name));
   }
 
   fingerprint(): Promise<SourceFingerprint> {
@@ -80,7 +77,7 @@ export class PgChangeSource implements ChangeSource {
   }
 
   estimateRows(table: TableSchema): Promise<number> {
-    return withClient(this.pool, this.ctx('estimate rows', table), (c) => estimateRows(c, table), FailureType.SourceReadFailed);
+    return withClient(this.pool, this.ctx('estimate rows', table.name), (c) => estimateRows(c, table), FailureType.SourceReadFailed);
   }
 
   /** Closes snapshots still open (pool.end() would wait for their connections forever), then the pool. */
