@@ -36,7 +36,7 @@ import type {
 import { errorNumber, LazyPool } from './connection';
 import * as q from './sql';
 import { readLines } from './stream';
-import { mssqlTypeToLogical, normalizeForMssql } from './types';
+import { mssqlTypeToLogical, normalizeForMssql, type CatalogColumn } from './types';
 import { copyFieldToMssql } from './values';
 
 export type MssqlMirrorOptions = MirrorOptions;
@@ -49,16 +49,6 @@ interface StateRow {
   populated_at: string | null;
   last_sync_at: string | null;
   row_count: string | null;
-}
-
-interface CatalogColumn {
-  column_name: string;
-  type_name: string;
-  max_length: number;
-  precision: number;
-  scale: number;
-  is_nullable: boolean;
-  key_ordinal: number | null;
 }
 
 const LOAD_TABLE = '#load';

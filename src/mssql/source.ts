@@ -36,21 +36,14 @@ import type {
 import { errorNumber, LazyPool } from './connection';
 import * as q from './sql';
 import { streamRows, type QueryParam, type RowStreamHandle } from './stream';
-import { formatMssqlType, mssqlTypeToLogical, type MssqlColumnFacts } from './types';
+import { formatMssqlType, mssqlTypeToLogical, type MssqlColumnFacts, type CatalogColumn } from './types';
 import { copyFieldToMssql, mssqlToCopyField } from './values';
 
 export type MssqlChangeSourceOptions = SourceOptions;
 
-interface ColumnRow {
+interface ColumnRow extends CatalogColumn {
   schema_name: string;
   table_name: string;
-  column_name: string;
-  type_name: string;
-  max_length: number;
-  precision: number;
-  scale: number;
-  is_nullable: boolean;
-  key_ordinal: number | null;
 }
 
 /** SQL Server error numbers: tracking already enabled on the table / on the database (a concurrent enable). */

@@ -243,3 +243,14 @@ export function declarationFacts(decl: string): MssqlColumnFacts {
 export function normalizeForMssql(type: LogicalType): LogicalType {
   return mssqlTypeToLogical(declarationFacts(logicalToMssqlType(type)));
 }
+
+/** One column as the catalog queries of sql.ts return it (sys.columns joined to its type and primary key). */
+export interface CatalogColumn {
+  column_name: string;
+  type_name: string;
+  max_length: number;
+  precision: number;
+  scale: number;
+  is_nullable: boolean;
+  key_ordinal: number | null;
+}
