@@ -11,6 +11,8 @@ import { temporal } from '@temporalio/proto';
 const CANCEL_REQUESTED = temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_CANCEL_REQUESTED;
 
 export interface CancelWatch {
+  /** Whether the next `beat` will be sent (its details are worth bringing up to date). */
+  due(): boolean;
   /** Records the latest details; sends them only if `everyMs` has passed since the last beat. */
   beat(details: unknown): void;
   /** Waits `ms`, looking out for a cancel request; throws CancelledFailure once the cancellation arrives. */
@@ -44,17 +46,20 @@ export function cancelWatch(ctx: Context, opts: { everyMs: number; lookEveryMs: 
     }
   }
 
+  const due = (): boolean => Date.now() - lastBeat >= opts.everyMs;
+
   return {
+    due,
     beat(next) {
       details = next;
-      if (Date.now() - lastBeat >= opts.everyMs) send();
+      if (due()) send();
     },
     async sleep(ms) {
       const until = Date.now() + ms;
       while (Date.now() < until) {
         throwIfCancelled();
         await ctx.sleep(Math.max(1, Math.min(250, until - Date.now())));
-        if (Date.now() - lastBeat >= opts.everyMs) send();
+        if (due()) send();
         if (Date.now() >= nextLook) {
           nextLook = Date.now() + opts.lookEveryMs;
           if (await cancelRequested()) {
