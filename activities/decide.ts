@@ -3,7 +3,7 @@
  * so the prepare activity and the sync session apply the same rules and unit tests cover them.
  */
 import type { MirrorTableState, SourceFingerprint, Version } from '../src/core/types';
-import type { PopulateReason } from '../workflows/definitions';
+import type { PopulateReason } from '../contract';
 
 export interface TableFacts {
   state: MirrorTableState | undefined;

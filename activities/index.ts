@@ -1,8 +1,9 @@
 /**
  * The activities of the tenant workflow, built by a factory that receives their dependencies (configuration and
- * adapter constructors), so the worker wires real databases and tests can wire whatever they need.
+ * adapter constructors), so the worker wires real databases and tests can wire whatever they need. Their
+ * signatures are the contract's (contract/activities.ts).
  */
-import type { PopulateResult, SessionInput, SessionResult, TenantPlan, WipeInput } from '../workflows/definitions';
+import type { TenantActivities } from '../contract';
 import type { ActivityDeps } from './deps';
 import { prepareTenant } from './prepare';
 import { populateTable } from './populate';
@@ -10,13 +11,7 @@ import { syncSession } from './session';
 import { wipeTables } from './wipe';
 
 export type { ActivityDeps } from './deps';
-
-export interface TenantActivities {
-  prepareTenant(tenantId: string): Promise<TenantPlan>;
-  populateTable(tenantId: string, table: string): Promise<PopulateResult>;
-  syncSession(tenantId: string, input: SessionInput): Promise<SessionResult>;
-  wipeTables(tenantId: string, input: WipeInput): Promise<{ wiped: string[] | 'all' }>;
-}
+export type { TenantActivities } from '../contract';
 
 export function createActivities(deps: ActivityDeps): TenantActivities {
   return {

@@ -9,18 +9,9 @@
 import { Context, CancelledFailure } from '@temporalio/activity';
 import { MirrorError, FailureType } from '../src/core/errors';
 import type { SourceSnapshot, TableSchema } from '../src/core/types';
-import type { PopulateResult } from '../workflows/definitions';
+import type { PopulateHeartbeat, PopulateResult } from '../contract';
 import { withSides, type ActivityDeps } from './deps';
 import { withFailures } from './failure';
-
-/** Heartbeat details of a population: enough to resume it. */
-export interface PopulateHeartbeat {
-  table: string;
-  version: string;
-  rows: number;
-  bytes: number;
-  lastKey: (string | null)[] | null;
-}
 
 /** Heartbeats bring cancellations (wipe, pause): every second, so one arriving during a population is acted on promptly. */
 const KEEPALIVE_MS = 1_000;

@@ -4,7 +4,7 @@
  */
 import { tableFilter } from '../src/config/load';
 import type { TableSchema } from '../src/core/types';
-import type { TablePlan, TenantPlan } from '../workflows/definitions';
+import type { TablePlan, TenantPlan } from '../contract';
 import { decideTable } from './decide';
 import { withSides, type ActivityDeps } from './deps';
 import { withFailures } from './failure';

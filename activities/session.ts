@@ -12,7 +12,7 @@ import { FailureType, MirrorError } from '../src/core/errors';
 import { tableFilter } from '../src/config/load';
 import type { ChangeSource, Mirror, MirrorTableState, TableSchema } from '../src/core/types';
 import type { TenantConfig } from '../src/config/schema';
-import type { SessionEndReason, SessionHeartbeat, SessionInput, SessionResult } from '../workflows/definitions';
+import type { SessionEndReason, SessionHeartbeat, SessionInput, SessionResult } from '../contract';
 import { restoreEvidence } from './decide';
 import { withSides, type ActivityDeps } from './deps';
 import { withFailures } from './failure';

@@ -1,5 +1,5 @@
 /** Wiping: drop the named mirror tables (or all of them) with their state, so bootstrap repopulates them. */
-import type { WipeInput } from '../workflows/definitions';
+import type { WipeInput } from '../contract';
 import { withSides, type ActivityDeps } from './deps';
 import { withFailures } from './failure';
 

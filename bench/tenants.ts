@@ -9,7 +9,7 @@ import { stringify } from 'yaml';
 import type { Client } from '@temporalio/client';
 import type { TenantConfigInput } from '../src/config/schema';
 import { PROJECT_ROOT } from '../src/temporal/binaries';
-import { pauseSignal, resumeSignal, workflowIdFor } from '../workflows/definitions';
+import { pauseSignal, resumeSignal, workflowIdFor } from '../contract';
 import { tenantMirrorWorkflow } from '../workflows/tenant-mirror';
 import { BENCH_DIR, q, sleep, type BenchEnv } from './env';
 import { stopChild } from '../src/temporal/dev-server';

@@ -15,7 +15,7 @@ import {
   type ForceWipeAck,
   type SessionHeartbeat,
   type TenantStatus,
-} from '../workflows/definitions';
+} from '../contract';
 import { tenantMirrorWorkflow } from '../workflows/tenant-mirror';
 import { optionalTsToMs } from '@temporalio/common/lib/time';
 import { temporal } from '@temporalio/proto';

@@ -3,7 +3,7 @@
  */
 import { NativeConnection, Worker, type WorkflowBundleOption } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../activities';
-import { TASK_QUEUE } from '../workflows/definitions';
+import { TASK_QUEUE } from '../contract';
 import { openMirror, openSource } from './adapters';
 import { findTenant, loadConfigFile } from './config/load';
 import { logger } from './logging';

@@ -4,7 +4,7 @@
  */
 import { Command } from 'commander';
 import { configPath, findTenant, loadConfigFile } from '../config/load';
-import { MirrorError } from '../core/errors';
+import { FailureType, MirrorError } from '../core/errors';
 import { connectClient, forceWipe, pauseTenant, resumeTenant, startTenant, tenantStatus, WorkflowNotFoundError } from '../client';
 import { startEmbeddedTemporalIfNeeded, temporalTarget } from '../temporal/connection';
 import { createWorker } from '../worker';
@@ -40,7 +40,7 @@ program
   .action(async (tenant: string | undefined, opts: { all?: boolean }) => {
     const tenants = loadConfigFile();
     const ids = opts.all ? tenants.map((t) => t.id) : tenant ? [findTenant(tenants, tenant).id] : [];
-    if (!ids.length) throw new MirrorError('BadConfig', 'name a tenant or pass --all');
+    if (!ids.length) throw new MirrorError(FailureType.BadConfig, 'name a tenant or pass --all');
     await withClient(async (client) => {
       for (const id of ids) console.log(`${id}: ${await startTenant(client, id)}`);
     });
@@ -154,5 +154,5 @@ program.parseAsync(process.argv).catch((err: unknown) => {
   // One clear line for the person at the terminal; no stack for expected failures.
   const message = err instanceof Error ? err.message : String(err);
   console.error(`tenant-mirror: ${message}`);
-  process.exitCode = err instanceof MirrorError && err.type === 'BadConfig' ? 2 : 1;
+  process.exitCode = err instanceof MirrorError && err.type === FailureType.BadConfig ? 2 : 1;
 });

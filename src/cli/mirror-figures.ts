@@ -4,7 +4,7 @@
  */
 import { openMirror } from '../adapters';
 import type { TenantConfig } from '../config/schema';
-import type { TenantStatus } from '../../workflows/definitions';
+import type { TenantStatus } from '../../contract';
 
 export async function withMirrorFigures<T extends Pick<TenantStatus, 'tables'>>(status: T, tenant: TenantConfig | undefined): Promise<T> {
   if (!tenant) return status;

@@ -1,5 +1,5 @@
 /** Human-readable `status`: one block per tenant, one line per table. */
-import type { TenantStatus } from '../../workflows/definitions';
+import type { TenantStatus } from '../../contract';
 
 export type StatusRow = Omit<TenantStatus, 'state'> & { state: TenantStatus['state'] | 'not started'; running: boolean; activityError: string | null };
 

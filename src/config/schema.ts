@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import ms from 'ms';
 import bytes from 'bytes';
+import { DEFAULT_POLICY } from '../../contract/payloads';
 
 const duration = z.union([z.number().int().positive(), z.string()]).transform((value, ctx) => {
   const parsed = typeof value === 'number' ? value : ms(value as ms.StringValue);
@@ -46,10 +47,10 @@ export const tenantSchema = z
       .object({ include: z.array(z.string().min(1)).default(['*']), exclude: z.array(z.string().min(1)).default([]) })
       .strict()
       .default({ include: ['*'], exclude: [] }),
-    pollInterval: duration.default(5_000),
+    pollInterval: duration.default(DEFAULT_POLICY.pollIntervalMs),
     batchBytes: size.default(8 * 1024 * 1024),
-    retention: duration.default(7 * 24 * 3600 * 1000),
-    onSourceRestore: z.enum(['repopulate', 'pause']).default('repopulate'),
+    retention: duration.default(DEFAULT_POLICY.retentionMs),
+    onSourceRestore: z.enum(['repopulate', 'pause']).default(DEFAULT_POLICY.onSourceRestore),
   })
   .strict();
 

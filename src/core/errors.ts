@@ -1,38 +1,11 @@
 /**
  * Typed failures. The `type` travels through Temporal as the ApplicationFailure type, and the workflow decides
- * on it (see workflows/failures.ts); the context names the tenant, table and operation for a person reading the
- * history. Messages never contain connection strings or passwords.
+ * on it by the one failure table (contract/failures.ts); the context names the tenant, table and operation for a
+ * person reading the history. Messages never contain connection strings or passwords.
  */
+import { FailureType, failureAction, type FailureTypeName } from '../../contract/failures';
 
-export const FailureType = {
-  /** The mirror cannot hold the new table shape in place: the table was replaced and must be repopulated. */
-  IncompatibleSchema: 'IncompatibleSchema',
-  /** Changes since the mirror's LSN are no longer available at the source: repopulate. */
-  TrackingExpired: 'TrackingExpired',
-  /** The source was restored or rebuilt (version went back or fingerprint changed). */
-  SourceRestored: 'SourceRestored',
-  /** Wrong credentials or permissions: retrying would only hammer the database. */
-  AuthFailed: 'AuthFailed',
-  /** Configuration is invalid or names something that does not exist. */
-  BadConfig: 'BadConfig',
-  /** A database could not be reached or dropped the connection: retried with backoff. */
-  Unavailable: 'Unavailable',
-  /** The mirror rejected a value or statement: retried with backoff (the batch rolled back, the LSN stayed). */
-  MirrorWriteFailed: 'MirrorWriteFailed',
-  /** Reading the source failed in a way that is worth retrying. */
-  SourceReadFailed: 'SourceReadFailed',
-} as const;
-
-export type FailureTypeName = (typeof FailureType)[keyof typeof FailureType];
-
-/** Failures that retrying cannot fix; the workflow acts on them instead. */
-export const NON_RETRYABLE: readonly FailureTypeName[] = [
-  FailureType.IncompatibleSchema,
-  FailureType.TrackingExpired,
-  FailureType.SourceRestored,
-  FailureType.AuthFailed,
-  FailureType.BadConfig,
-];
+export { FailureType, type FailureTypeName };
 
 export interface ErrorContext {
   tenant?: string;
@@ -58,7 +31,7 @@ export class MirrorError extends Error {
   }
 
   get retryable(): boolean {
-    return !NON_RETRYABLE.includes(this.type);
+    return failureAction(this.type) === 'retry';
   }
 }
 

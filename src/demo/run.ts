@@ -23,8 +23,8 @@ import { startEmbeddedTemporalIfNeeded, temporalTarget, EMBEDDED_UI_PORT } from 
 import type { DevServer } from '../temporal/dev-server';
 import { createWorker, defaultDeps } from '../worker';
 import { tenantMirrorWorkflow } from '../../workflows/tenant-mirror';
-import { MIRROR_STATE_KEY, TENANT_ID_KEY, statusQuery, workflowIdFor, type TenantStatus } from '../../workflows/definitions';
-import type { PopulateHeartbeat } from '../../activities/populate';
+import { MIRROR_STATE_KEY, TENANT_ID_KEY, statusQuery, workflowIdFor, type TenantStatus } from '../../contract';
+import type { PopulateHeartbeat } from '../../contract';
 import { CRM_TABLES, DEFAULT_SEED, UNMIRRORED_TABLE, loadCrm, planCounts, type CrmTableName, type RowCounts } from './crm';
 import { CHECK_CONNECTION_OPTIONS, compareTables, mirrorLag, totalRows } from './compare';
 import { LiveChanges } from './live-changes';

@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { connectClient } from '../../src/client';
 import { CRM_TABLES, UNMIRRORED_TABLE, planCounts } from '../../src/demo/crm';
 import { DEMO_TENANT, runDemo } from '../../src/demo/run';
-import { workflowIdFor } from '../../workflows/definitions';
+import { workflowIdFor } from '../../contract';
 import { sharedTemporal } from '../support/temporal';
 
 describe('demo', () => {

@@ -11,7 +11,7 @@ import { stringify } from 'yaml';
 import { Client, Connection } from '@temporalio/client';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { startTenant } from '../../src/client';
-import { statusQuery, workflowIdFor, type PopulateResult } from '../../workflows/definitions';
+import { statusQuery, workflowIdFor, type PopulateResult } from '../../contract';
 import { startPgPair, type PgPair } from '../support/pg';
 import { sharedTemporal } from '../support/temporal';
 import { query, tableChecksum } from '../support/checksum';

@@ -12,7 +12,7 @@ import { startHarness, type Harness } from '../support/tenant-harness';
 import { activityRuns, after, historyMark, mirrorLsns, populations, waitForRun } from '../support/scenario-tools';
 import { query } from '../support/checksum';
 import { waitFor } from '../support/wait';
-import type { TenantPlan } from '../../workflows/definitions';
+import type { TenantPlan } from '../../contract';
 
 let h: Harness;
 const RETENTION = { retention: '3s' } as const;

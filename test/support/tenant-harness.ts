@@ -15,7 +15,7 @@ import { startPgPair, type PgPair } from './pg';
 import { sharedTemporal } from './temporal';
 import { query, tableChecksum, type TableChecksum } from './checksum';
 import { waitFor } from './wait';
-import { statusQuery, workflowIdFor, type MirrorState, type TenantStatus } from '../../workflows/definitions';
+import { statusQuery, workflowIdFor, type MirrorState, type TenantStatus } from '../../contract';
 import { tenantMirrorWorkflow } from '../../workflows/tenant-mirror';
 import type { TenantConfigInput } from '../../src/config/schema';
 

@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { Context, ApplicationFailure } from '@temporalio/activity';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
-import type { TenantActivities } from '../../activities';
+import type { TenantActivities } from '../../contract';
 import {
   forceWipeUpdate,
   MIRROR_STATE_KEY,
@@ -20,7 +20,7 @@ import {
   type TenantPlan,
   type TenantStatus,
   type WipeInput,
-} from '../../workflows/definitions';
+} from '../../contract';
 import { tenantMirrorWorkflow } from '../../workflows/tenant-mirror';
 import { sharedTemporal } from '../support/temporal';
 import { waitFor } from '../support/wait';

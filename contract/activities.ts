@@ -1,0 +1,9 @@
+/** The activities the tenant workflow schedules: their names and signatures, implemented in activities/. */
+import type { PopulateResult, SessionInput, SessionResult, TenantPlan, WipeInput } from './payloads';
+
+export interface TenantActivities {
+  prepareTenant(tenantId: string): Promise<TenantPlan>;
+  populateTable(tenantId: string, table: string): Promise<PopulateResult>;
+  syncSession(tenantId: string, input: SessionInput): Promise<SessionResult>;
+  wipeTables(tenantId: string, input: WipeInput): Promise<{ wiped: string[] | 'all' }>;
+}

@@ -1,0 +1,124 @@
+/**
+ * The shapes that cross workflow history: activity inputs and results, status. Everything here is metadata
+ * (names, versions, counts, reasons): row data never passes through history.
+ */
+
+export type MirrorState = 'bootstrapping' | 'populating' | 'mirroring' | 'paused' | 'wiping' | 'blocked';
+
+export type TableState = 'pending' | 'populating' | 'mirroring' | 'skipped' | 'failed';
+
+export interface TableStatus {
+  name: string;
+  state: TableState;
+  lsn: string | null;
+  rows: number | null;
+  lastSyncAt: string | null;
+  error: string | null;
+}
+
+export interface TenantStatus {
+  tenantId: string;
+  state: MirrorState;
+  /** Why the tenant is paused or blocked, or what the last failure was. */
+  reason: string | null;
+  tables: TableStatus[];
+  lastSuccessAt: string | null;
+  pendingWipe: string[] | 'all' | null;
+}
+
+/** Tenant settings the workflow needs to make decisions (no connection details). */
+export interface TenantPolicy {
+  pollIntervalMs: number;
+  retentionMs: number;
+  onSourceRestore: 'repopulate' | 'pause';
+}
+
+/** The defaults of the tenants file, which are also what a workflow assumes before it has read the file. */
+export const DEFAULT_POLICY: Readonly<TenantPolicy> = {
+  pollIntervalMs: 5_000,
+  retentionMs: 7 * 24 * 3600 * 1000,
+  onSourceRestore: 'repopulate',
+};
+
+export type PopulateReason =
+  | 'new table'
+  | 'never populated'
+  | 'schema replaced'
+  | 'column added'
+  | 'tracking expired'
+  | 'source restored'
+  | 'no sync within retention'
+  | 'forced wipe';
+
+export interface TablePlan {
+  name: string;
+  action: 'populate' | 'mirror';
+  /** The source's row estimate, for tables to populate: the largest go first, so the lanes finish together. */
+  estimatedRows?: number;
+  reason?: PopulateReason;
+  detail?: string;
+}
+
+export interface TenantPlan {
+  policy: TenantPolicy;
+  tables: TablePlan[];
+  skipped: { name: string; reason: string }[];
+  /** Mirror tables dropped because their source table is gone. */
+  dropped: string[];
+  /** Set when the source looks restored (version went back or fingerprint changed). */
+  sourceRestored: string | null;
+}
+
+export interface PopulateResult {
+  table: string;
+  rows: number;
+  lsn: string;
+  resumed: boolean;
+  durationMs: number;
+}
+
+export interface SessionInput {
+  tables: string[];
+  maxDurationMs: number;
+}
+
+/** Why a sync session handed control back. Restores, expired tracking and incompatible schemas are typed failures instead. */
+export type SessionEndReason = 'timeLimit' | 'tablesChanged' | 'schemaChanged';
+
+/** Per-table figures as the mirror's `_mirror_state` records them. */
+export type TableFigures = Pick<TableStatus, 'name' | 'lsn' | 'rows' | 'lastSyncAt'>;
+
+export interface SessionResult {
+  reason: SessionEndReason;
+  detail: string | null;
+  /** Tables the workflow must repopulate (schemaChanged: an added column to backfill). */
+  tables: string[];
+  cycles: number;
+  changesApplied: number;
+  /** Epoch ms of the last successful cycle, if any. */
+  lastSuccessAt: number | null;
+  tableStatus: TableFigures[];
+}
+
+/** What the sync session heartbeats: live progress for the Temporal UI. */
+export interface SessionHeartbeat {
+  cycles: number;
+  changesApplied: number;
+  lastCycleAt: string | null;
+  lastSuccessAt: number | null;
+  tables: TableFigures[];
+}
+
+/** What a population heartbeats: progress for the Temporal UI and the demo, and the version a retry resumes at. */
+export interface PopulateHeartbeat {
+  table: string;
+  version: string;
+  rows: number;
+  bytes: number;
+  lastKey: (string | null)[] | null;
+}
+
+export interface WipeInput {
+  tables: string[] | 'all';
+  reason: string;
+}

@@ -1,0 +1,221 @@
+/**
+ * The tenant's phases: each a small function that runs the activities of one step and moves the state on.
+ *
+ *   sync:   bootstrapping ─► populating ─► mirroring   (one pass; the workflow loops)
+ *   wipe:   wiping, then the next pass repopulates what was wiped
+ *   paused: holds, without activities, until resumed or a wipe is requested
+ *   recover: what a failed activity means (contract/failures.ts): repopulate, block the tenant, or retry later
+ */
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  CancellationScope,
+  condition,
+  isCancellation,
+  log,
+  patched,
+  sleep,
+  upsertSearchAttributes,
+} from '@temporalio/workflow';
+import type { TenantActivities } from '../contract/activities';
+import { failureAction } from '../contract/failures';
+import { MIRROR_STATE_KEY, TENANT_ID_KEY } from '../contract/ids';
+import type { MirrorState, TablePlan, TenantPlan } from '../contract/payloads';
+import { activitiesFor, sessionLimit } from './activity-options';
+import { failureMessage, failureTypeOf } from './failures';
+import {
+  blockedWaitMs,
+  pauseForRestore,
+  populationQueue,
+  reconcileTables,
+  recordPopulated,
+  recordPopulating,
+  recordSession,
+  recordTableFailed,
+  recordWiped,
+  retentionExpired,
+  sessionTables,
+  withBackfill,
+  type TenantState,
+} from './state';
+
+/** While blocked, look again this often (or at once on resume/syncNow). */
+const BLOCKED_RECHECK_MS = 10 * 60 * 1000;
+/** Tables populated at once (source snapshots and mirror connections per tenant grow with it). */
+const POPULATION_LANES = 2;
+/** Patch id: populations run in POPULATION_LANES lanes instead of one after another. */
+const PARALLEL_POPULATION = 'parallel-population';
+
+export type Phase = 'wipe' | 'paused' | 'sync';
+
+/** The 7-day rule first, then an operator's wipe, then a pause; otherwise the tenant syncs. */
+export function nextPhase(s: TenantState, now: number): Phase {
+  if (retentionExpired(s, now) && s.pendingWipe !== 'all') {
+    log.warn('no successful sync within retention: wiping', { tenantId: s.tenantId });
+    s.pendingWipe = 'all';
+  }
+  if (s.pendingWipe) return 'wipe';
+  return s.pause ? 'paused' : 'sync';
+}
+
+/** Publishes the tenant's state: the MirrorState search attribute is upserted only on a change (an idle tenant adds no events). */
+function publish(s: TenantState, next: MirrorState, why: string | null = null): void {
+  s.reason = why;
+  if (next === s.published) return;
+  s.published = next;
+  upsertSearchAttributes([
+    { key: TENANT_ID_KEY, value: s.tenantId },
+    { key: MIRROR_STATE_KEY, value: next },
+  ]);
+  log.info('tenant state', { tenantId: s.tenantId, state: next, reason: why });
+}
+
+const acts = (s: TenantState): TenantActivities => activitiesFor(s.policy);
+
+export async function wipePhase(s: TenantState): Promise<void> {
+  const wipe = s.pendingWipe ?? 'all';
+  publish(s, 'wiping', wipe === 'all' ? 'wiping all tables' : `wiping ${wipe.join(', ')}`);
+  try {
+    const reason = retentionExpired(s, Date.now()) ? 'no sync within retention' : 'forced wipe';
+    await acts(s).wipeTables(s.tenantId, { tables: wipe, reason });
+    recordWiped(s, wipe);
+  } catch (err) {
+    await recover(s, err);
+  }
+}
+
+export async function pausedPhase(s: TenantState): Promise<void> {
+  publish(s, 'paused', s.pause?.reason ?? null);
+  await condition(() => s.pause === null || s.pendingWipe !== null);
+}
+
+export async function syncPhase(s: TenantState, interrupter: Interrupter): Promise<void> {
+  publish(s, 'bootstrapping', null);
+  const tables = await bootstrap(s);
+  if (tables === null || !(await populate(s, interrupter, tables)) || s.wake) return;
+  await mirror(s, interrupter, tables);
+}
+
+/** Reads configuration and catalog, enables tracking, applies schemas: the plan, or null when there is none to follow. */
+async function bootstrap(s: TenantState): Promise<TablePlan[] | null> {
+  let plan: TenantPlan;
+  try {
+    plan = await acts(s).prepareTenant(s.tenantId);
+  } catch (err) {
+    await recover(s, err);
+    return null;
+  }
+  s.policy = plan.policy;
+  if (!plan.sourceRestored) s.restoreAccepted = false;
+  if (plan.sourceRestored && s.policy.onSourceRestore === 'pause' && !s.restoreAccepted) {
+    reconcileTables(s, plan);
+    pauseForRestore(s, plan.sourceRestored);
+    return null;
+  }
+  const tables = withBackfill(s, plan.tables);
+  reconcileTables(s, { ...plan, tables });
+  return tables;
+}
+
+/**
+ * Every table that needs its rows (again). Since PARALLEL_POPULATION a few tables at a time, so one table's set-up
+ * and swap overlap another's copy; histories from before it replay one at a time. Returns whether to go on to
+ * mirroring (false after a failure or an interruption).
+ */
+async function populate(s: TenantState, interrupter: Interrupter, tables: TablePlan[]): Promise<boolean> {
+  const queue = populationQueue(tables);
+  if (queue.length === 0) return true;
+  const lanes = patched(PARALLEL_POPULATION) ? POPULATION_LANES : 1;
+  let failure: unknown = null;
+  const lane = async (): Promise<void> => {
+    for (let table = queue.shift(); table && failure === null && !s.wake; table = queue.shift()) {
+      recordPopulating(s, table.name);
+      publish(s, 'populating', `${table.name}: ${table.reason ?? 'populate'}`);
+      try {
+        recordPopulated(s, await acts(s).populateTable(s.tenantId, table.name), Date.now());
+      } catch (err) {
+        if (isCancellation(err)) throw err;
+        recordTableFailed(s, table.name, failureMessage(err));
+        failure ??= err;
+      }
+    }
+  };
+  const done = await interrupter.run(async () => {
+    // allSettled: a cancelled lane must not leave before the others' activities have finished cancelling.
+    const settled = await Promise.allSettled(Array.from({ length: Math.min(lanes, queue.length) }, lane));
+    const cancelled = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (cancelled) throw cancelled.reason;
+    return true;
+  });
+  if (failure !== null) {
+    await recover(s, failure);
+    return false;
+  }
+  return done !== null;
+}
+
+/** One long-running sync session until something needs a decision. */
+async function mirror(s: TenantState, interrupter: Interrupter, tables: TablePlan[]): Promise<void> {
+  const mirrored = sessionTables(s, tables);
+  publish(s, 'mirroring', null);
+  try {
+    const result = await interrupter.run(() => acts(s).syncSession(s.tenantId, { tables: mirrored, maxDurationMs: sessionLimit(s.policy) }));
+    if (result) recordSession(s, result);
+  } catch (err) {
+    await recover(s, err);
+  }
+}
+
+/**
+ * The activity now running, cancelled when an operator's message needs the workflow's attention: message
+ * handlers record their intent on the state and call `wake()`.
+ */
+export class Interrupter {
+  private current: CancellationScope | null = null;
+
+  constructor(private readonly s: TenantState) {}
+
+  wake(): void {
+    this.s.wake = true;
+    this.current?.cancel();
+  }
+
+  /** Runs activity calls in a scope `wake()` cancels; returns null when it was cancelled. */
+  async run<T>(fn: () => Promise<T>): Promise<T | null> {
+    const scope = new CancellationScope();
+    this.current = scope;
+    try {
+      return await scope.run(fn);
+    } catch (err) {
+      if (isCancellation(err)) return null;
+      throw err;
+    } finally {
+      this.current = null;
+    }
+  }
+}
+
+/**
+ * What a failed activity means, by its failure type. `repopulate`: the activity already left the mirror in a state
+ * the next bootstrap repopulates from. `blockTenant`: wait without hammering (the retention rule still applies
+ * while waiting). `retry`: the retry window ran out; wait a little and start over.
+ */
+async function recover(s: TenantState, err: unknown): Promise<void> {
+  if (isCancellation(err)) return;
+  const type = failureTypeOf(err);
+  const message = failureMessage(err);
+  switch (failureAction(type)) {
+    case 'repopulate':
+      log.warn('repopulating after failure', { tenantId: s.tenantId, type, message });
+      s.reason = message;
+      return;
+    case 'blockTenant':
+      publish(s, 'blocked', message);
+      await condition(() => s.wake || s.pendingWipe !== null, blockedWaitMs(s, Date.now(), BLOCKED_RECHECK_MS));
+      return;
+    case 'retry':
+      if (!(err instanceof ActivityFailure || err instanceof ApplicationFailure)) throw err;
+      s.reason = message;
+      await sleep(s.policy.pollIntervalMs);
+  }
+}

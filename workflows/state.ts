@@ -1,0 +1,214 @@
+/**
+ * The tenant as one value. The workflow holds a TenantState, moves it through its phases (workflows/phases.ts)
+ * with the small pure functions below, and carries it whole across continue-as-new. Message handlers only
+ * record an operator's intent here and wake the workflow (see workflows/messages.ts); the phases act on it.
+ *
+ * Pure: no workflow API, no clock (callers pass `now`), so every transition is a plain function of its inputs.
+ */
+import { DEFAULT_POLICY } from '../contract/payloads';
+import type {
+  MirrorState,
+  PopulateResult,
+  SessionResult,
+  TablePlan,
+  TableStatus,
+  TenantPlan,
+  TenantPolicy,
+  TenantStatus,
+} from '../contract/payloads';
+
+export type WipeScope = string[] | 'all';
+
+export interface TenantState {
+  tenantId: string;
+  /** The tenant's policy as last read, so a new run's first activities already retry within its retention. */
+  policy: TenantPolicy;
+  /** The state last published as the MirrorState search attribute in this run; null until the run publishes one. */
+  published: MirrorState | null;
+  /** Why the tenant is in its state, or what the last failure was. */
+  reason: string | null;
+  /** Set while the tenant is paused. `byRestore`: the restore policy paused it (resuming it means repopulate). */
+  pause: { reason: string; byRestore: boolean } | null;
+  /** An operator resumed a restore pause: the next bootstrap repopulates instead of pausing again. */
+  restoreAccepted: boolean;
+  pendingWipe: WipeScope | null;
+  /** Epoch ms of the last successful sync or population: the 7-day rule counts from it. */
+  lastSuccessAt: number | null;
+  tables: TableStatus[];
+  /** Tables that gained a column in place and still need their rows again (the new column's values). */
+  backfill: string[];
+  /** An operator's message wants the workflow's attention now: the running activity is cancelled. */
+  wake: boolean;
+}
+
+/** What continue-as-new carried before TenantState existed; a run started from it converts it once. */
+export interface LegacyCarriedState {
+  paused: boolean;
+  pauseReason: string | null;
+  pendingWipe: WipeScope | null;
+  lastSuccessAt: number | null;
+  tables: TableStatus[];
+  pausedByRestore?: boolean;
+  restoreAccepted?: boolean;
+  backfill?: string[];
+  policy?: TenantPolicy;
+}
+
+/** Workflow input. Carries no secret: activities resolve connections from configuration by tenant id. */
+export interface TenantWorkflowInput {
+  tenantId: string;
+  /** The state carried across continue-as-new. */
+  state?: TenantState;
+  /** @deprecated the carried state of runs started before TenantState; read, never written. */
+  carried?: LegacyCarriedState;
+}
+
+export function initialState(input: TenantWorkflowInput): TenantState {
+  // Each run publishes its state once, whatever the previous run published.
+  if (input.state) return { ...input.state, published: null, wake: false };
+  const legacy = input.carried;
+  return {
+    tenantId: input.tenantId,
+    policy: legacy?.policy ?? { ...DEFAULT_POLICY },
+    published: null,
+    reason: null,
+    pause: legacy?.paused ? { reason: legacy.pauseReason ?? 'paused by operator', byRestore: legacy.pausedByRestore ?? false } : null,
+    restoreAccepted: legacy?.restoreAccepted ?? false,
+    pendingWipe: legacy?.pendingWipe ?? null,
+    lastSuccessAt: legacy?.lastSuccessAt ?? null,
+    tables: legacy?.tables ?? [],
+    backfill: legacy?.backfill ?? [],
+    wake: false,
+  };
+}
+
+// ---- operator intent (message handlers) ----
+
+export function requestPause(s: TenantState, why: string | undefined): void {
+  s.pause = { reason: why ?? 'paused by operator', byRestore: false };
+}
+
+export function requestResume(s: TenantState): void {
+  // Resuming a restore pause is the operator's go-ahead to repopulate: without it the restore evidence, still
+  // there at the next bootstrap, would pause the tenant again at once.
+  if (s.pause?.byRestore) s.restoreAccepted = true;
+  s.pause = null;
+}
+
+export function requestWipe(s: TenantState, tables: string[] | undefined): WipeScope {
+  const requested: WipeScope = tables?.length ? tables : 'all';
+  s.pendingWipe = mergeWipe(s.pendingWipe, requested);
+  return requested;
+}
+
+export function mergeWipe(current: WipeScope | null, requested: WipeScope): WipeScope {
+  if (current === 'all' || requested === 'all') return 'all';
+  return [...new Set([...(current ?? []), ...requested])];
+}
+
+// ---- the 7-day rule ----
+
+export function retentionExpired(s: TenantState, now: number): boolean {
+  return s.lastSuccessAt !== null && now - s.lastSuccessAt > s.policy.retentionMs;
+}
+
+export function noteSuccess(s: TenantState, at: number | null): void {
+  if (at !== null && (s.lastSuccessAt === null || at > s.lastSuccessAt)) s.lastSuccessAt = at;
+}
+
+/** How long a blocked tenant waits before looking again: at most `recheckMs`, and never past its retention. */
+export function blockedWaitMs(s: TenantState, now: number, recheckMs: number): number {
+  if (s.lastSuccessAt === null) return recheckMs;
+  return Math.min(recheckMs, Math.max(0, s.lastSuccessAt + s.policy.retentionMs - now) + 1);
+}
+
+// ---- tables ----
+
+export function tableStatus(s: TenantState, name: string): TableStatus {
+  let status = s.tables.find((t) => t.name === name);
+  if (!status) {
+    status = { name, state: 'pending', lsn: null, rows: null, lastSyncAt: null, error: null };
+    s.tables.push(status);
+  }
+  return status;
+}
+
+/** After a wipe of `wiped`: what remains pending, and the wiped tables start from nothing. */
+export function recordWiped(s: TenantState, wiped: WipeScope): void {
+  const pending = s.pendingWipe;
+  if (pending === wiped) s.pendingWipe = null;
+  else if (pending !== null && pending !== 'all' && Array.isArray(wiped)) s.pendingWipe = pending.filter((t) => !wiped.includes(t));
+  for (const t of s.tables) {
+    if (wiped === 'all' || wiped.includes(t.name)) Object.assign(t, { state: 'pending', lsn: null, rows: null, lastSyncAt: null });
+  }
+  if (wiped === 'all') s.lastSuccessAt = null;
+}
+
+/** A column added in place during a session: the rows already mirrored need its values, so the table is repopulated. */
+export function withBackfill(s: TenantState, tables: TablePlan[]): TablePlan[] {
+  const planned = new Set(tables.map((t) => t.name));
+  s.backfill = s.backfill.filter((name) => planned.has(name));
+  return tables.map((t) =>
+    t.action === 'mirror' && s.backfill.includes(t.name)
+      ? { name: t.name, action: 'populate', reason: 'column added', detail: 'backfill the added column' }
+      : t,
+  );
+}
+
+/** Status follows the plan: tables gone from the source leave it, planned ones are pending or mirroring. */
+export function reconcileTables(s: TenantState, plan: TenantPlan): void {
+  const known = new Set([...plan.tables.map((t) => t.name), ...plan.skipped.map((t) => t.name)]);
+  s.tables = s.tables.filter((t) => known.has(t.name));
+  for (const t of plan.tables) {
+    const status = tableStatus(s, t.name);
+    if (t.action === 'populate') Object.assign(status, { state: 'pending', error: t.detail ?? t.reason ?? null });
+    else if (status.state !== 'mirroring') status.state = 'mirroring';
+  }
+  for (const skipped of plan.skipped) Object.assign(tableStatus(s, skipped.name), { state: 'skipped', error: skipped.reason });
+}
+
+/** The populations a plan asks for, largest first, so parallel lanes finish together. */
+export function populationQueue(plan: TablePlan[]): TablePlan[] {
+  return plan.filter((t) => t.action === 'populate').sort((a, b) => (b.estimatedRows ?? 0) - (a.estimatedRows ?? 0));
+}
+
+export function recordPopulating(s: TenantState, table: string): void {
+  Object.assign(tableStatus(s, table), { state: 'populating', error: null });
+}
+
+export function recordPopulated(s: TenantState, result: PopulateResult, now: number): void {
+  Object.assign(tableStatus(s, result.table), { state: 'mirroring', lsn: result.lsn, rows: result.rows, lastSyncAt: new Date(now).toISOString() });
+  s.backfill = s.backfill.filter((name) => name !== result.table);
+  noteSuccess(s, now);
+}
+
+export function recordTableFailed(s: TenantState, table: string, message: string): void {
+  Object.assign(tableStatus(s, table), { state: 'failed', error: message });
+}
+
+/** The tables a session mirrors: every planned one that did not fail. */
+export function sessionTables(s: TenantState, plan: TablePlan[]): string[] {
+  return plan.map((t) => t.name).filter((name) => tableStatus(s, name).state !== 'failed');
+}
+
+export function recordSession(s: TenantState, result: SessionResult): void {
+  noteSuccess(s, result.lastSuccessAt);
+  for (const figures of result.tableStatus) Object.assign(tableStatus(s, figures.name), figures, { state: 'mirroring', error: null });
+  if (result.reason === 'schemaChanged') s.backfill = [...new Set([...s.backfill, ...result.tables])];
+}
+
+export function pauseForRestore(s: TenantState, evidence: string): void {
+  s.pause = { reason: `source restored: ${evidence} (policy onSourceRestore=pause: resume to repopulate)`, byRestore: true };
+}
+
+/** The workflow's answer to the `status` query. */
+export function statusOf(s: TenantState): TenantStatus {
+  return {
+    tenantId: s.tenantId,
+    state: s.published ?? 'bootstrapping',
+    reason: s.reason,
+    tables: s.tables,
+    lastSuccessAt: s.lastSuccessAt === null ? null : new Date(s.lastSuccessAt).toISOString(),
+    pendingWipe: s.pendingWipe,
+  };
+}
