@@ -1,8 +1,11 @@
 /**
  * The rules that decide, per table, whether its mirror can continue from its LSN or must be repopulated. Pure,
- * so the prepare activity and the sync session apply the same rules and unit tests cover them.
+ * so the prepare activity and the sync session apply the same rules and unit tests cover them. The version part
+ * is src/core/versions.ts; a changed source fingerprint adds the restore that versions alone cannot see.
  */
 import type { MirrorTableState, SourceFingerprint, Version } from '../src/core/types';
+import { FailureType } from '../src/core/errors';
+import { discontinuity, type Discontinuity } from '../src/core/versions';
 import type { PopulateReason } from '../contract';
 
 export interface TableFacts {
@@ -19,14 +22,9 @@ export type Verdict = { action: 'mirror' } | { action: 'populate'; reason: Popul
 export function decideTable(facts: TableFacts): Verdict {
   const { state } = facts;
   if (!state || state.lsn === null) return { action: 'populate', reason: 'never populated', detail: 'no LSN in the mirror' };
-  const restored = restoreEvidence(state, facts.sourceVersion, facts.fingerprint);
-  if (restored) return { action: 'populate', reason: 'source restored', detail: restored };
-  if (facts.minValidVersion !== null && BigInt(state.lsn) < BigInt(facts.minValidVersion)) {
-    return {
-      action: 'populate',
-      reason: 'tracking expired',
-      detail: `mirror LSN ${state.lsn} is below the source's min valid version ${facts.minValidVersion}`,
-    };
+  const broken = continuityBreak(state.lsn, state.fingerprint, facts);
+  if (broken) {
+    return { action: 'populate', reason: broken.type === FailureType.SourceRestored ? 'source restored' : 'tracking expired', detail: broken.detail };
   }
   const lastSync = state.lastSyncAt ? Date.parse(state.lastSyncAt) : NaN;
   if (Number.isFinite(lastSync) && facts.now - lastSync > facts.retentionMs) {
@@ -36,15 +34,20 @@ export function decideTable(facts: TableFacts): Verdict {
 }
 
 /**
- * Why the source looks restored, or null. A version below the mirror's LSN is the obvious sign; a changed
+ * Why a mirror table at `lsn` (recorded with `recorded`, the fingerprint of the source it came from) cannot
+ * continue from this source snapshot, or null. A version below the LSN is the obvious sign of a restore; a changed
  * fingerprint catches the restore that new writes have already pushed past the LSN.
  */
-export function restoreEvidence(state: MirrorTableState, sourceVersion: Version, fingerprint: SourceFingerprint): string | null {
-  if (state.lsn !== null && BigInt(sourceVersion) < BigInt(state.lsn)) {
-    return `source version ${sourceVersion} is below the mirror's LSN ${state.lsn}`;
-  }
-  const changed = fingerprintChanges(state.fingerprint, fingerprint);
-  return changed.length ? `source fingerprint changed (${changed.join(', ')})` : null;
+export function continuityBreak(
+  lsn: Version,
+  recorded: SourceFingerprint | null,
+  source: Pick<TableFacts, 'sourceVersion' | 'fingerprint' | 'minValidVersion'>,
+): Discontinuity | null {
+  const byVersion = discontinuity(lsn, source.sourceVersion, source.minValidVersion);
+  if (byVersion?.type === FailureType.SourceRestored) return byVersion;
+  const changed = fingerprintChanges(recorded, source.fingerprint);
+  if (changed.length) return { type: FailureType.SourceRestored, detail: `source fingerprint changed (${changed.join(', ')})` };
+  return byVersion;
 }
 
 export function fingerprintChanges(recorded: SourceFingerprint | null, current: SourceFingerprint): string[] {

@@ -8,6 +8,7 @@
  */
 import { Context, CancelledFailure } from '@temporalio/activity';
 import { MirrorError, FailureType } from '../src/core/errors';
+import { versionBelow } from '../src/core/versions';
 import type { SourceSnapshot, TableSchema } from '../src/core/types';
 import type { PopulateHeartbeat, PopulateResult } from '../contract';
 import { withSides, type ActivityDeps } from './deps';
@@ -92,7 +93,7 @@ export async function populateTable(deps: ActivityDeps, tenantId: string, table:
  */
 async function assertTrackingCovers(snapshot: SourceSnapshot, schema: TableSchema, tenantId: string): Promise<void> {
   const minValid = await snapshot.minValidVersion(schema);
-  if (minValid !== null && BigInt(snapshot.version) >= BigInt(minValid)) return;
+  if (minValid !== null && !versionBelow(snapshot.version, minValid)) return;
   throw new MirrorError(
     FailureType.SourceReadFailed,
     minValid === null

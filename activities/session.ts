@@ -13,7 +13,7 @@ import { tableFilter } from '../src/config/load';
 import type { ChangeSource, Mirror, MirrorTableState, TableSchema } from '../src/core/types';
 import type { TenantConfig } from '../src/config/schema';
 import type { SessionEndReason, SessionHeartbeat, SessionInput, SessionResult } from '../contract';
-import { restoreEvidence } from './decide';
+import { continuityBreak } from './decide';
 import { withSides, type ActivityDeps } from './deps';
 import { withFailures } from './failure';
 import { cancelWatch } from './cancel-watch';
@@ -96,9 +96,6 @@ async function cycle(args: {
   const snapshot = await source.snapshot();
   let changes = 0;
   try {
-    const fail = (type: typeof FailureType.SourceRestored | typeof FailureType.TrackingExpired, table: string, detail: string): never => {
-      throw new MirrorError(type, detail, { tenant: tenant.id, table, operation: 'sync', side: 'source' });
-    };
     for (const schema of listed.tables) {
       const tableState = state.get(schema.name);
       if (!tableState || tableState.lsn === null) {
@@ -107,12 +104,9 @@ async function cycle(args: {
       }
       const schemaEnd = await reconcileSchema(mirror, schema, tableState, tenant.id);
       if (schemaEnd) return { end: schemaEnd, changes };
-      const restored = restoreEvidence(tableState, snapshot.version, snapshot.fingerprint);
-      if (restored) fail(FailureType.SourceRestored, schema.name, restored);
-      const minValid = await snapshot.minValidVersion(schema);
-      if (minValid !== null && BigInt(tableState.lsn) < BigInt(minValid)) {
-        fail(FailureType.TrackingExpired, schema.name, `changes since LSN ${tableState.lsn} are gone (min valid version ${minValid})`);
-      }
+      const minValidVersion = await snapshot.minValidVersion(schema);
+      const broken = continuityBreak(tableState.lsn, tableState.fingerprint, { sourceVersion: snapshot.version, fingerprint: snapshot.fingerprint, minValidVersion });
+      if (broken) throw new MirrorError(broken.type, broken.detail, { tenant: tenant.id, table: schema.name, operation: 'sync', side: 'source' });
       const idleTable = tableState.lsn === snapshot.version;
       // Well inside the retention, or the next bootstrap would take an idle table for one not synced in time.
       const touchMs = Math.min(IDLE_TOUCH_MS, Math.floor(tenant.retention / 4));

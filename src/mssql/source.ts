@@ -34,6 +34,7 @@ import type {
   Version,
 } from '../core/types';
 import { errorNumber, LazyPool } from './connection';
+import { discontinuity } from '../core/versions';
 import * as q from './sql';
 import { streamRows, type QueryParam, type RowStreamHandle } from './stream';
 import { formatMssqlType, mssqlTypeToLogical, type MssqlColumnFacts, type CatalogColumn } from './types';
@@ -296,13 +297,8 @@ class MssqlSnapshot implements SourceSnapshot {
       if (min === null) {
         throw new MirrorError(FailureType.TrackingExpired, 'change tracking is not enabled on this table (or it was disabled): repopulate', this.ctx('read changes', table.name));
       }
-      if (BigInt(fromVersion) < BigInt(min)) {
-        throw new MirrorError(
-          FailureType.TrackingExpired,
-          `changes since version ${fromVersion} are gone (min valid version ${min}: retention cleanup, TRUNCATE or re-enabled tracking): repopulate`,
-          this.ctx('read changes', table.name),
-        );
-      }
+      const broken = discontinuity(fromVersion, this.version, min);
+      if (broken) throw new MirrorError(broken.type, `${broken.detail}: repopulate`, this.ctx('read changes', table.name));
     };
     return this.stream(() => q.changesSql(table), [{ name: 'from', type: sql.VarChar(20), value: fromVersion }], toLine, table, 'read changes', validate);
   }

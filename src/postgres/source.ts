@@ -17,6 +17,7 @@ import type {
 } from '../core/types';
 import { FailureType, MirrorError, toMirrorError, type ErrorContext, contextFor } from '../core/errors';
 import { literalPg, quotePg } from '../core/identifiers';
+import { discontinuity } from '../core/versions';
 import { estimateRows, listTables, readFingerprint, readNativeKey, type NativeKeyColumn, type Queryable } from './catalog';
 import { connectClient, createPgPool, withClient } from './pool';
 import {
@@ -181,25 +182,15 @@ class PgSourceSnapshot implements SourceSnapshot {
     const ctx = this.ctx('read changes', table);
     return this.stream(ctx, async () => {
       assertVersion(fromVersion);
-      if (BigInt(fromVersion) > BigInt(this.version)) {
-        // Horizons never go back on one server: a mirror ahead of the source saw a different history.
-        throw new MirrorError(
-          FailureType.SourceRestored,
-          `mirror version ${fromVersion} is ahead of the source's current version ${this.version}`,
-          ctx,
-        );
-      }
+      // Horizons never go back on one server: a mirror ahead of the source saw a different history.
+      const restored = discontinuity(fromVersion, this.version, null);
+      if (restored) throw new MirrorError(restored.type, restored.detail, ctx);
       const state = await readTrackingState(this.db, table);
       if (!isUsable(state, table)) {
         throw new MirrorError(FailureType.TrackingExpired, 'change tracking is not (or no longer) recording this table', ctx);
       }
-      if (BigInt(fromVersion) < BigInt(state.minValidVersion)) {
-        throw new MirrorError(
-          FailureType.TrackingExpired,
-          `changes since ${fromVersion} are gone (min valid version ${state.minValidVersion})`,
-          ctx,
-        );
-      }
+      const expired = discontinuity(fromVersion, this.version, state.minValidVersion);
+      if (expired) throw new MirrorError(expired.type, expired.detail, ctx);
       return changesSql(table, state.sideTable, fromVersion, this.version);
     });
   }

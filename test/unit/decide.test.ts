@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { decideTable, fingerprintChanges, type TableFacts } from '../../activities/decide';
+import { continuityBreak, decideTable, fingerprintChanges, type TableFacts } from '../../activities/decide';
+import { discontinuity } from '../../src/core/versions';
 import type { MirrorTableState } from '../../src/core/types';
 
 const NOW = Date.parse('2026-11-26T12:00:00Z');
@@ -50,5 +51,23 @@ describe('per-table decision', () => {
     expect(fingerprintChanges({ ...fingerprint, timeline: 'unavailable' }, fingerprint)).toEqual([]);
     expect(fingerprintChanges(null, fingerprint)).toEqual([]);
     expect(fingerprintChanges(fingerprint, { ...fingerprint, trackingEpoch: 'e2', databaseOid: '1' })).toEqual(['databaseOid', 'trackingEpoch']);
+  });
+});
+
+describe('the version rule', () => {
+  it('a source behind the LSN is restored; an LSN behind min valid is expired; both compared as 64-bit numbers', () => {
+    expect(discontinuity('1000', '999', null)).toMatchObject({ type: 'SourceRestored' });
+    expect(discontinuity('1000', '1000', '1000')).toBeNull();
+    expect(discontinuity('1000', '2000', '1001')).toMatchObject({ type: 'TrackingExpired' });
+    expect(discontinuity('9', '10', '2')).toBeNull();
+    expect(discontinuity('18446744073709551000', '18446744073709551615', '1')).toBeNull();
+  });
+
+  it('a restore seen by version wins over expiry; a changed fingerprint is a restore too', () => {
+    expect(continuityBreak('1000', fingerprint, { sourceVersion: '900', minValidVersion: '2000', fingerprint })).toMatchObject({ type: 'SourceRestored' });
+    expect(continuityBreak('1000', fingerprint, { sourceVersion: '5000', minValidVersion: '2000', fingerprint: { ...fingerprint, timeline: '2' } })).toMatchObject({
+      type: 'SourceRestored',
+      detail: 'source fingerprint changed (timeline)',
+    });
   });
 });
