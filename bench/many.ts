@@ -5,7 +5,7 @@
  * the worker's CPU and RSS, and the connections the product holds per tenant on each server.
  */
 import type { Client as PgClient } from 'pg';
-import { mirrorTableName } from '../src/postgres/mirror-sql';
+import { mirrorRelation } from '../src/postgres/mirror-sql';
 import { percentile, q, sleep, withPg } from './env';
 import type { Ctx } from './context';
 import { procCpuSeconds, procStatus, startTenant, startWorkerProcess, terminateTenant, waitPopulated } from './tenants';
@@ -92,7 +92,7 @@ export async function runMany(ctx: Ctx): Promise<ManyResult> {
     const seen = new Map<number, number>();
     const union = Array.from({ length: n }, (_, k) => {
       const i = k + 1;
-      return `SELECT ${i} AS k, coalesce(max(seq), 0)::int AS s FROM "m${pad(i)}"."${mirrorTableName(`t${pad(i)}.probe`)}"`;
+      return `SELECT ${i} AS k, coalesce(max(seq), 0)::int AS s FROM "m${pad(i)}"."${mirrorRelation(`t${pad(i)}.probe`)}"`;
     }).join(' UNION ALL ');
     let stopAt = Infinity;
     await withPg(dstUrl, async (c) => {

@@ -11,11 +11,12 @@ import { pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { EmbeddedPg } from '../src/embedded/postgres';
-import { PgChangeSource, rowsSql } from '../src/postgres/source';
+import { PgChangeSource } from '../src/postgres/source';
+import { changesSql, rowsSql } from '../src/postgres/snapshot';
 import { PgMirror } from '../src/postgres/mirror';
 import { PROJECT_ROOT } from '../src/temporal/binaries';
 import { createEmpty, generate, makeChanges, TABLES } from './data';
-import { changesSql, readTrackingState } from '../src/postgres/tracking';
+import { readTrackingState } from '../src/postgres/tracking';
 import { withPg } from './env';
 
 async function main(): Promise<void> {

@@ -46,3 +46,11 @@ export function fitPgIdentifier(name: string, hash: (s: string) => string): stri
   while (Buffer.byteLength(head + suffix, 'utf8') > 63) head = head.slice(0, -1);
   return head + suffix;
 }
+
+/**
+ * The name a source table has in the mirror (TableSchema.name): `schema.table`, or just `table` in the source's
+ * default schema (`public`, `dbo`). The mirror stores it as one identifier.
+ */
+export function mirroredTableName(schema: string, table: string, defaultSchema: string): string {
+  return schema === defaultSchema ? table : `${schema}.${table}`;
+}

@@ -99,21 +99,31 @@ export interface SourceSnapshot {
 /** Primary key values of one row, as their COPY text fields (decoded). */
 export type KeyValues = (string | null)[];
 
-export interface ChangeSource {
-  readonly dialect: Dialect;
+/** A source's catalog: which tables there are and their shapes. */
+export interface SourceCatalog {
   /** Cheap round trip; throws a typed failure on bad credentials or an unreachable server. */
   ping(): Promise<void>;
   /** Tables and their schemas, filtered by the tenant's include/exclude rules. */
   listTables(filter: (name: string) => boolean): Promise<SourceTables>;
-  /** Idempotent: installs tracking for the table if absent. Returns true when it was (re)enabled now. */
-  enableTracking(table: TableSchema, retentionMs: number): Promise<boolean>;
-  fingerprint(): Promise<SourceFingerprint>;
-  /** Opens a consistent snapshot (REPEATABLE READ / SNAPSHOT) for reading versions, rows and changes. */
-  snapshot(): Promise<SourceSnapshot>;
-  /** Deletes tracking entries older than the retention and raises min valid versions accordingly. */
-  cleanup(retentionMs: number): Promise<void>;
   /** A rough row count (statistics), for progress only. */
   estimateRows(table: TableSchema): Promise<number>;
+}
+
+/** A source's change tracking: installed per table when it is first mirrored, and kept within its retention. */
+export interface SourceTracking {
+  /** Idempotent: installs tracking for the table if absent. Returns true when it was (re)enabled now. */
+  enableTracking(table: TableSchema, retentionMs: number): Promise<boolean>;
+  /** Deletes tracking entries older than the retention and raises min valid versions accordingly. */
+  cleanup(retentionMs: number): Promise<void>;
+}
+
+/** A source's consistent reads of versions, rows and changes. */
+export interface SourceReads {
+  /** Opens a consistent snapshot (REPEATABLE READ / SNAPSHOT) for reading versions, rows and changes. */
+  snapshot(): Promise<SourceSnapshot>;
+}
+
+export interface ChangeSource extends SourceCatalog, SourceTracking, SourceReads {
   close(): Promise<void>;
 }
 
@@ -165,17 +175,29 @@ export interface ShadowProgress {
   rows: number;
 }
 
-export interface Mirror {
-  readonly dialect: Dialect;
+/** The mirror's record of progress: `_mirror_state`, one row per table. */
+export interface MirrorStateStore {
   ping(): Promise<void>;
   /** Creates the tenant's schema and `_mirror_state` if absent. */
   ensureState(): Promise<void>;
   readState(): Promise<MirrorTableState[]>;
+}
+
+/** The mirror tables' shapes, and their removal. */
+export interface MirrorSchema {
   /**
    * Makes the mirror table match the schema. Compatible differences are altered in place; an incompatible one
    * drops the table and its state (so it will be repopulated) and reports it.
    */
   applySchema(schema: TableSchema): Promise<SchemaApplyResult>;
+  /** Drops the table and its state (wipe). */
+  dropTable(table: string): Promise<void>;
+  /** Drops every mirrored table, shadow and state row of the tenant. */
+  wipeAll(): Promise<void>;
+}
+
+/** Population: a shadow table filled in committed chunks, then swapped in with its LSN. */
+export interface MirrorBulkLoad {
   /**
    * Streams rows into the table's shadow, committing every `chunkBytes`, and calls `onChunk` after each commit.
    * With `resume`, keeps what the shadow already holds (a previous attempt) instead of starting over.
@@ -189,6 +211,10 @@ export interface Mirror {
   shadowLastKey(schema: TableSchema): Promise<KeyValues | null>;
   /** Atomically replaces the table with its shadow and records the LSN, schema hash and fingerprint. */
   swapInShadow(schema: TableSchema, lsn: Version, fingerprint: SourceFingerprint): Promise<{ rows: number }>;
+}
+
+/** Change batches, each with the LSN it brings the table to. */
+export interface MirrorChangeApply {
   /**
    * Applies a change stream (see SourceSnapshot.changes) in byte-bounded batches; only the transaction of the
    * last batch moves the LSN to `toVersion`. An empty stream still records `toVersion` and `lastSyncAt`.
@@ -198,9 +224,8 @@ export interface Mirror {
     changes: Readable,
     opts: { toVersion: Version; fingerprint: SourceFingerprint; batchBytes: number },
   ): Promise<ApplyResult>;
-  /** Drops the table and its state (wipe). */
-  dropTable(table: string): Promise<void>;
-  /** Drops every mirrored table, shadow and state row of the tenant. */
-  wipeAll(): Promise<void>;
+}
+
+export interface Mirror extends MirrorStateStore, MirrorSchema, MirrorBulkLoad, MirrorChangeApply {
   close(): Promise<void>;
 }

@@ -18,7 +18,8 @@ import type { Readable } from 'node:stream';
 import sql from 'mssql';
 import { decodeLine } from '../core/copy-text';
 import { FailureType, MirrorError, toMirrorError, type ErrorContext, type FailureTypeName, contextFor } from '../core/errors';
-import { compareSchema, describeChange, type ExistingTable, type SchemaChange } from '../core/schema-compat';
+import { mirrorLockName, parseShadowProgress, schemaResult, schemaStep, toTableState, type StateRow } from '../core/mirror-common';
+import type { ExistingTable } from '../core/schema-compat';
 import { schemaHash } from '../core/schema-hash';
 import type {
   ApplyResult,
@@ -34,22 +35,14 @@ import type {
   Version,
 } from '../core/types';
 import { errorNumber, LazyPool } from './connection';
-import * as q from './sql';
+import * as mirrorSql from './mirror-sql';
+import { q as quote, tableRef, TABLE_COLUMNS_SQL } from './tsql';
 import { readLines } from './stream';
 import { mssqlTypeToLogical, normalizeForMssql, type CatalogColumn } from './types';
 import { copyFieldToMssql } from './values';
 
 export type MssqlMirrorOptions = MirrorOptions;
 
-interface StateRow {
-  table_name: string;
-  lsn: string | null;
-  schema_hash: string | null;
-  fingerprint: string | null;
-  populated_at: string | null;
-  last_sync_at: string | null;
-  row_count: string | null;
-}
 
 const LOAD_TABLE = '#load';
 const STAGING_TABLE = '#staging';
@@ -59,13 +52,12 @@ const INVALID_OBJECT = 208;
 type Param = { name: string; type: sql.ISqlType | (() => sql.ISqlType); value: unknown };
 
 export class MssqlMirror implements Mirror {
-  readonly dialect = 'mssql' as const;
   private readonly schema: string;
   private readonly connections: LazyPool;
   private readonly ctx: (operation: string, table?: string) => ErrorContext;
 
   constructor(opts: MssqlMirrorOptions) {
-    q.q(opts.schema); // BadConfig now for an unusable schema name
+    quote(opts.schema); // BadConfig now for an unusable schema name
     this.schema = opts.schema;
     this.ctx = contextFor(opts.tenant, 'mirror');
     this.connections = new LazyPool(opts.url, opts.maxConnections, this.ctx('connect'));
@@ -103,9 +95,9 @@ export class MssqlMirror implements Mirror {
   }
 
   private lock(tx: sql.Transaction, table?: string): Promise<unknown> {
-    const name = table === undefined ? `tenant-mirror:${this.schema}` : `tenant-mirror:${this.schema}:${table}`;
+    const name = mirrorLockName(this.schema, table);
     // sp_getapplock resource names are at most 255 characters; a long one is cut (a shared lock is only slower).
-    return this.exec(tx, q.APP_LOCK_SQL, [{ name: 'lock', type: sql.NVarChar(255), value: name.slice(0, 255) }]);
+    return this.exec(tx, mirrorSql.APP_LOCK_SQL, [{ name: 'lock', type: sql.NVarChar(255), value: name.slice(0, 255) }]);
   }
 
   private tableParam(table: string): Param {
@@ -128,18 +120,18 @@ export class MssqlMirror implements Mirror {
   }
 
   private async createStateTables(tx: sql.Transaction): Promise<void> {
-    await this.exec(tx, q.ensureSchemaSql(this.schema), [{ name: 'schema', type: sql.NVarChar(128), value: this.schema }]);
-    await this.exec(tx, q.ensureStateTableSql(this.schema), [
-      { name: 'state', type: sql.NVarChar(300), value: q.tableRef(this.schema, q.STATE_TABLE) },
+    await this.exec(tx, mirrorSql.ensureSchemaSql(this.schema), [{ name: 'schema', type: sql.NVarChar(128), value: this.schema }]);
+    await this.exec(tx, mirrorSql.ensureStateTableSql(this.schema), [
+      { name: 'state', type: sql.NVarChar(300), value: tableRef(this.schema, mirrorSql.STATE_TABLE) },
     ]);
-    await this.exec(tx, q.ensureShadowTableSql(this.schema), [
-      { name: 'shadowState', type: sql.NVarChar(300), value: q.tableRef(this.schema, q.SHADOW_TABLE) },
+    await this.exec(tx, mirrorSql.ensureShadowTableSql(this.schema), [
+      { name: 'shadowState', type: sql.NVarChar(300), value: tableRef(this.schema, mirrorSql.SHADOW_TABLE) },
     ]);
   }
 
   async readState(): Promise<MirrorTableState[]> {
     try {
-      const res = await (await this.pool()).request().query<StateRow>(q.readStateSql(this.schema));
+      const res = await (await this.pool()).request().query<StateRow>(mirrorSql.readStateSql(this.schema));
       return res.recordset.map(toTableState);
     } catch (err) {
       if (errorNumber(err) === INVALID_OBJECT) return [];
@@ -148,51 +140,38 @@ export class MssqlMirror implements Mirror {
   }
 
   async applySchema(schema: TableSchema): Promise<SchemaApplyResult> {
-    const live = liveName(schema.name);
+    const live = mirrorSql.mirrorRelation(schema.name);
     const hash = schemaHash(schema);
     return this.inTransaction(this.ctx('apply schema', schema.name), async (tx) => {
       await this.lock(tx, schema.name);
-      const existing = await this.readTable(tx, live);
+      const step = schemaStep(await this.readTable(tx, live), normalised(schema), { keyTypeFixed: true });
       const table = this.tableParam(schema.name);
-      if (!existing) {
-        await this.exec(tx, q.createTableSql(this.schema, live, schema));
-        // A state row without its table (dropped by hand) would claim rows the new, empty table lacks.
-        await this.exec(tx, q.deleteStateSql(this.schema), [table]);
-        return { outcome: 'created' };
+      const setHash = (): Promise<unknown> => this.exec(tx, mirrorSql.setSchemaHashSql(this.schema), [table, { name: 'hash', type: sql.VarChar(64), value: hash }]);
+      switch (step.step) {
+        case 'create':
+          await this.exec(tx, mirrorSql.createTableSql(this.schema, live, schema));
+          // A state row without its table (dropped by hand) would claim rows the new, empty table lacks.
+          await this.exec(tx, mirrorSql.deleteStateSql(this.schema), [table]);
+          break;
+        case 'alter':
+          for (const text of mirrorSql.alterStatements(this.schema, live, schema, step.changes)) await this.exec(tx, text);
+          await setHash();
+          break;
+        case 'unchanged':
+          await setHash();
+          break;
+        case 'replace':
+          await this.exec(tx, mirrorSql.dropTableSql(this.schema, live));
+          await this.exec(tx, mirrorSql.dropTableSql(this.schema, mirrorSql.shadowRelation(schema.name)));
+          await this.exec(tx, mirrorSql.deleteStateSql(this.schema), [table]);
+          await this.exec(tx, mirrorSql.deleteMarkerSql(this.schema), [table]);
       }
-      const comparison = compareSchema(existing, normalised(schema));
-      const keyWidened =
-        comparison.status === 'altered' &&
-        comparison.changes.some((c) => c.kind === 'widenType' && schema.primaryKey.includes(c.column));
-      if (comparison.status === 'incompatible' || keyWidened) {
-        await this.exec(tx, q.dropTableSql(this.schema, live));
-        await this.exec(tx, q.dropTableSql(this.schema, q.shadowName(live)));
-        await this.exec(tx, q.deleteStateSql(this.schema), [table]);
-        await this.exec(tx, q.deleteMarkerSql(this.schema), [table]);
-        const reason = comparison.status === 'incompatible' ? comparison.reason : 'a primary key column changed type (SQL Server cannot alter a key column in place)';
-        return { outcome: 'incompatible', reason };
-      }
-      const setHash = (): Promise<unknown> =>
-        this.exec(tx, `UPDATE ${q.tableRef(this.schema, q.STATE_TABLE)} SET schema_hash = @hash WHERE table_name = @table`, [
-          table,
-          { name: 'hash', type: sql.VarChar(64), value: hash },
-        ]);
-      if (comparison.status === 'unchanged') {
-        await setHash();
-        return { outcome: 'unchanged' };
-      }
-      for (const text of alterStatements(this.schema, live, schema, comparison.changes)) await this.exec(tx, text);
-      await setHash();
-      return {
-        outcome: 'altered',
-        changes: comparison.changes.map(describeChange),
-        needsBackfill: comparison.changes.some((c) => c.kind === 'addColumn'),
-      };
+      return schemaResult(step);
     });
   }
 
   private async readTable(tx: sql.Transaction, name: string): Promise<ExistingTable | null> {
-    const res = await this.exec(tx, q.TABLE_COLUMNS_SQL, [{ name: 'object', type: sql.NVarChar(300), value: q.tableRef(this.schema, name) }]);
+    const res = await this.exec(tx, TABLE_COLUMNS_SQL, [{ name: 'object', type: sql.NVarChar(300), value: tableRef(this.schema, name) }]);
     const rows = res.recordset as unknown as CatalogColumn[];
     if (rows.length === 0) return null;
     return {
@@ -214,8 +193,7 @@ export class MssqlMirror implements Mirror {
     opts: { resume: boolean; chunkBytes: number; onChunk: (progress: PopulationProgress) => void },
   ): Promise<PopulationProgress> {
     const ctx = this.ctx('populate', schema.name);
-    const live = liveName(schema.name);
-    const shadow = q.shadowName(live);
+    const shadow = mirrorSql.shadowRelation(schema.name);
     const hash = schemaHash(schema);
     const keyIndexes = schema.primaryKey.map((k) => schema.columns.findIndex((c) => c.name === k));
     const table = this.tableParam(schema.name);
@@ -223,18 +201,18 @@ export class MssqlMirror implements Mirror {
     const marker = await this.inTransaction(ctx, async (tx) => {
       await this.lock(tx, schema.name);
       const current = await this.readMarker(tx, schema.name);
-      const exists = (await this.exec(tx, q.OBJECT_EXISTS_SQL, [{ name: 'object', type: sql.NVarChar(300), value: q.tableRef(this.schema, shadow) }]))
+      const exists = (await this.exec(tx, mirrorSql.OBJECT_EXISTS_SQL, [{ name: 'object', type: sql.NVarChar(300), value: tableRef(this.schema, shadow) }]))
         .recordset[0]?.present === 1;
       if (opts.resume && exists && current && current.schemaHash === hash) return current;
       const fresh: ShadowProgress = { schemaHash: hash, lastKey: null, rows: 0 };
-      await this.exec(tx, q.dropTableSql(this.schema, shadow));
-      await this.exec(tx, q.createTableSql(this.schema, shadow, schema));
-      await this.exec(tx, q.writeMarkerSql(this.schema), [table, markerParam(fresh)]);
+      await this.exec(tx, mirrorSql.dropTableSql(this.schema, shadow));
+      await this.exec(tx, mirrorSql.createTableSql(this.schema, shadow, schema));
+      await this.exec(tx, mirrorSql.writeMarkerSql(this.schema), [table, markerParam(fresh)]);
       return fresh;
     });
 
     const progress: PopulationProgress = { rows: marker.rows, bytes: 0, lastKey: marker.lastKey };
-    const insert = q.insertFromLoadSql(this.schema, shadow, schema, LOAD_TABLE, false);
+    const insert = mirrorSql.insertFromLoadSql(this.schema, shadow, schema, LOAD_TABLE, false);
     let batch: (string | null)[][] = [];
     let batchBytes = 0;
     let batchKey: KeyValues | null = null;
@@ -246,8 +224,8 @@ export class MssqlMirror implements Mirror {
       await this.inTransaction(ctx, async (tx) => {
         await this.bulkLoad(tx, LOAD_TABLE, schema.columns.length, false, rowsNow);
         await this.exec(tx, insert);
-        await this.exec(tx, q.dropLoadTableSql(LOAD_TABLE));
-        await this.exec(tx, q.writeMarkerSql(this.schema), [table, markerParam(next)]);
+        await this.exec(tx, mirrorSql.dropLoadTableSql(LOAD_TABLE));
+        await this.exec(tx, mirrorSql.writeMarkerSql(this.schema), [table, markerParam(next)]);
       });
       progress.rows = next.rows;
       progress.bytes += batchBytes;
@@ -279,7 +257,7 @@ export class MssqlMirror implements Mirror {
   private async bulkLoad(tx: sql.Transaction, name: string, columns: number, withOp: boolean, rows: (string | null)[][]): Promise<void> {
     // A batch, not a parameterized query: the driver runs queries through sp_executesql, and a temporary table
     // created inside sp_executesql disappears when that call ends.
-    await new sql.Request(tx).batch(q.createLoadTableSql(name, columns, withOp));
+    await new sql.Request(tx).batch(mirrorSql.createLoadTableSql(name, columns, withOp));
     const t = new sql.Table(name);
     t.create = false;
     if (withOp) t.columns.add('op', sql.NChar(1), { nullable: false });
@@ -289,18 +267,18 @@ export class MssqlMirror implements Mirror {
   }
 
   private async readMarker(tx: sql.Transaction, table: string): Promise<ShadowProgress | null> {
-    const res = await this.exec(tx, q.readMarkerSql(this.schema), [this.tableParam(table)]);
+    const res = await this.exec(tx, mirrorSql.readMarkerSql(this.schema), [this.tableParam(table)]);
     const text = res.recordset[0]?.marker;
-    return typeof text === 'string' ? parseMarker(text) : null;
+    return typeof text === 'string' ? parseShadowProgress(text) : null;
   }
 
   async shadowLastKey(schema: TableSchema): Promise<KeyValues | null> {
     const hash = schemaHash(schema);
-    const shadow = q.shadowName(liveName(schema.name));
+    const shadow = mirrorSql.shadowRelation(schema.name);
     return this.inTransaction(
       this.ctx('read shadow progress', schema.name),
       async (tx) => {
-        const exists = (await this.exec(tx, q.OBJECT_EXISTS_SQL, [{ name: 'object', type: sql.NVarChar(300), value: q.tableRef(this.schema, shadow) }]))
+        const exists = (await this.exec(tx, mirrorSql.OBJECT_EXISTS_SQL, [{ name: 'object', type: sql.NVarChar(300), value: tableRef(this.schema, shadow) }]))
           .recordset[0]?.present === 1;
         if (!exists) return null;
         const marker = await this.readMarker(tx, schema.name).catch((err: unknown) => {
@@ -314,26 +292,26 @@ export class MssqlMirror implements Mirror {
   }
 
   async swapInShadow(schema: TableSchema, lsn: Version, fingerprint: SourceFingerprint): Promise<{ rows: number }> {
-    const live = liveName(schema.name);
-    const shadow = q.shadowName(live);
+    const live = mirrorSql.mirrorRelation(schema.name);
+    const shadow = mirrorSql.shadowRelation(schema.name);
     const hash = schemaHash(schema);
     const table = this.tableParam(schema.name);
     return this.inTransaction(this.ctx('swap in population', schema.name), async (tx) => {
       await this.lock(tx, schema.name);
       const marker = await this.readMarker(tx, schema.name);
-      const exists = (await this.exec(tx, q.OBJECT_EXISTS_SQL, [{ name: 'object', type: sql.NVarChar(300), value: q.tableRef(this.schema, shadow) }]))
+      const exists = (await this.exec(tx, mirrorSql.OBJECT_EXISTS_SQL, [{ name: 'object', type: sql.NVarChar(300), value: tableRef(this.schema, shadow) }]))
         .recordset[0]?.present === 1;
       if (!marker || !exists) throw new MirrorError(FailureType.MirrorWriteFailed, 'no population to swap in (shadow table missing)');
       if (marker.schemaHash !== hash) throw new MirrorError(FailureType.MirrorWriteFailed, 'the population was built for another table schema');
-      await this.exec(tx, q.swapShadowSql(this.schema, live), [
-        { name: 'live', type: sql.NVarChar(300), value: q.tableRef(this.schema, live) },
-        { name: 'shadow', type: sql.NVarChar(300), value: q.tableRef(this.schema, shadow) },
+      await this.exec(tx, mirrorSql.swapShadowSql(this.schema, live), [
+        { name: 'live', type: sql.NVarChar(300), value: tableRef(this.schema, live) },
+        { name: 'shadow', type: sql.NVarChar(300), value: tableRef(this.schema, shadow) },
         { name: 'newname', type: sql.NVarChar(128), value: live },
       ]);
-      await this.exec(tx, q.deleteMarkerSql(this.schema), [table]);
+      await this.exec(tx, mirrorSql.deleteMarkerSql(this.schema), [table]);
       await this.exec(
         tx,
-        q.upsertStateSql(this.schema, {
+        mirrorSql.upsertStateSql(this.schema, {
           lsn: '@lsn',
           schema_hash: '@hash',
           fingerprint: '@fp',
@@ -359,14 +337,14 @@ export class MssqlMirror implements Mirror {
     opts: { toVersion: Version; fingerprint: SourceFingerprint; batchBytes: number },
   ): Promise<ApplyResult> {
     const ctx = this.ctx('apply changes', schema.name);
-    const live = liveName(schema.name);
+    const live = mirrorSql.mirrorRelation(schema.name);
     const hash = schemaHash(schema);
     const table = this.tableParam(schema.name);
     const text = {
-      del: q.deleteStagedKeysSql(this.schema, live, schema, STAGING_TABLE),
-      ins: q.insertFromLoadSql(this.schema, live, schema, STAGING_TABLE, true),
-      adjust: q.adjustRowCountSql(this.schema),
-      record: q.upsertStateSql(this.schema, { lsn: '@lsn', fingerprint: '@fp', last_sync_at: 'SYSUTCDATETIME()', schema_hash: '@hash' }),
+      del: mirrorSql.deleteStagedKeysSql(this.schema, live, schema, STAGING_TABLE),
+      ins: mirrorSql.insertFromLoadSql(this.schema, live, schema, STAGING_TABLE, true),
+      adjust: mirrorSql.adjustRowCountSql(this.schema),
+      record: mirrorSql.upsertStateSql(this.schema, { lsn: '@lsn', fingerprint: '@fp', last_sync_at: 'SYSUTCDATETIME()', schema_hash: '@hash' }),
     };
     const result: ApplyResult = { upserts: 0, deletes: 0, bytes: 0 };
     let batch: (string | null)[][] = [];
@@ -380,7 +358,7 @@ export class MssqlMirror implements Mirror {
           await this.bulkLoad(tx, STAGING_TABLE, schema.columns.length, true, rows);
           const deleted = (await this.exec(tx, text.del)).rowsAffected.reduce((a, b) => a + b, 0);
           const inserted = (await this.exec(tx, text.ins)).rowsAffected.reduce((a, b) => a + b, 0);
-          await this.exec(tx, q.dropLoadTableSql(STAGING_TABLE));
+          await this.exec(tx, mirrorSql.dropLoadTableSql(STAGING_TABLE));
           await this.exec(tx, text.adjust, [table, { name: 'delta', type: sql.BigInt, value: inserted - deleted }]);
         }
         if (isLast) {
@@ -419,13 +397,13 @@ export class MssqlMirror implements Mirror {
   }
 
   async dropTable(table: string): Promise<void> {
-    const live = liveName(table);
+    const live = mirrorSql.mirrorRelation(table);
     await this.inTransaction(this.ctx('drop table', table), async (tx) => {
       await this.lock(tx, table);
-      await this.exec(tx, q.dropTableSql(this.schema, live));
-      await this.exec(tx, q.dropTableSql(this.schema, q.shadowName(live)));
-      await this.exec(tx, q.deleteStateSql(this.schema), [this.tableParam(table)]);
-      await this.exec(tx, q.deleteMarkerSql(this.schema), [this.tableParam(table)]);
+      await this.exec(tx, mirrorSql.dropTableSql(this.schema, live));
+      await this.exec(tx, mirrorSql.dropTableSql(this.schema, mirrorSql.shadowRelation(table)));
+      await this.exec(tx, mirrorSql.deleteStateSql(this.schema), [this.tableParam(table)]);
+      await this.exec(tx, mirrorSql.deleteMarkerSql(this.schema), [this.tableParam(table)]);
     });
   }
 
@@ -434,10 +412,10 @@ export class MssqlMirror implements Mirror {
       await this.lock(tx);
       await this.createStateTables(tx);
       // Everything in the tenant's schema but the two state tables is a mirrored table or a shadow.
-      const tables = await this.exec(tx, q.SCHEMA_TABLES_SQL, [{ name: 'schema', type: sql.NVarChar(128), value: this.schema }]);
-      for (const r of tables.recordset) await this.exec(tx, q.dropTableSql(this.schema, String(r.name)));
-      await this.exec(tx, `DELETE FROM ${q.tableRef(this.schema, q.STATE_TABLE)}`);
-      await this.exec(tx, `DELETE FROM ${q.tableRef(this.schema, q.SHADOW_TABLE)}`);
+      const tables = await this.exec(tx, mirrorSql.SCHEMA_TABLES_SQL, [{ name: 'schema', type: sql.NVarChar(128), value: this.schema }]);
+      for (const r of tables.recordset) await this.exec(tx, mirrorSql.dropTableSql(this.schema, String(r.name)));
+      await this.exec(tx, `DELETE FROM ${tableRef(this.schema, mirrorSql.STATE_TABLE)}`);
+      await this.exec(tx, `DELETE FROM ${tableRef(this.schema, mirrorSql.SHADOW_TABLE)}`);
     });
   }
 
@@ -446,77 +424,11 @@ export class MssqlMirror implements Mirror {
   }
 }
 
-/** The mirror table for a source table name; the mirror's own names are reserved. */
-export function liveName(name: string): string {
-  if (name === q.STATE_TABLE || name === q.SHADOW_TABLE || name.endsWith('__shadow')) {
-    throw new MirrorError(FailureType.BadConfig, `table name ${JSON.stringify(name)} is reserved by the mirror (${q.STATE_TABLE}, ${q.SHADOW_TABLE}, *__shadow)`, {
-      table: name,
-    });
-  }
-  return q.fitMssqlIdentifier(name);
-}
-
 /** The schema as this mirror would store it (types through the SQL Server mapping and back). */
 function normalised(schema: TableSchema): TableSchema {
   return { ...schema, columns: schema.columns.map((c) => ({ ...c, type: normalizeForMssql(c.type) })) };
 }
 
-/** ALTER statements for compatible changes; a widened column keeps its nullability unless it also dropped NOT NULL. */
-export function alterStatements(schemaName: string, table: string, schema: TableSchema, changes: SchemaChange[]): string[] {
-  const out: string[] = [];
-  const nullable = new Set(changes.filter((c) => c.kind === 'dropNotNull').map((c) => (c as { column: string }).column));
-  const widened = new Set<string>();
-  for (const c of changes) {
-    if (c.kind === 'addColumn') out.push(q.addColumnSql(schemaName, table, c.column));
-    else if (c.kind === 'dropColumn') out.push(q.dropColumnSql(schemaName, table, c.column));
-    else if (c.kind === 'widenType') {
-      const col = schema.columns.find((x) => x.name === c.column)!;
-      widened.add(c.column);
-      out.push(q.alterColumnSql(schemaName, table, c.column, col.type, nullable.has(c.column) || col.nullable));
-    }
-  }
-  for (const name of nullable) {
-    if (widened.has(name)) continue;
-    const col = schema.columns.find((x) => x.name === name)!;
-    out.push(q.alterColumnSql(schemaName, table, name, col.type, true));
-  }
-  return out;
-}
-
 function markerParam(m: ShadowProgress): Param {
   return { name: 'marker', type: sql.NVarChar(sql.MAX), value: JSON.stringify(m) };
-}
-
-function parseMarker(text: string): ShadowProgress | null {
-  try {
-    const v = JSON.parse(text) as Partial<ShadowProgress>;
-    if (typeof v.schemaHash !== 'string' || typeof v.rows !== 'number') return null;
-    const key = Array.isArray(v.lastKey) ? v.lastKey.map((x) => (typeof x === 'string' ? x : null)) : null;
-    return { schemaHash: v.schemaHash, rows: v.rows, lastKey: key };
-  } catch {
-    return null;
-  }
-}
-
-function toTableState(r: StateRow): MirrorTableState {
-  let fingerprint: SourceFingerprint | null = null;
-  if (r.fingerprint) {
-    try {
-      const parsed = JSON.parse(r.fingerprint) as unknown;
-      if (parsed && typeof parsed === 'object') {
-        fingerprint = Object.fromEntries(Object.entries(parsed as Record<string, unknown>).map(([k, v]) => [k, String(v)]));
-      }
-    } catch {
-      fingerprint = null;
-    }
-  }
-  return {
-    table: r.table_name,
-    lsn: r.lsn,
-    schemaHash: r.schema_hash,
-    fingerprint,
-    populatedAt: r.populated_at ? `${r.populated_at}Z` : null,
-    lastSyncAt: r.last_sync_at ? `${r.last_sync_at}Z` : null,
-    rows: r.row_count === null ? null : Number(r.row_count),
-  };
 }

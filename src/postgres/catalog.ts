@@ -4,6 +4,7 @@
  */
 import type { QueryResultRow } from 'pg';
 import type { ColumnSchema, SourceFingerprint, SourceTables, TableSchema } from '../core/types';
+import { mirroredTableName } from '../core/identifiers';
 import { pgTypeToLogical } from './types';
 
 /** What these readers need from a connection: a pool client, or a snapshot's guarded statement runner. */
@@ -17,9 +18,9 @@ export const TRACKING_SCHEMA = 'tenant_mirror_ct';
 export const NO_PRIMARY_KEY = 'no primary key: change tracking needs one';
 export const NO_SELECT_PRIVILEGE = 'no SELECT privilege';
 
-/** The mirror's name for a source table: `schema.table`, with `public.` dropped. */
-export function mirrorTableName(schema: string, table: string): string {
-  return schema === 'public' ? table : `${schema}.${table}`;
+/** A source table's name in the mirror: `schema.table`, with `public.` dropped. */
+export function mirrorName(schema: string, table: string): string {
+  return mirroredTableName(schema, table, 'public');
 }
 
 interface RelRow {
@@ -87,7 +88,7 @@ const PRIMARY_KEYS_SQL = `${RELATIONS_CTE}
 
 export async function listTables(db: Queryable, filter: (name: string) => boolean): Promise<SourceTables> {
   const rels = (await db.query<RelRow>(RELATIONS_SQL)).rows;
-  const wanted = rels.filter((r) => filter(mirrorTableName(r.schema, r.table)));
+  const wanted = rels.filter((r) => filter(mirrorName(r.schema, r.table)));
   if (wanted.length === 0) return { tables: [], skipped: [] };
 
   const columns = new Map<string, ColumnSchema[]>();
@@ -101,7 +102,7 @@ export async function listTables(db: Queryable, filter: (name: string) => boolea
 
   const result: SourceTables = { tables: [], skipped: [] };
   for (const r of wanted) {
-    const name = mirrorTableName(r.schema, r.table);
+    const name = mirrorName(r.schema, r.table);
     const primaryKey = keys.get(r.oid);
     if (!primaryKey || primaryKey.length === 0) {
       result.skipped.push({ name, reason: NO_PRIMARY_KEY });

@@ -9,7 +9,7 @@
  * - primary key constraints (and so their indexes, which share the schema's relation namespace) are
  *   `_pk_<table>`, chosen by us rather than PostgreSQL so a swap can give the new table its predecessor's name;
  * - `_mirror_state` holds the per-table LSNs.
- * Table names that would fall into these reserved spaces are refused (see mirrorTableName).
+ * Table names that would fall into these reserved spaces are refused (see mirrorRelation).
  */
 import { createHash } from 'node:crypto';
 import { FailureType, MirrorError } from '../core/errors';
@@ -28,7 +28,7 @@ function sha256Hex(text: string): string {
 }
 
 /** The mirror table's identifier for a TableSchema.name. */
-export function mirrorTableName(name: string): string {
+export function mirrorRelation(name: string): string {
   if (name === STATE_TABLE || name.startsWith(SHADOW_PREFIX) || name.startsWith(PK_PREFIX)) {
     throw new MirrorError(
       FailureType.BadConfig,
@@ -39,8 +39,8 @@ export function mirrorTableName(name: string): string {
   return fitPgIdentifier(name, sha256Hex);
 }
 
-export function shadowTableName(name: string): string {
-  return fitPgIdentifier(SHADOW_PREFIX + mirrorTableName(name), sha256Hex);
+export function shadowRelation(name: string): string {
+  return fitPgIdentifier(SHADOW_PREFIX + mirrorRelation(name), sha256Hex);
 }
 
 /** Name of the primary key constraint (and index) of the relation called `relation`. */
@@ -240,9 +240,16 @@ export function deleteAllStateSql(schema: string): string {
   return `DELETE FROM ${qualified(schema, STATE_TABLE)}`;
 }
 
+/** A timestamptz as ISO 8601 UTC text with milliseconds (what Date.toISOString() writes). */
+function isoUtc(column: string): string {
+  return `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
+}
+
+/** Rows in the shape of mirror-common.ts StateRow. */
 export function readStateSql(schema: string): string {
   return (
-    `SELECT table_name, lsn::text AS lsn, schema_hash, fingerprint, populated_at, last_sync_at, row_count::text AS row_count ` +
+    `SELECT table_name, lsn::text AS lsn, schema_hash, fingerprint, ${isoUtc('populated_at')} AS populated_at, ` +
+    `${isoUtc('last_sync_at')} AS last_sync_at, row_count::text AS row_count ` +
     `FROM ${qualified(schema, STATE_TABLE)} ORDER BY table_name`
   );
 }

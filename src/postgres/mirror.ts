@@ -14,7 +14,8 @@ import type { Pool, PoolClient } from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { decodeLine } from '../core/copy-text';
 import { FailureType, MirrorError, toMirrorError, type ErrorContext, contextFor } from '../core/errors';
-import { compareSchema, describeChange, type ExistingTable } from '../core/schema-compat';
+import { mirrorLockName, parseShadowProgress, schemaResult, schemaStep, toTableState, type StateRow } from '../core/mirror-common';
+import type { ExistingTable } from '../core/schema-compat';
 import { schemaHash } from '../core/schema-hash';
 import type {
   ApplyResult,
@@ -31,13 +32,12 @@ import type {
 } from '../core/types';
 import { copyInChunks, type ChunkInfo, type CopyInStream } from './chunked-copy';
 import * as sql from './mirror-sql';
-import { createPgPool, withClient, withTransaction } from './pool';
+import { createPgPool, withClient, withTransaction } from './connection';
 import { logicalToPgType, pgTypeToLogical } from './types';
 
 export type PgMirrorOptions = MirrorOptions;
 
 export class PgMirror implements Mirror {
-  readonly dialect = 'postgres' as const;
   private readonly pool: Pool;
   private readonly schema: string;
   private closed = false;
@@ -61,7 +61,7 @@ export class PgMirror implements Mirror {
       this.pool,
       this.ctx('ensure state'),
       async (c) => {
-        await c.query(sql.ADVISORY_XACT_LOCK_SQL, [this.lockName()]);
+        await c.query(sql.ADVISORY_XACT_LOCK_SQL, [mirrorLockName(this.schema)]);
         await c.query(sql.createSchemaSql(this.schema));
         await c.query(sql.createStateTableSql(this.schema));
       },
@@ -89,42 +89,35 @@ export class PgMirror implements Mirror {
   }
 
   async applySchema(schema: TableSchema): Promise<SchemaApplyResult> {
-    const live = sql.mirrorTableName(schema.name);
+    const live = sql.mirrorRelation(schema.name);
     const hash = schemaHash(schema);
     return withTransaction(
       this.pool,
       this.ctx('apply schema', schema.name),
       async (c) => {
-        await c.query(sql.ADVISORY_XACT_LOCK_SQL, [this.lockName(schema.name)]);
-        const existing = await this.readTable(c, live);
-        if (!existing) {
-          await c.query(sql.createTableSql(this.schema, live, schema, { primaryKey: true }));
-          // A state row without its table (dropped by hand) would claim rows the new, empty table lacks.
-          await c.query(sql.deleteStateSql(this.schema), [schema.name]);
-          return { outcome: 'created' };
-        }
-        const comparison = compareSchema(existing, normalised(schema));
-        switch (comparison.status) {
-          case 'unchanged':
-            await c.query(sql.setSchemaHashSql(this.schema), [schema.name, hash]);
-            return { outcome: 'unchanged' };
-          case 'altered': {
-            const alter = sql.alterTableSql(this.schema, live, comparison.changes);
+        await c.query(sql.ADVISORY_XACT_LOCK_SQL, [mirrorLockName(this.schema, schema.name)]);
+        const step = schemaStep(await this.readTable(c, live), normalised(schema), { keyTypeFixed: false });
+        switch (step.step) {
+          case 'create':
+            await c.query(sql.createTableSql(this.schema, live, schema, { primaryKey: true }));
+            // A state row without its table (dropped by hand) would claim rows the new, empty table lacks.
+            await c.query(sql.deleteStateSql(this.schema), [schema.name]);
+            break;
+          case 'alter': {
+            const alter = sql.alterTableSql(this.schema, live, step.changes);
             if (alter) await c.query(alter);
             await c.query(sql.setSchemaHashSql(this.schema), [schema.name, hash]);
-            return {
-              outcome: 'altered',
-              changes: comparison.changes.map(describeChange),
-              // Rows already in the table hold NULL in an added column until the table is repopulated.
-              needsBackfill: comparison.changes.some((ch) => ch.kind === 'addColumn'),
-            };
+            break;
           }
-          case 'incompatible':
+          case 'unchanged':
+            await c.query(sql.setSchemaHashSql(this.schema), [schema.name, hash]);
+            break;
+          case 'replace':
             await c.query(sql.dropTableSql(this.schema, live));
-            await c.query(sql.dropTableSql(this.schema, sql.shadowTableName(schema.name)));
+            await c.query(sql.dropTableSql(this.schema, sql.shadowRelation(schema.name)));
             await c.query(sql.deleteStateSql(this.schema), [schema.name]);
-            return { outcome: 'incompatible', reason: comparison.reason };
         }
+        return schemaResult(step);
       },
       FailureType.MirrorWriteFailed,
     );
@@ -136,7 +129,7 @@ export class PgMirror implements Mirror {
     opts: { resume: boolean; chunkBytes: number; onChunk: (progress: PopulationProgress) => void },
   ): Promise<PopulationProgress> {
     const ctx = this.ctx('populate', schema.name);
-    const shadow = sql.shadowTableName(schema.name);
+    const shadow = sql.shadowRelation(schema.name);
     const hash = schemaHash(schema);
     const keyIndexes = schema.primaryKey.map((k) => schema.columns.findIndex((c) => c.name === k));
     const copySql = sql.copyFromStdinSql(this.schema, shadow, schema);
@@ -217,11 +210,11 @@ export class PgMirror implements Mirror {
   private async readMarker(c: PoolClient, shadow: string): Promise<ShadowProgress | null> {
     const res = await c.query<{ comment: string | null }>(sql.TABLE_COMMENT_SQL, [this.schema, shadow]);
     const text = res.rows[0]?.comment;
-    return text ? parseMarker(text) : null;
+    return text ? parseShadowProgress(text) : null;
   }
 
   async shadowLastKey(schema: TableSchema): Promise<KeyValues | null> {
-    const shadow = sql.shadowTableName(schema.name);
+    const shadow = sql.shadowRelation(schema.name);
     const hash = schemaHash(schema);
     return withClient(
       this.pool,
@@ -236,14 +229,14 @@ export class PgMirror implements Mirror {
   }
 
   async swapInShadow(schema: TableSchema, lsn: Version, fingerprint: SourceFingerprint): Promise<{ rows: number }> {
-    const live = sql.mirrorTableName(schema.name);
-    const shadow = sql.shadowTableName(schema.name);
+    const live = sql.mirrorRelation(schema.name);
+    const shadow = sql.shadowRelation(schema.name);
     const hash = schemaHash(schema);
     return withTransaction(
       this.pool,
       this.ctx('swap in population', schema.name),
       async (c) => {
-        await c.query(sql.ADVISORY_XACT_LOCK_SQL, [this.lockName(schema.name)]);
+        await c.query(sql.ADVISORY_XACT_LOCK_SQL, [mirrorLockName(this.schema, schema.name)]);
         const marker = await this.readMarker(c, shadow);
         if (!marker) {
           throw new MirrorError(FailureType.MirrorWriteFailed, 'no population to swap in (shadow table missing)');
@@ -271,7 +264,7 @@ export class PgMirror implements Mirror {
     opts: { toVersion: Version; fingerprint: SourceFingerprint; batchBytes: number },
   ): Promise<ApplyResult> {
     const ctx = this.ctx('apply changes', schema.name);
-    const live = sql.mirrorTableName(schema.name);
+    const live = sql.mirrorRelation(schema.name);
     const hash = schemaHash(schema);
     const fingerprint = JSON.stringify(opts.fingerprint);
     const text = {
@@ -339,9 +332,9 @@ export class PgMirror implements Mirror {
       this.pool,
       this.ctx('drop table', table),
       async (c) => {
-        await c.query(sql.ADVISORY_XACT_LOCK_SQL, [this.lockName(table)]);
-        await c.query(sql.dropTableSql(this.schema, sql.mirrorTableName(table)));
-        await c.query(sql.dropTableSql(this.schema, sql.shadowTableName(table)));
+        await c.query(sql.ADVISORY_XACT_LOCK_SQL, [mirrorLockName(this.schema, table)]);
+        await c.query(sql.dropTableSql(this.schema, sql.mirrorRelation(table)));
+        await c.query(sql.dropTableSql(this.schema, sql.shadowRelation(table)));
         await c.query(sql.deleteStateSql(this.schema), [table]);
       },
       FailureType.MirrorWriteFailed,
@@ -353,7 +346,7 @@ export class PgMirror implements Mirror {
       this.pool,
       this.ctx('wipe'),
       async (c) => {
-        await c.query(sql.ADVISORY_XACT_LOCK_SQL, [this.lockName()]);
+        await c.query(sql.ADVISORY_XACT_LOCK_SQL, [mirrorLockName(this.schema)]);
         await c.query(sql.createSchemaSql(this.schema));
         await c.query(sql.createStateTableSql(this.schema));
         // Everything in the tenant's schema but the state table is a mirrored table or a shadow.
@@ -369,13 +362,6 @@ export class PgMirror implements Mirror {
     if (this.closed) return;
     this.closed = true;
     await this.pool.end();
-  }
-
-  /** Advisory lock names: one for the schema's set-up, one per table. */
-  private lockName(table?: string): string {
-    return table === undefined
-      ? `tenant-mirror:${this.schema}`
-      : `tenant-mirror:${this.schema}:${table}`;
   }
 
   private async readTable(c: PoolClient, relation: string): Promise<ExistingTable | null> {
@@ -398,49 +384,6 @@ function normalised(schema: TableSchema): TableSchema {
 function keyOf(line: string, keyIndexes: number[], offset: number): KeyValues {
   const fields = decodeLine(line);
   return keyIndexes.map((i) => fields[i + offset] ?? null);
-}
-
-function parseMarker(text: string): ShadowProgress | null {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    return null;
-  }
-  if (typeof value !== 'object' || value === null) return null;
-  const { schemaHash: hash, lastKey, rows } = value as Record<string, unknown>;
-  if (typeof hash !== 'string' || typeof rows !== 'number') return null;
-  if (lastKey !== null && !(Array.isArray(lastKey) && lastKey.every((k) => k === null || typeof k === 'string'))) return null;
-  return { schemaHash: hash, lastKey: lastKey as KeyValues | null, rows };
-}
-
-interface StateRow {
-  table_name: string;
-  lsn: string | null;
-  schema_hash: string | null;
-  fingerprint: unknown;
-  populated_at: Date | null;
-  last_sync_at: Date | null;
-  row_count: string | null;
-}
-
-function toTableState(r: StateRow): MirrorTableState {
-  return {
-    table: r.table_name,
-    lsn: r.lsn,
-    schemaHash: r.schema_hash,
-    fingerprint: toFingerprint(r.fingerprint),
-    populatedAt: r.populated_at ? r.populated_at.toISOString() : null,
-    lastSyncAt: r.last_sync_at ? r.last_sync_at.toISOString() : null,
-    rows: r.row_count === null ? null : Number(r.row_count),
-  };
-}
-
-function toFingerprint(value: unknown): SourceFingerprint | null {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return null;
-  const out: SourceFingerprint = {};
-  for (const [k, v] of Object.entries(value)) out[k] = String(v);
-  return out;
 }
 
 function pgCode(err: unknown): string {

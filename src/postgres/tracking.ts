@@ -14,11 +14,11 @@
  */
 import { createHash } from 'node:crypto';
 import type { Pool, PoolClient } from 'pg';
-import type { LogicalType, TableSchema, Version } from '../core/types';
+import type { TableSchema, Version } from '../core/types';
 import { fitPgIdentifier, literalPg, quotePg } from '../core/identifiers';
 import { FailureType, MirrorError, toMirrorError, type ErrorContext } from '../core/errors';
 import { TRACKING_SCHEMA, readNativeKey, type NativeKeyColumn, type Queryable } from './catalog';
-import { withClient, withTransaction } from './pool';
+import { withClient, withTransaction } from './connection';
 
 export const ROW_TRIGGER = 'tenant_mirror_ct_row';
 export const TRUNCATE_TRIGGER = 'tenant_mirror_ct_truncate';
@@ -43,7 +43,7 @@ export function qualifiedTable(table: TableSchema): string {
   return `${quotePg(table.source.schema)}.${quotePg(table.source.table)}`;
 }
 
-function qualifiedSide(side: string): string {
+export function qualifiedSide(side: string): string {
   return `${S}.${quotePg(side)}`;
 }
 
@@ -138,43 +138,6 @@ export function triggersSql(table: TableSchema, side: string): string[] {
     `CREATE TRIGGER ${quotePg(TRUNCATE_TRIGGER)} AFTER TRUNCATE ON ${t} FOR EACH STATEMENT EXECUTE FUNCTION ${fn}`,
     `ALTER TABLE ${t} ENABLE ALWAYS TRIGGER ${quotePg(ROW_TRIGGER)}, ENABLE ALWAYS TRIGGER ${quotePg(TRUNCATE_TRIGGER)}`,
   ];
-}
-
-/**
- * Net changes as COPY text, one line per key: `U` + the current row when the key has a row in this snapshot,
- * else `D` + the key (other columns NULL). The recorded op is not consulted: xids do not order two writes to
- * the same key, the row itself does.
- */
-export function changesSql(table: TableSchema, side: string, from: Version, to: Version): string {
-  const keyIndex = new Map(table.primaryKey.map((c, i) => [c, i]));
-  const cols = table.columns.map((c) => {
-    const i = keyIndex.get(c.name);
-    return i === undefined ? columnExpr(`t.${quotePg(c.name)}`, c.type) : columnExpr(`k.${sideKeyColumn(i)}`, c.type);
-  });
-  const sideCols = table.primaryKey.map((_, i) => sideKeyColumn(i)).join(', ');
-  const join = table.primaryKey.map((c, i) => `t.${quotePg(c)} = k.${sideKeyColumn(i)}`).join(' AND ');
-  const exists = `CASE WHEN t.${quotePg(table.primaryKey[0] ?? '')} IS NULL THEN 'D' ELSE 'U' END`;
-  return (
-    `COPY (SELECT ${[exists, ...cols].join(', ')} ` +
-    `FROM (SELECT DISTINCT ${sideCols} FROM ${qualifiedSide(side)} ` +
-    `WHERE xid >= ${literalPg(assertVersion(from))}::xid8 AND xid < ${literalPg(assertVersion(to))}::xid8) k ` +
-    `LEFT JOIN ${qualifiedTable(table)} t ON ${join}) TO STDOUT`
-  );
-}
-
-/**
- * A column as it goes on the wire. money's text form depends on lc_monetary ("$1,234.50") and the mirror stores it
- * as numeric, so it is sent as numeric; every other type's own text form is what the mirror loads.
- */
-export function columnExpr(expr: string, type: LogicalType): string {
-  if (type.kind === 'money') return `${expr}::numeric`;
-  if (type.kind === 'array' && type.element.kind === 'money') return `${expr}::numeric[]`;
-  return expr;
-}
-
-export function assertVersion(v: string): string {
-  if (!/^\d{1,20}$/.test(v)) throw new MirrorError(FailureType.BadConfig, `not a PostgreSQL source version: ${JSON.stringify(v)}`);
-  return v;
 }
 
 /** Tracking state of one table as seen by `db` (a snapshot's client sees it as of its snapshot). */

@@ -322,11 +322,11 @@ describe.skipIf(!MSSQL_URL)('SQL Server against a real server (MSSQL_URL)', () =
     it('enables tracking once, reports a stable fingerprint', async () => {
       expect(await source.enableTracking(table, WEEK)).toBe(true);
       expect(await source.enableTracking(table, WEEK)).toBe(false);
-      const fp = await source.fingerprint();
+      const fp = await fingerprintOf(source);
       expect(fp.database_name).toBe(dbName);
       expect(fp.database_guid).toMatch(/^[0-9a-f-]{36}$/);
       expect(fp.recovery_fork_guid).toMatch(/^[0-9a-f-]{36}$/);
-      expect(await source.fingerprint()).toEqual(fp);
+      expect(await fingerprintOf(source)).toEqual(fp);
       const state = await ms.request().query<{ snapshot_isolation_state: number; retention_period: number; retention_period_units: number }>(
         `SELECT d.snapshot_isolation_state, c.retention_period, c.retention_period_units FROM sys.databases d
          JOIN sys.change_tracking_databases c ON c.database_id = d.database_id WHERE d.database_id = DB_ID()`,
@@ -506,3 +506,12 @@ describe.skipIf(!MSSQL_URL)('SQL Server against a real server (MSSQL_URL)', () =
     });
   });
 });
+
+async function fingerprintOf(src: MssqlChangeSource) {
+  const snap = await src.snapshot();
+  try {
+    return snap.fingerprint;
+  } finally {
+    await snap.close();
+  }
+}

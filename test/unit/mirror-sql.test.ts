@@ -28,29 +28,29 @@ const QUOTED_SCHEMA = '"tenant""; drop schema public;--"';
 
 describe('names', () => {
   it('keeps a dotted name as one identifier', () => {
-    expect(sql.qualified('t1', sql.mirrorTableName('sales.orders'))).toBe('"t1"."sales.orders"');
+    expect(sql.qualified('t1', sql.mirrorRelation('sales.orders'))).toBe('"t1"."sales.orders"');
   });
 
   it('fits long names to 63 bytes and keeps them distinct', () => {
     const a = 'x'.repeat(70) + 'a';
     const b = 'x'.repeat(70) + 'b';
     for (const name of [a, b]) {
-      expect(Buffer.byteLength(sql.mirrorTableName(name))).toBeLessThanOrEqual(63);
-      expect(Buffer.byteLength(sql.shadowTableName(name))).toBeLessThanOrEqual(63);
-      expect(Buffer.byteLength(sql.pkConstraintName(sql.mirrorTableName(name)))).toBeLessThanOrEqual(63);
+      expect(Buffer.byteLength(sql.mirrorRelation(name))).toBeLessThanOrEqual(63);
+      expect(Buffer.byteLength(sql.shadowRelation(name))).toBeLessThanOrEqual(63);
+      expect(Buffer.byteLength(sql.pkConstraintName(sql.mirrorRelation(name)))).toBeLessThanOrEqual(63);
     }
-    expect(sql.mirrorTableName(a)).not.toBe(sql.mirrorTableName(b));
-    expect(sql.shadowTableName(a)).not.toBe(sql.shadowTableName(b));
+    expect(sql.mirrorRelation(a)).not.toBe(sql.mirrorRelation(b));
+    expect(sql.shadowRelation(a)).not.toBe(sql.shadowRelation(b));
   });
 
   it('shadow and key names never equal the table name', () => {
-    expect(sql.shadowTableName('orders')).toBe('_shadow_orders');
+    expect(sql.shadowRelation('orders')).toBe('_shadow_orders');
     expect(sql.pkConstraintName('orders')).toBe('_pk_orders');
   });
 
   it('refuses table names in the reserved spaces', () => {
     for (const name of ['_mirror_state', '_shadow_orders', '_pk_orders']) {
-      expect(() => sql.mirrorTableName(name)).toThrow(MirrorError);
+      expect(() => sql.mirrorRelation(name)).toThrow(MirrorError);
     }
   });
 
@@ -60,8 +60,8 @@ describe('names', () => {
 });
 
 describe('statements with hostile identifiers', () => {
-  const live = sql.mirrorTableName(HOSTILE);
-  const shadow = sql.shadowTableName(HOSTILE);
+  const live = sql.mirrorRelation(HOSTILE);
+  const shadow = sql.shadowRelation(HOSTILE);
   const statements: [string, string][] = [
     ['create schema', sql.createSchemaSql(SCHEMA)],
     ['state table', sql.createStateTableSql(SCHEMA)],

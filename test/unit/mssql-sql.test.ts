@@ -1,8 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import type { LogicalType, TableSchema } from '../../src/core/types';
 import { MirrorError } from '../../src/core/errors';
-import * as q from '../../src/mssql/sql';
-import { alterStatements, liveName } from '../../src/mssql/mirror';
+import * as catalog from '../../src/mssql/catalog';
+import * as mirrorSql from '../../src/mssql/mirror-sql';
+import * as snapshot from '../../src/mssql/snapshot';
+import * as tracking from '../../src/mssql/tracking';
+import * as tsql from '../../src/mssql/tsql';
+
+/** Every T-SQL builder of both adapters. */
+const q = { ...tsql, ...catalog, ...tracking, ...snapshot, ...mirrorSql };
 
 /** A name that would end any quoting done naively. */
 const HOSTILE = "we]ird'; DROP TABLE x;--";
@@ -41,18 +47,18 @@ describe('identifiers', () => {
   });
 
   it('fits long derived names into 128 characters, distinctly', () => {
-    const a = q.shadowName('x'.repeat(125) + 'a');
-    const b = q.shadowName('x'.repeat(125) + 'b');
+    const a = q.shadowRelation('x'.repeat(125) + 'a');
+    const b = q.shadowRelation('x'.repeat(125) + 'b');
     expect(a.length).toBe(128);
     expect(a).not.toBe(b);
-    expect(q.shadowName('orders')).toBe('orders__shadow');
+    expect(q.shadowRelation('orders')).toBe('orders__shadow');
   });
 
   it('reserves the mirror own table names', () => {
-    expect(() => liveName('_mirror_state')).toThrow(MirrorError);
-    expect(() => liveName('_mirror_shadow')).toThrow(MirrorError);
-    expect(() => liveName('t__shadow')).toThrow(MirrorError);
-    expect(liveName('sales.orders')).toBe('sales.orders');
+    expect(() => q.mirrorRelation('_mirror_state')).toThrow(MirrorError);
+    expect(() => q.mirrorRelation('_mirror_shadow')).toThrow(MirrorError);
+    expect(() => q.mirrorRelation('t__shadow')).toThrow(MirrorError);
+    expect(q.mirrorRelation('sales.orders')).toBe('sales.orders');
   });
 });
 
@@ -271,7 +277,7 @@ describe('writing the mirror', () => {
       ],
       primaryKey: ['id'],
     };
-    const out = alterStatements('m', 't', schema, [
+    const out = q.alterStatements('m', 't', schema, [
       { kind: 'widenType', column: 'n', from: { kind: 'string', length: 10 }, to: { kind: 'string', length: 100 } },
       { kind: 'addColumn', column: schema.columns[2]! },
       { kind: 'dropColumn', column: 'gone' },
@@ -281,7 +287,7 @@ describe('writing the mirror', () => {
       'ALTER TABLE [m].[t] ADD [added] date NULL',
       'ALTER TABLE [m].[t] DROP COLUMN [gone]',
     ]);
-    expect(alterStatements('m', 't', { ...schema, columns: schema.columns.map((c) => ({ ...c, nullable: c.name === 'added' })) }, [
+    expect(q.alterStatements('m', 't', { ...schema, columns: schema.columns.map((c) => ({ ...c, nullable: c.name === 'added' })) }, [
       { kind: 'dropNotNull', column: 'added' },
     ])).toEqual(['ALTER TABLE [m].[t] ALTER COLUMN [added] date NULL']);
   });

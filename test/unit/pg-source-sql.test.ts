@@ -1,16 +1,13 @@
 import { describe, it, expect } from 'vitest';
 import {
-  assertVersion,
-  changesSql,
-  columnExpr,
   sideTableName,
   sideTableSql,
   triggerFunctionSql,
   triggersSql,
 } from '../../src/postgres/tracking';
-import { keyAfterPredicate, rowsSql } from '../../src/postgres/source';
-import { mirrorTableName } from '../../src/postgres/catalog';
-import { startupOptions } from '../../src/postgres/pool';
+import { assertVersion, changesSql, columnExpr, keyAfterPredicate, rowsSql } from '../../src/postgres/snapshot';
+import { mirrorName } from '../../src/postgres/catalog';
+import { startupOptions } from '../../src/postgres/connection';
 import { MirrorError } from '../../src/core/errors';
 import type { TableSchema } from '../../src/core/types';
 
@@ -123,8 +120,8 @@ describe('columnExpr', () => {
 
 describe('small helpers', () => {
   it('names mirror tables without public.', () => {
-    expect(mirrorTableName('public', 'a')).toBe('a');
-    expect(mirrorTableName('sales', 'a')).toBe('sales.a');
+    expect(mirrorName('public', 'a')).toBe('a');
+    expect(mirrorName('sales', 'a')).toBe('sales.a');
   });
 
   it('escapes spaces in startup options', () => {

@@ -1,0 +1,246 @@
+/**
+ * T-SQL text for SQL Server as a mirror: the tenant schema, `_mirror_state` and `_mirror_shadow`, table DDL,
+ * bulk-load staging, set-based change apply and the shadow swap. Pure builders: every identifier goes through
+ * quoteMssql, every value is a parameter.
+ *
+ * References (Microsoft Learn): sp_rename, sp_getapplock, temporary tables, CREATE SCHEMA.
+ */
+import type { SchemaChange } from '../core/schema-compat';
+import type { LogicalType, TableSchema } from '../core/types';
+import { FailureType, MirrorError } from '../core/errors';
+import { fitMssqlIdentifier, fromTextExpr, q, tableRef } from './tsql';
+import { logicalToMssqlType } from './types';
+
+/** The mirror table for a source table name; the mirror's own names are reserved. */
+export function mirrorRelation(name: string): string {
+  if (name === STATE_TABLE || name === SHADOW_TABLE || name.endsWith('__shadow')) {
+    throw new MirrorError(FailureType.BadConfig, `table name ${JSON.stringify(name)} is reserved by the mirror (${STATE_TABLE}, ${SHADOW_TABLE}, *__shadow)`, {
+      table: name,
+    });
+  }
+  return fitMssqlIdentifier(name);
+}
+
+/** The shadow a population fills before it is swapped in. */
+export function shadowRelation(name: string): string {
+  return fitMssqlIdentifier(`${mirrorRelation(name)}__shadow`);
+}
+
+export function ensureSchemaSql(schema: string): string {
+  // CREATE SCHEMA must be alone in its batch, hence EXEC of a string; the name is quoted twice (identifier, then
+  // string literal) so that no character of it is ever code.
+  const ddl = `CREATE SCHEMA ${q(schema)}`;
+  return `IF SCHEMA_ID(@schema) IS NULL EXEC(N'${ddl.replace(/'/g, "''")}')`;
+}
+
+export const STATE_TABLE = '_mirror_state';
+
+/**
+ * The mirror's progress, one row per table, updated in the same transaction as the data it describes. lsn is a
+ * decimal string (a PostgreSQL source's versions are unsigned 64-bit).
+ */
+export function ensureStateTableSql(schema: string): string {
+  const t = tableRef(schema, STATE_TABLE);
+  return `IF OBJECT_ID(@state, N'U') IS NULL
+CREATE TABLE ${t} (
+  table_name nvarchar(450) NOT NULL PRIMARY KEY,
+  lsn varchar(40) NULL,
+  schema_hash varchar(64) NULL,
+  fingerprint nvarchar(max) NULL,
+  populated_at datetime2(3) NULL,
+  last_sync_at datetime2(3) NULL,
+  row_count bigint NULL
+)`;
+}
+
+/** Rows in the shape of mirror-common.ts StateRow (times are UTC: SYSUTCDATETIME()). */
+export function readStateSql(schema: string): string {
+  return `SELECT table_name, lsn, schema_hash, fingerprint,
+  CONVERT(varchar(30), populated_at, 126) + 'Z' AS populated_at, CONVERT(varchar(30), last_sync_at, 126) + 'Z' AS last_sync_at,
+  CONVERT(varchar(20), row_count) AS row_count
+FROM ${tableRef(schema, STATE_TABLE)} ORDER BY table_name`;
+}
+
+export type StateColumn = 'lsn' | 'schema_hash' | 'fingerprint' | 'populated_at' | 'last_sync_at' | 'row_count';
+
+/**
+ * Sets some state columns of one table (inserting its row if absent). Values are fixed expressions chosen by the
+ * caller (parameters such as @lsn, or SYSUTCDATETIME()), never data.
+ */
+export function upsertStateSql(schema: string, values: Partial<Record<StateColumn, string>>): string {
+  const t = tableRef(schema, STATE_TABLE);
+  const entries = Object.entries(values) as [StateColumn, string][];
+  if (entries.length === 0) throw new Error('upsertStateSql needs at least one column');
+  const set = entries.map(([c, e]) => `${q(c)} = ${e}`).join(', ');
+  const cols = entries.map(([c]) => q(c)).join(', ');
+  const vals = entries.map(([, e]) => e).join(', ');
+  return `UPDATE ${t} SET ${set} WHERE table_name = @table;
+IF @@ROWCOUNT = 0 INSERT INTO ${t} (table_name, ${cols}) VALUES (@table, ${vals})`;
+}
+
+/** Records the schema hash of a table that has a state row (none means: not populated yet). @table, @hash. */
+export function setSchemaHashSql(schema: string): string {
+  return `UPDATE ${tableRef(schema, STATE_TABLE)} SET schema_hash = @hash WHERE table_name = @table`;
+}
+
+export function deleteStateSql(schema: string): string {
+  return `DELETE FROM ${tableRef(schema, STATE_TABLE)} WHERE table_name = @table`;
+}
+
+
+function columnDef(c: { name: string; type: LogicalType }, nullable: boolean): string {
+  return `${q(c.name)} ${logicalToMssqlType(c.type)} ${nullable ? 'NULL' : 'NOT NULL'}`;
+}
+
+/** The mirror table. Its primary key constraint is left unnamed: the shadow and the live table both carry one, and
+ *  constraint names are unique per schema. */
+export function createTableSql(schema: string, name: string, table: TableSchema): string {
+  const keys = new Set(table.primaryKey);
+  const cols = table.columns.map((c) => columnDef(c, c.nullable && !keys.has(c.name)));
+  cols.push(`PRIMARY KEY (${table.primaryKey.map(q).join(', ')})`);
+  return `CREATE TABLE ${tableRef(schema, name)} (\n  ${cols.join(',\n  ')}\n)`;
+}
+
+/** A column added to a table that already has rows must accept NULL until a backfill fills it. */
+export function addColumnSql(schema: string, name: string, c: { name: string; type: LogicalType; nullable: boolean }): string {
+  return `ALTER TABLE ${tableRef(schema, name)} ADD ${columnDef(c, true)}`;
+}
+
+export function dropColumnSql(schema: string, name: string, column: string): string {
+  return `ALTER TABLE ${tableRef(schema, name)} DROP COLUMN ${q(column)}`;
+}
+
+export function dropTableSql(schema: string, name: string): string {
+  return `DROP TABLE IF EXISTS ${tableRef(schema, name)}`;
+}
+
+export function countRowsSql(schema: string, name: string): string {
+  return `SELECT CONVERT(varchar(20), COUNT_BIG(*)) AS n FROM ${tableRef(schema, name)}`;
+}
+
+/** Tables of the tenant schema other than the state table (wipe). */
+export const SCHEMA_TABLES_SQL = `SELECT t.name FROM sys.tables AS t WHERE t.schema_id = SCHEMA_ID(@schema)
+  AND t.name NOT IN (N'_mirror_state', N'_mirror_shadow')`;
+
+/**
+ * A session temporary table of nvarchar(max) columns c0..cn (plus `op` for changes) that bulk loads land in before
+ * a set-based, server-side conversion into the typed table. Positional names keep table and column names out of
+ * the bulk-load statement, which the driver builds itself.
+ */
+export function createLoadTableSql(loadTable: string, columns: number, withOp: boolean): string {
+  assertTempName(loadTable);
+  const cols = Array.from({ length: columns }, (_, i) => `${q(`c${i}`)} nvarchar(max) NULL`);
+  if (withOp) cols.unshift('[op] nchar(1) NOT NULL');
+  return `IF OBJECT_ID(N'tempdb..${loadTable}') IS NOT NULL DROP TABLE ${loadTable};
+CREATE TABLE ${loadTable} (${cols.join(', ')})`;
+}
+
+export function dropLoadTableSql(loadTable: string): string {
+  assertTempName(loadTable);
+  return `DROP TABLE IF EXISTS ${loadTable}`;
+}
+
+function assertTempName(name: string): void {
+  if (!/^#[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new Error(`not a plain temporary table name: ${name}`);
+}
+
+/** Converted rows from the load table into the target (optionally only the 'U' rows of a change batch). */
+export function insertFromLoadSql(schema: string, target: string, table: TableSchema, loadTable: string, onlyUpserts: boolean): string {
+  assertTempName(loadTable);
+  const cols = table.columns.map((c) => q(c.name)).join(', ');
+  const values = table.columns.map((c, i) => fromTextExpr(c.type, `l.${q(`c${i}`)}`)).join(',\n  ');
+  const where = onlyUpserts ? `\nWHERE l.[op] = N'U'` : '';
+  return `INSERT INTO ${tableRef(schema, target)} (${cols})\nSELECT ${values}\nFROM ${loadTable} AS l${where}`;
+}
+
+/** Deletes every staged key (deletes, and the old version of upserts, re-inserted right after). */
+export function deleteStagedKeysSql(schema: string, target: string, table: TableSchema, loadTable: string): string {
+  assertTempName(loadTable);
+  const match = table.primaryKey
+    .map((k) => {
+      const i = table.columns.findIndex((c) => c.name === k);
+      const c = table.columns[i]!;
+      return `m.${q(k)} = ${fromTextExpr(c.type, `l.${q(`c${i}`)}`)}`;
+    })
+    .join(' AND ');
+  return `DELETE m FROM ${tableRef(schema, target)} AS m\nWHERE EXISTS (SELECT 1 FROM ${loadTable} AS l WHERE ${match})`;
+}
+
+/**
+ * Replaces the live table with its shadow: drop, then sp_rename (whose @newname is a bare one-part name), all in the
+ * caller's transaction together with the state row. @live and @shadow are the quoted two-part names, @newname the
+ * raw table name.
+ */
+export function swapShadowSql(schema: string, live: string): string {
+  return `IF OBJECT_ID(@live, N'U') IS NOT NULL DROP TABLE ${tableRef(schema, live)};
+EXEC sys.sp_rename @objname = @shadow, @newname = @newname, @objtype = N'OBJECT'`;
+}
+
+/** Object-existence check by quoted two-part name. */
+export const OBJECT_EXISTS_SQL = `SELECT CASE WHEN OBJECT_ID(@object, N'U') IS NULL THEN 0 ELSE 1 END AS present`;
+
+/** Widens a column (or drops its NOT NULL) in place; the declaration is the full new type. */
+export function alterColumnSql(schema: string, name: string, column: string, type: LogicalType, nullable: boolean): string {
+  return `ALTER TABLE ${tableRef(schema, name)} ALTER COLUMN ${q(column)} ${logicalToMssqlType(type)} ${nullable ? 'NULL' : 'NOT NULL'}`;
+}
+
+/** A population's progress, one row per shadow table, written in the same transaction as each chunk. */
+export const SHADOW_TABLE = '_mirror_shadow';
+
+export function ensureShadowTableSql(schema: string): string {
+  return `IF OBJECT_ID(@shadowState, N'U') IS NULL
+CREATE TABLE ${tableRef(schema, SHADOW_TABLE)} (
+  table_name nvarchar(450) NOT NULL PRIMARY KEY,
+  marker nvarchar(max) NOT NULL
+)`;
+}
+
+export function readMarkerSql(schema: string): string {
+  return `SELECT marker FROM ${tableRef(schema, SHADOW_TABLE)} WHERE table_name = @table`;
+}
+
+export function writeMarkerSql(schema: string): string {
+  const t = tableRef(schema, SHADOW_TABLE);
+  return `UPDATE ${t} SET marker = @marker WHERE table_name = @table;
+IF @@ROWCOUNT = 0 INSERT INTO ${t} (table_name, marker) VALUES (@table, @marker)`;
+}
+
+export function deleteMarkerSql(schema: string): string {
+  return `DELETE FROM ${tableRef(schema, SHADOW_TABLE)} WHERE table_name = @table`;
+}
+
+/** Row count kept in step with a change batch (NULL stays NULL: an unknown count is not made up). */
+export function adjustRowCountSql(schema: string): string {
+  return `UPDATE ${tableRef(schema, STATE_TABLE)} SET row_count = CASE WHEN row_count IS NULL THEN NULL
+  WHEN row_count + @delta < 0 THEN 0 ELSE row_count + @delta END WHERE table_name = @table`;
+}
+
+/**
+ * Serializes the mirror's DDL per schema or table across workers, released with the transaction
+ * (sp_getapplock; a result below 0 means the lock was not granted).
+ */
+export const APP_LOCK_SQL = `DECLARE @r int;
+EXEC @r = sys.sp_getapplock @Resource = @lock, @LockMode = N'Exclusive', @LockOwner = N'Transaction', @LockTimeout = 60000;
+IF @r < 0 THROW 51000, N'could not take the mirror lock', 1;`;
+
+/** ALTER statements for compatible changes; a widened column keeps its nullability unless it also dropped NOT NULL. */
+export function alterStatements(schemaName: string, table: string, schema: TableSchema, changes: SchemaChange[]): string[] {
+  const out: string[] = [];
+  const nullable = new Set(changes.filter((c) => c.kind === 'dropNotNull').map((c) => (c as { column: string }).column));
+  const widened = new Set<string>();
+  for (const c of changes) {
+    if (c.kind === 'addColumn') out.push(addColumnSql(schemaName, table, c.column));
+    else if (c.kind === 'dropColumn') out.push(dropColumnSql(schemaName, table, c.column));
+    else if (c.kind === 'widenType') {
+      const col = schema.columns.find((x) => x.name === c.column)!;
+      widened.add(c.column);
+      out.push(alterColumnSql(schemaName, table, c.column, col.type, nullable.has(c.column) || col.nullable));
+    }
+  }
+  for (const name of nullable) {
+    if (widened.has(name)) continue;
+    const col = schema.columns.find((x) => x.name === name)!;
+    out.push(alterColumnSql(schemaName, table, name, col.type, true));
+  }
+  return out;
+}

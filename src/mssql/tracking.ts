@@ -1,0 +1,117 @@
+/**
+ * SQL Server Change Tracking set-up for one table: the database option (with a retention at least the
+ * tenant's), SNAPSHOT isolation for consistent reads, and tracking on the table. Idempotent, and safe against a
+ * concurrent enable by another worker. SQL Server cleans up by itself (AUTO_CLEANUP = ON, set when tracking is
+ * enabled); min valid versions follow.
+ */
+import sql from 'mssql';
+import { FailureType, MirrorError } from '../core/errors';
+import type { TableSchema } from '../core/types';
+import { errorNumber } from './connection';
+import { RESET_ISOLATION_SQL } from './snapshot';
+import { q, tableRef } from './tsql';
+
+/**
+ * Database-level facts for enabling tracking: the database name (ALTER DATABASE takes no parameter), whether
+ * change tracking is on and its retention (sys.change_tracking_databases: retention_period_units 1 = MINUTES,
+ * 2 = HOURS, 3 = DAYS), and sys.databases.snapshot_isolation_state (0 OFF, 1 ON, 2 going off, 3 going on).
+ */
+export const DATABASE_TRACKING_STATE_SQL = `SELECT DB_NAME() AS database_name,
+  ctd.retention_period, ctd.retention_period_units, d.snapshot_isolation_state
+FROM sys.databases AS d
+LEFT JOIN sys.change_tracking_databases AS ctd ON ctd.database_id = d.database_id
+WHERE d.database_id = DB_ID()`;
+
+export type RetentionUnit = 'DAYS' | 'HOURS' | 'MINUTES';
+
+export interface Retention {
+  amount: number;
+  unit: RetentionUnit;
+}
+
+const MINUTE = 60_000;
+
+/** The largest whole unit that expresses the retention (rounded up to whole minutes; the minimum is 1 minute). */
+export function retentionFor(ms: number): Retention {
+  const minutes = Math.max(1, Math.ceil(ms / MINUTE));
+  if (minutes % (24 * 60) === 0) return { amount: minutes / (24 * 60), unit: 'DAYS' };
+  if (minutes % 60 === 0) return { amount: minutes / 60, unit: 'HOURS' };
+  return { amount: minutes, unit: 'MINUTES' };
+}
+
+/** Retention in minutes from sys.change_tracking_databases columns. */
+export function retentionMinutes(period: number, units: number): number {
+  return units === 3 ? period * 24 * 60 : units === 2 ? period * 60 : period;
+}
+
+function retentionClause(r: Retention): string {
+  if (!Number.isInteger(r.amount) || r.amount < 1) throw new MirrorError(FailureType.BadConfig, `invalid change retention ${r.amount}`);
+  return `CHANGE_RETENTION = ${r.amount} ${r.unit}`;
+}
+
+/** ALTER DATABASE ... SET CHANGE_TRACKING = ON (CHANGE_RETENTION = n unit, AUTO_CLEANUP = ON). Not in a transaction. */
+export function enableDatabaseTrackingSql(database: string, r: Retention): string {
+  return `ALTER DATABASE ${q(database)} SET CHANGE_TRACKING = ON (${retentionClause(r)}, AUTO_CLEANUP = ON)`;
+}
+
+/** Raises the retention of a database that already tracks changes. */
+export function setRetentionSql(database: string, r: Retention): string {
+  return `ALTER DATABASE ${q(database)} SET CHANGE_TRACKING (${retentionClause(r)})`;
+}
+
+/** SNAPSHOT transactions need this database option (Microsoft's recommended way to read changes consistently). */
+export function allowSnapshotIsolationSql(database: string): string {
+  return `ALTER DATABASE ${q(database)} SET ALLOW_SNAPSHOT_ISOLATION ON`;
+}
+
+export const TABLE_TRACKED_SQL = `SELECT CONVERT(varchar(20), ctt.min_valid_version) AS min_valid_version
+FROM sys.change_tracking_tables AS ctt WHERE ctt.object_id = OBJECT_ID(@object)`;
+
+/** Net changes are enough: the row itself is read from the table, so per-column tracking would only cost. */
+export function enableTableTrackingSql(schema: string, table: string): string {
+  return `ALTER TABLE ${tableRef(schema, table)} ENABLE CHANGE_TRACKING WITH (TRACK_COLUMNS_UPDATED = OFF)`;
+}
+
+/** SQL Server error numbers: tracking already enabled on the table / on the database (a concurrent enable). */
+const ALREADY_TRACKED_TABLE = 4996;
+const ALREADY_TRACKED_DATABASE = 5088;
+
+interface DbState {
+  database_name: string;
+  retention_period: number | null;
+  retention_period_units: number | null;
+  snapshot_isolation_state: number;
+}
+
+/** Returns true when tracking was enabled on the table now. */
+export async function enableTracking(p: sql.ConnectionPool, table: TableSchema, retentionMs: number): Promise<boolean> {
+  const want = retentionFor(retentionMs);
+  const wantMinutes = retentionMinutes(want.amount, want.unit === 'DAYS' ? 3 : want.unit === 'HOURS' ? 2 : 1);
+  const db = (await p.request().query<DbState>(DATABASE_TRACKING_STATE_SQL)).recordset[0];
+  if (!db) throw new MirrorError(FailureType.BadConfig, 'current database not found in sys.databases');
+  // DDL must not run under a SNAPSHOT isolation level a pooled connection might still carry.
+  const ddl = (text: string) => p.request().batch(`${RESET_ISOLATION_SQL};\n${text}`);
+  if (db.retention_period === null) {
+    await ignoreNumber(ddl(enableDatabaseTrackingSql(db.database_name, want)), ALREADY_TRACKED_DATABASE);
+  } else if (retentionMinutes(db.retention_period, db.retention_period_units ?? 1) < wantMinutes) {
+    // Raising a database-wide retention never takes changes away from anyone else.
+    await ddl(setRetentionSql(db.database_name, want));
+  }
+  if (db.snapshot_isolation_state !== 1 && db.snapshot_isolation_state !== 3) {
+    await ddl(allowSnapshotIsolationSql(db.database_name));
+  }
+  const object = tableRef(table.source.schema, table.source.table);
+  const tracked = await p.request().input('object', sql.NVarChar(4000), object).query(TABLE_TRACKED_SQL);
+  if (tracked.recordset.length > 0) return false;
+  const enabled = await ignoreNumber(ddl(enableTableTrackingSql(table.source.schema, table.source.table)).then(() => true), ALREADY_TRACKED_TABLE, false);
+  return enabled ?? false;
+}
+
+async function ignoreNumber<T>(p: Promise<T>, number: number, fallback?: T): Promise<T | undefined> {
+  try {
+    return await p;
+  } catch (err) {
+    if (errorNumber(err) === number) return fallback;
+    throw err;
+  }
+}
