@@ -9,9 +9,9 @@ import { join } from 'node:path';
 import { Client as PgClient, type QueryResultRow } from 'pg';
 import { Client, Connection } from '@temporalio/client';
 import { bundleWorkflowCode } from '@temporalio/worker';
-import { EmbeddedPg } from '../src/embedded/postgres';
-import { PROJECT_ROOT } from '../src/temporal/binaries';
-import { startDevServer } from '../src/temporal/dev-server';
+import { EmbeddedPg } from '../dev/embedded-postgres';
+import { PROJECT_ROOT } from '../dev/paths';
+import { startDevServer } from '../dev/temporal/dev-server';
 
 /** BENCH_DATA_DIR lets the quick-mode test run beside a full benchmark without sharing servers' directories. */
 export const BENCH_DIR = process.env.BENCH_DATA_DIR ?? join(PROJECT_ROOT, '.data', 'bench');

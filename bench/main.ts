@@ -8,7 +8,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { PROJECT_ROOT } from '../src/temporal/binaries';
+import { PROJECT_ROOT } from '../dev/paths';
 import type { BenchOptions, Ctx } from './context';
 import { generate } from './data';
 import { startEnv, withPg } from './env';

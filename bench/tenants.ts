@@ -8,11 +8,11 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import type { Client } from '@temporalio/client';
 import type { TenantConfigInput } from '../src/config/schema';
-import { PROJECT_ROOT } from '../src/temporal/binaries';
+import { PROJECT_ROOT } from '../dev/paths';
 import { pauseSignal, resumeSignal, workflowIdFor } from '../contract';
 import { tenantMirrorWorkflow } from '../workflows/tenant-mirror';
 import { BENCH_DIR, q, sleep, type BenchEnv } from './env';
-import { stopChild } from '../src/temporal/dev-server';
+import { stopChild } from '../dev/temporal/dev-server';
 import { WORKER_NODE_FLAGS } from '../src/worker';
 
 export class TenantsFile {

@@ -11,3 +11,9 @@ export function workflowIdFor(tenantId: string): string {
 
 export const TENANT_ID_KEY: SearchAttributeKey<typeof SearchAttributeType.KEYWORD> = { name: 'TenantId', type: 'KEYWORD' };
 export const MIRROR_STATE_KEY: SearchAttributeKey<typeof SearchAttributeType.KEYWORD> = { name: 'MirrorState', type: 'KEYWORD' };
+
+/** Our custom search attributes and their types, as a cluster registers them (`temporal operator search-attribute create`). */
+export const SEARCH_ATTRIBUTES: Readonly<Record<string, 'Keyword'>> = {
+  [TENANT_ID_KEY.name]: 'Keyword',
+  [MIRROR_STATE_KEY.name]: 'Keyword',
+};

@@ -1,5 +1,6 @@
 /**
- * Operator-side calls: start tenants, read their status, pause, resume, force a wipe. Used by the CLI and tests.
+ * Operator-side calls: start tenants, pause, resume, force a wipe, list the fleet. Used by the CLI and tests;
+ * a tenant's status is src/status.ts.
  */
 import { Client, Connection, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
 import {
@@ -7,18 +8,13 @@ import {
   MIRROR_STATE_KEY,
   pauseSignal,
   resumeSignal,
-  statusQuery,
   syncNowSignal,
   TASK_QUEUE,
   TENANT_ID_KEY,
   workflowIdFor,
   type ForceWipeAck,
-  type SessionHeartbeat,
-  type TenantStatus,
 } from '../contract';
 import { tenantMirrorWorkflow } from '../workflows/tenant-mirror';
-import { optionalTsToMs } from '@temporalio/common/lib/time';
-import { temporal } from '@temporalio/proto';
 
 export interface TenantClient {
   client: Client;
@@ -47,52 +43,6 @@ export async function startTenant(client: Client, tenantId: string): Promise<'st
     if (err instanceof WorkflowExecutionAlreadyStartedError) return 'already running';
     throw err;
   }
-}
-
-/**
- * The workflow's status, with live per-table figures from the running sync session's heartbeat (they never enter
- * history) and the failure of an activity that is retrying right now.
- */
-export async function tenantStatus(client: Client, tenantId: string): Promise<TenantStatus & { running: boolean; activityError: string | null }> {
-  const handle = client.workflow.getHandle(workflowIdFor(tenantId));
-  const description = await handle.describe();
-  const running = description.status.name === 'RUNNING';
-  const status = running ? await handle.query(statusQuery) : emptyStatus(tenantId);
-  let activityError: string | null = null;
-  const raw = description.raw.pendingActivities ?? [];
-  for (const pending of raw) {
-    const failure = pending.lastFailure;
-    if (failure?.message && !recoveredSinceFailure(pending)) {
-      activityError = `${pending.activityType?.name ?? 'activity'} attempt ${pending.attempt}: ${failure.message}`;
-    }
-    if (pending.activityType?.name === 'syncSession' && pending.heartbeatDetails?.payloads?.length) {
-      const [beat] = await Promise.all(
-        pending.heartbeatDetails.payloads.map((p) => client.options.loadedDataConverter.payloadConverter.fromPayload<SessionHeartbeat>(p)),
-      );
-      for (const live of beat?.tables ?? []) {
-        const table = status.tables.find((t) => t.name === live.name);
-        if (table) Object.assign(table, { lsn: live.lsn, rows: live.rows, lastSyncAt: live.lastSyncAt });
-      }
-    }
-  }
-  return { ...status, running, activityError };
-}
-
-/**
- * The server keeps an activity's last failure until the activity ends, even when the retry that followed is
- * running fine. A retry that has heartbeated since it started has recovered: its old failure is history.
- */
-function recoveredSinceFailure(pending: PendingActivity): boolean {
-  const started = optionalTsToMs(pending.lastStartedTime);
-  const heartbeat = optionalTsToMs(pending.lastHeartbeatTime);
-  return pending.state === temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_STARTED &&
-    started !== undefined && heartbeat !== undefined && heartbeat > started;
-}
-
-type PendingActivity = temporal.api.workflow.v1.IPendingActivityInfo;
-
-function emptyStatus(tenantId: string): TenantStatus {
-  return { tenantId, state: 'paused', reason: 'workflow is not running', tables: [], lastSuccessAt: null, pendingWipe: null };
 }
 
 export async function forceWipe(client: Client, tenantId: string, tables?: string[]): Promise<ForceWipeAck> {

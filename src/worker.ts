@@ -1,14 +1,13 @@
 /**
  * The worker: runs the tenant workflows and their activities on the `tenant-mirror` task queue.
  */
+import { join } from 'node:path';
 import { NativeConnection, Worker, type WorkflowBundleOption } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../activities';
 import { TASK_QUEUE } from '../contract';
 import { openMirror, openSource } from './adapters';
 import { findTenant, loadConfigFile } from './config/load';
 import { logger } from './logging';
-import { join } from 'node:path';
-import { PROJECT_ROOT } from './temporal/binaries';
 
 /**
  * Node flags for a worker process. A young generation capped at 2 MB per semi-space keeps a worker's resident
@@ -44,7 +43,7 @@ export async function createWorker(opts: WorkerOptions): Promise<{ worker: Worke
     connection,
     namespace: opts.namespace,
     taskQueue: opts.taskQueue ?? TASK_QUEUE,
-    ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: join(PROJECT_ROOT, 'workflows', 'index.ts') }),
+    ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: join(__dirname, '..', 'workflows', 'index.ts') }),
     activities: createActivities(deps),
     // Sync sessions are long-running: each tenant holds one slot while mirroring.
     maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivities ?? 200,

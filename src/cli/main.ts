@@ -5,13 +5,12 @@
 import { Command } from 'commander';
 import { configPath, findTenant, loadConfigFile } from '../config/load';
 import { FailureType, MirrorError } from '../core/errors';
-import { connectClient, forceWipe, pauseTenant, resumeTenant, startTenant, tenantStatus, WorkflowNotFoundError } from '../client';
-import { startEmbeddedTemporalIfNeeded, temporalTarget } from '../temporal/connection';
+import { connectClient, forceWipe, pauseTenant, resumeTenant, startTenant } from '../client';
+import { tenantReport, type TenantReport } from '../status';
+import { temporalTarget } from '../config/temporal';
 import { createWorker } from '../worker';
 import { logger } from '../logging';
-import { printStatus, type StatusRow } from './status-format';
-import { runDemo } from '../demo/run';
-import { withMirrorFigures } from './mirror-figures';
+import { printStatus } from './status-format';
 
 const program = new Command('tenant-mirror')
   .description('Keeps a live mirror of each tenant database in a partner database, orchestrated by Temporal.')
@@ -22,7 +21,8 @@ program
   .description('run the worker (starts the embedded Temporal dev server unless TEMPORAL_ADDRESS is set)')
   .action(async () => {
     const target = temporalTarget();
-    const server = await startEmbeddedTemporalIfNeeded(target);
+    // The embedded dev server is a development convenience (dev/), loaded only when no cluster is configured.
+    const server = target.embedded ? await (await import('../../dev/temporal/embedded')).startEmbeddedTemporalIfNeeded(target) : null;
     if (server) logger.info({ address: server.address, ui: server.uiUrl }, 'embedded Temporal dev server started');
     loadConfigFile(); // fail fast on a broken tenants file
     const { worker, connection } = await createWorker({ address: target.address, namespace: target.namespace });
@@ -55,15 +55,8 @@ program
     const tenants = loadConfigFile();
     const ids = tenant ? [tenant] : tenants.map((t) => t.id);
     await withClient(async (client) => {
-      const rows: StatusRow[] = [];
-      for (const id of ids) {
-        try {
-          rows.push(await withMirrorFigures(await tenantStatus(client, id), tenants.find((t) => t.id === id)));
-        } catch (err) {
-          if (!(err instanceof WorkflowNotFoundError)) throw err;
-          rows.push({ tenantId: id, state: 'not started', reason: 'no workflow: run `tenant-mirror start ' + id + '`', tables: [], lastSuccessAt: null, pendingWipe: null, running: false, activityError: null });
-        }
-      }
+      const rows: TenantReport[] = [];
+      for (const id of ids) rows.push(await tenantReport(client, id, tenants.find((t) => t.id === id)));
       if (opts.json) console.log(JSON.stringify(rows.map(toJson), null, 2));
       else printStatus(rows);
     });
@@ -76,12 +69,7 @@ program
     const tenants = loadConfigFile();
     await withClient(async (client) => {
       for (const t of tenants) {
-        let state = 'not started';
-        try {
-          state = (await tenantStatus(client, t.id)).state;
-        } catch (err) {
-          if (!(err instanceof WorkflowNotFoundError)) throw err;
-        }
+        const { state } = await tenantReport(client, t.id);
         console.log(`${t.id.padEnd(24)} ${state.padEnd(14)} ${t.source.kind} → ${t.mirror.kind} (schema ${t.mirror.schema})`);
       }
     });
@@ -127,6 +115,7 @@ program
   .description('everything embedded: Temporal, two PostgreSQL servers, a CRM-like source, a worker, live changes')
   .option('--rows <n>', 'approximate source rows', '100000')
   .action(async (opts: { rows: string }) => {
+    const { runDemo } = await import('../../dev/demo/run');
     await runDemo({ rows: Number(opts.rows) });
   });
 
@@ -140,7 +129,7 @@ async function withClient(body: (client: import('@temporalio/client').Client) =>
   }
 }
 
-function toJson(row: StatusRow) {
+function toJson(row: TenantReport) {
   return {
     tenantId: row.tenantId,
     state: row.state,

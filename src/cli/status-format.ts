@@ -1,9 +1,7 @@
 /** Human-readable `status`: one block per tenant, one line per table. */
-import type { TenantStatus } from '../../contract';
+import type { TenantReport } from '../status';
 
-export type StatusRow = Omit<TenantStatus, 'state'> & { state: TenantStatus['state'] | 'not started'; running: boolean; activityError: string | null };
-
-export function formatStatus(rows: StatusRow[]): string {
+export function formatStatus(rows: TenantReport[]): string {
   const out: string[] = [];
   for (const row of rows) {
     out.push(`${row.tenantId}: ${row.state}${row.reason ? ` (${row.reason})` : ''}`);
@@ -20,6 +18,6 @@ export function formatStatus(rows: StatusRow[]): string {
   return out.join('\n');
 }
 
-export function printStatus(rows: StatusRow[]): void {
+export function printStatus(rows: TenantReport[]): void {
   console.log(formatStatus(rows));
 }

@@ -170,6 +170,8 @@ export interface MirrorOptions extends SourceOptions {
 
 /** A population's progress, kept beside its shadow table so a retry can resume after the last copied key. */
 export interface ShadowProgress {
+  /** The table the shadow is for (TableSchema.name); absent in markers written before it was recorded. */
+  table?: string;
   schemaHash: string;
   lastKey: KeyValues | null;
   rows: number;
@@ -181,6 +183,8 @@ export interface MirrorStateStore {
   /** Creates the tenant's schema and `_mirror_state` if absent. */
   ensureState(): Promise<void>;
   readState(): Promise<MirrorTableState[]>;
+  /** Populations in progress: the rows each shadow has committed so far. */
+  readPopulations(): Promise<{ table: string; rows: number }[]>;
 }
 
 /** The mirror tables' shapes, and their removal. */

@@ -199,6 +199,10 @@ export function readMarkerSql(schema: string): string {
   return `SELECT marker FROM ${tableRef(schema, SHADOW_TABLE)} WHERE table_name = @table`;
 }
 
+export function readMarkersSql(schema: string): string {
+  return `SELECT table_name, marker FROM ${tableRef(schema, SHADOW_TABLE)}`;
+}
+
 export function writeMarkerSql(schema: string): string {
   const t = tableRef(schema, SHADOW_TABLE);
   return `UPDATE ${t} SET marker = @marker WHERE table_name = @table;

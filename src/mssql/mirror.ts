@@ -139,6 +139,19 @@ export class MssqlMirror implements Mirror {
     }
   }
 
+  async readPopulations(): Promise<{ table: string; rows: number }[]> {
+    try {
+      const res = await (await this.pool()).request().query<{ table_name: string; marker: string }>(mirrorSql.readMarkersSql(this.schema));
+      return res.recordset.flatMap((r) => {
+        const marker = parseShadowProgress(r.marker);
+        return marker ? [{ table: r.table_name, rows: marker.rows }] : [];
+      });
+    } catch (err) {
+      if (errorNumber(err) === INVALID_OBJECT) return [];
+      throw toMirrorError(err, this.ctx('read populations'), FailureType.Unavailable);
+    }
+  }
+
   async applySchema(schema: TableSchema): Promise<SchemaApplyResult> {
     const live = mirrorSql.mirrorRelation(schema.name);
     const hash = schemaHash(schema);
@@ -204,7 +217,7 @@ export class MssqlMirror implements Mirror {
       const exists = (await this.exec(tx, mirrorSql.OBJECT_EXISTS_SQL, [{ name: 'object', type: sql.NVarChar(300), value: tableRef(this.schema, shadow) }]))
         .recordset[0]?.present === 1;
       if (opts.resume && exists && current && current.schemaHash === hash) return current;
-      const fresh: ShadowProgress = { schemaHash: hash, lastKey: null, rows: 0 };
+      const fresh: ShadowProgress = { table: schema.name, schemaHash: hash, lastKey: null, rows: 0 };
       await this.exec(tx, mirrorSql.dropTableSql(this.schema, shadow));
       await this.exec(tx, mirrorSql.createTableSql(this.schema, shadow, schema));
       await this.exec(tx, mirrorSql.writeMarkerSql(this.schema), [table, markerParam(fresh)]);
@@ -219,7 +232,7 @@ export class MssqlMirror implements Mirror {
 
     const flush = async (): Promise<void> => {
       if (batch.length === 0) return;
-      const next: ShadowProgress = { schemaHash: hash, lastKey: batchKey, rows: progress.rows + batch.length };
+      const next: ShadowProgress = { table: schema.name, schemaHash: hash, lastKey: batchKey, rows: progress.rows + batch.length };
       const rowsNow = batch;
       await this.inTransaction(ctx, async (tx) => {
         await this.bulkLoad(tx, LOAD_TABLE, schema.columns.length, false, rowsNow);

@@ -277,6 +277,11 @@ export const TABLE_COMMENT_SQL = `SELECT obj_description(c.oid, 'pg_class') AS c
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')`;
 
+/** The comments (progress markers) of every shadow in the schema: $1 schema. */
+export const SHADOW_MARKERS_SQL = `SELECT obj_description(c.oid, 'pg_class') AS comment
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND starts_with(c.relname, '${SHADOW_PREFIX}')`;
+
 /** Every table in the schema except the state table ($1 schema, $2 state table name). */
 export const SCHEMA_TABLES_SQL = `SELECT c.relname AS name
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace

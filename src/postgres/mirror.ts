@@ -88,6 +88,21 @@ export class PgMirror implements Mirror {
     );
   }
 
+  async readPopulations(): Promise<{ table: string; rows: number }[]> {
+    return withClient(
+      this.pool,
+      this.ctx('read populations'),
+      async (c) => {
+        const { rows } = await c.query<{ comment: string | null }>(sql.SHADOW_MARKERS_SQL, [this.schema]);
+        return rows.flatMap((r) => {
+          const marker = r.comment ? parseShadowProgress(r.comment) : null;
+          return marker?.table === undefined ? [] : [{ table: marker.table, rows: marker.rows }];
+        });
+      },
+      FailureType.Unavailable,
+    );
+  }
+
   async applySchema(schema: TableSchema): Promise<SchemaApplyResult> {
     const live = sql.mirrorRelation(schema.name);
     const hash = schemaHash(schema);
@@ -154,7 +169,7 @@ export class PgMirror implements Mirror {
               },
               close: async (chunk: ChunkInfo) => {
                 const lastKey = chunk.lastLine === null ? total.lastKey : keyOf(chunk.lastLine, keyIndexes, 0);
-                const next: ShadowProgress = { schemaHash: hash, lastKey, rows: shadowRows + chunk.rows };
+                const next: ShadowProgress = { table: schema.name, schemaHash: hash, lastKey, rows: shadowRows + chunk.rows };
                 await c.query(sql.commentOnTableSql(this.schema, shadow, JSON.stringify(next)));
                 await c.query('COMMIT');
                 shadowRows = next.rows;
@@ -192,7 +207,7 @@ export class PgMirror implements Mirror {
       const marker = await this.readMarker(c, shadow);
       if (marker && marker.schemaHash === hash) return marker;
     }
-    const fresh: ShadowProgress = { schemaHash: hash, lastKey: null, rows: 0 };
+    const fresh: ShadowProgress = { table: schema.name, schemaHash: hash, lastKey: null, rows: 0 };
     await c.query('BEGIN');
     try {
       await c.query(sql.dropTableSql(this.schema, shadow));

@@ -7,8 +7,8 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { connectClient } from '../../src/client';
-import { CRM_TABLES, UNMIRRORED_TABLE, planCounts } from '../../src/demo/crm';
-import { DEMO_TENANT, runDemo } from '../../src/demo/run';
+import { CRM_TABLES, UNMIRRORED_TABLE, planCounts } from '../../dev/demo/crm';
+import { DEMO_TENANT, runDemo } from '../../dev/demo/run';
 import { workflowIdFor } from '../../contract';
 import { sharedTemporal } from '../support/temporal';
 

@@ -20,7 +20,7 @@ import sql from 'mssql';
 import { encodeLine } from '../../src/core/copy-text';
 import { FailureType, MirrorError } from '../../src/core/errors';
 import type { ChangeSource, LogicalType, Mirror, TableSchema, Version } from '../../src/core/types';
-import { EmbeddedPg } from '../../src/embedded/postgres';
+import { EmbeddedPg } from '../../dev/embedded-postgres';
 import { logicalToPgType } from '../../src/postgres/types';
 import { PgChangeSource } from '../../src/postgres/source';
 import { PgMirror } from '../../src/postgres/mirror';

@@ -12,7 +12,7 @@ import { encodeLine } from '../../src/core/copy-text';
 import { FailureType, MirrorError } from '../../src/core/errors';
 import { schemaHash } from '../../src/core/schema-hash';
 import type { KeyValues, PopulationProgress, TableSchema } from '../../src/core/types';
-import { EmbeddedPg } from '../../src/embedded/postgres';
+import { EmbeddedPg } from '../../dev/embedded-postgres';
 import { PgMirror } from '../../src/postgres/mirror';
 import { waitFor } from '../support/wait';
 

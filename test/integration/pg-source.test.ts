@@ -7,7 +7,7 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { Client } from 'pg';
-import { EmbeddedPg } from '../../src/embedded/postgres';
+import { EmbeddedPg } from '../../dev/embedded-postgres';
 import { PgChangeSource } from '../../src/postgres/source';
 import { PORTABLE_TEXT_SETTINGS, startupOptions } from '../../src/postgres/connection';
 import { sideTableName } from '../../src/postgres/tracking';

@@ -6,7 +6,7 @@
  */
 import '../support/quiet-runtime';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tenantStatus } from '../../src/client';
+import { tenantReport } from '../../src/status';
 import { startHarness, type Harness } from '../support/tenant-harness';
 import { activityRuns, cutProductConnections, mirrorLsns, productConnections } from '../support/scenario-tools';
 import { query } from '../support/checksum';
@@ -35,7 +35,7 @@ afterAll(async () => {
 });
 
 async function activityError(): Promise<string | null> {
-  return (await tenantStatus(h.client, h.tenantId)).activityError;
+  return (await tenantReport(h.client, h.tenantId)).activityError;
 }
 
 describe('scenario 4: writing to the mirror fails', () => {
@@ -101,7 +101,7 @@ describe('scenario 4: writing to the mirror fails', () => {
     );
     const xid = BigInt(rows[0]!.xid);
     await waitFor(async () => /partner_rule/.test((await activityError()) ?? ''), { what: 'the check violation in status' });
-    const first = (await tenantStatus(h.client, h.tenantId)).activityError!;
+    const first = (await tenantReport(h.client, h.tenantId)).activityError!;
     expect(first).toMatch(/syncSession attempt \d+: .*partner_rule.*table ledger/);
     // The batch rolled back: the LSN has not passed the rejected change, and none of that batch is in the mirror.
     const lsn = (await mirrorLsns(h.mirrorUrl, h.mirrorSchema)).get('ledger')!;

@@ -11,8 +11,8 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EmbeddedPg } from '../../src/embedded/postgres';
-import { temporalCliPath } from '../../src/temporal/binaries';
+import { EmbeddedPg } from '../../dev/embedded-postgres';
+import { temporalCliPath } from '../../dev/temporal/binaries';
 import { startHarness, type Harness } from '../support/tenant-harness';
 import {
   activityRuns,

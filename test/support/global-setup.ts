@@ -6,7 +6,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { bundleWorkflowCode } from '@temporalio/worker';
-import { startDevServer } from '../../src/temporal/dev-server';
+import { startDevServer } from '../../dev/temporal/dev-server';
 
 declare module 'vitest' {
   export interface ProvidedContext {

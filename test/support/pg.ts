@@ -3,7 +3,7 @@
  * one. Each file gets its own pair under .data/test/<name>.
  */
 import { join } from 'node:path';
-import { EmbeddedPg } from '../../src/embedded/postgres';
+import { EmbeddedPg } from '../../dev/embedded-postgres';
 
 export interface PgPair {
   source: EmbeddedPg;

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { decodeLine } from '../../src/core/copy-text';
-import { CRM_TABLES, TABLE_DEFS, copyText, planCounts, primaryKeyOf, type CrmTableName, type RowCounts } from '../../src/demo/crm';
+import { CRM_TABLES, TABLE_DEFS, copyText, planCounts, primaryKeyOf, type CrmTableName, type RowCounts } from '../../dev/demo/crm';
 
 function digest(table: CrmTableName, counts: RowCounts, seed: number): { hash: string; lines: string[] } {
   const text = [...copyText(table, counts, seed, 97)].join('');

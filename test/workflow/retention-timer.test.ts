@@ -12,7 +12,7 @@ import { Worker } from '@temporalio/worker';
 import type { TenantActivities } from '../../contract';
 import { statusQuery, type TenantPlan, type WipeInput } from '../../contract';
 import { tenantMirrorWorkflow } from '../../workflows/tenant-mirror';
-import { temporalTestServerPath } from '../../src/temporal/binaries';
+import { temporalTestServerPath } from '../../dev/temporal/binaries';
 import { sharedTemporal } from '../support/temporal';
 
 const DAY = 24 * 3600 * 1000;

@@ -3,7 +3,7 @@
  * per-table row counts and checksums, and how far the mirror's newest change trails the source's.
  */
 import type { Client } from 'pg';
-import { quotePg } from '../core/identifiers';
+import { quotePg } from '../../src/core/identifiers';
 import { TABLE_DEFS, primaryKeyOf, type CrmTableName } from './crm';
 
 /** Session settings for checking connections: both sides then print values identically. */

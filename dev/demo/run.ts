@@ -14,17 +14,19 @@ import { Client as PgClient } from 'pg';
 import { stringify as toYaml } from 'yaml';
 import { DefaultLogger, Runtime, makeTelemetryFilterString } from '@temporalio/worker';
 import type { Client } from '@temporalio/client';
-import { loadConfigFile } from '../config/load';
-import { connectClient, tenantStatus } from '../client';
-import { EmbeddedPg } from '../embedded/postgres';
-import { logger } from '../logging';
-import { PROJECT_ROOT } from '../temporal/binaries';
-import { startEmbeddedTemporalIfNeeded, temporalTarget, EMBEDDED_UI_PORT } from '../temporal/connection';
+import { loadConfigFile } from '../../src/config/load';
+import { connectClient } from '../../src/client';
+import { tenantReport, type TenantReport } from '../../src/status';
+import { EmbeddedPg } from '../embedded-postgres';
+import { logger } from '../../src/logging';
+import { PROJECT_ROOT } from '../paths';
+import { temporalTarget, EMBEDDED_UI_PORT } from '../../src/config/temporal';
+import { startEmbeddedTemporalIfNeeded } from '../temporal/embedded';
 import type { DevServer } from '../temporal/dev-server';
-import { createWorker, defaultDeps } from '../worker';
+import { createWorker, defaultDeps } from '../../src/worker';
 import { tenantMirrorWorkflow } from '../../workflows/tenant-mirror';
-import { MIRROR_STATE_KEY, TENANT_ID_KEY, statusQuery, workflowIdFor, type TenantStatus } from '../../contract';
-import type { PopulateHeartbeat } from '../../contract';
+import { MIRROR_STATE_KEY, TENANT_ID_KEY, workflowIdFor } from '../../contract';
+import type { TenantConfig } from '../../src/config/schema';
 import { CRM_TABLES, DEFAULT_SEED, UNMIRRORED_TABLE, loadCrm, planCounts, type CrmTableName, type RowCounts } from './crm';
 import { CHECK_CONNECTION_OPTIONS, compareTables, mirrorLag, totalRows } from './compare';
 import { LiveChanges } from './live-changes';
@@ -158,7 +160,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
       }),
       { mode: 0o600 },
     );
-    loadConfigFile(tenantsFile); // fail fast if it does not validate
+    const [tenant] = loadConfigFile(tenantsFile); // fail fast if it does not validate
     process.env.TENANT_MIRROR_CONFIG = tenantsFile;
 
     // --- worker and tenant
@@ -216,7 +218,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
       CRM_TABLES.map((t) => ({ name: t, total: counts[t] })),
       out,
     );
-    const status = await followPopulation(client, mirrorCheck, display, counts, stop.signal, opts.untilSynced === true);
+    const status = await followPopulation(client, tenant!, mirrorCheck, display, counts, stop.signal, opts.untilSynced === true);
     display.stop();
     display = null;
     result.populationMs = Date.now() - started;
@@ -377,38 +379,28 @@ async function terminateLeftover(client: Client, print: (line: string) => void):
 }
 
 /**
- * Polls the workflow (status query, and the populating activity's heartbeat) and the mirror's COPY progress
+ * Polls the tenant's status (the workflow's state, the mirror's committed figures) and the mirror's COPY progress
  * until the tenant is mirroring, updating the bars. Returns the final status.
  */
 async function followPopulation(
   client: Client,
+  tenant: TenantConfig,
   mirrorCheck: PgClient,
   display: PopulationDisplay,
   counts: RowCounts,
   signal: AbortSignal,
   failOnBlocked: boolean,
-): Promise<TenantStatus> {
-  const handle = client.workflow.getHandle(workflowIdFor(DEMO_TENANT));
+): Promise<TenantReport> {
   let lastProblem = '';
   for (;;) {
     if (signal.aborted) throw new Stopped();
-    const [description, status, copying] = await Promise.all([handle.describe(), handle.query(statusQuery), copyProgress(mirrorCheck)]);
-    if (description.status.name !== 'RUNNING') throw new Error(`the demo workflow is ${description.status.name.toLowerCase()}`);
+    const [status, copying] = await Promise.all([tenantReport(client, DEMO_TENANT, tenant), copyProgress(mirrorCheck)]);
+    if (!status.running) throw new Error(`the demo workflow is not running: ${status.reason ?? ''}`);
 
-    const beats = new Map<string, PopulateHeartbeat>();
-    let problem = '';
-    for (const pending of description.raw.pendingActivities ?? []) {
-      if (pending.lastFailure?.message) problem = `${pending.activityType?.name ?? 'activity'} attempt ${pending.attempt}: ${pending.lastFailure.message}`;
-      if (pending.activityType?.name !== 'populateTable') continue;
-      for (const payload of pending.heartbeatDetails?.payloads ?? []) {
-        const beat = client.options.loadedDataConverter.payloadConverter.fromPayload<PopulateHeartbeat>(payload);
-        if (beat?.table) beats.set(beat.table, beat);
-      }
-    }
+    let problem = status.activityError ?? '';
     for (const table of status.tables) {
-      const beat = beats.get(table.name);
-      // Heartbeats report committed chunks; the running COPY adds the rows of the chunk in flight.
-      const copied = (beat?.rows ?? 0) + (table.state === 'populating' ? (copying.get(table.name) ?? 0) : 0);
+      // The mirror reports committed chunks; the running COPY adds the rows of the chunk in flight.
+      const copied = table.state === 'populating' ? (table.rows ?? 0) + (copying.get(table.name) ?? 0) : 0;
       const state: TableProgressState =
         table.state === 'mirroring' ? 'mirrored' : table.state === 'skipped' ? 'skipped' : table.state === 'failed' ? 'failed' : table.state === 'populating' ? 'populating' : 'pending';
       const note = state === 'skipped' || state === 'failed' ? `${state}: ${table.error ?? ''}` : state;
@@ -460,7 +452,7 @@ async function reportWhileRunning(
         mirrorLag(sourceCheck, mirrorCheck, MIRROR_SCHEMA),
         totalRows(sourceCheck, 'public', MIRRORED_TABLES),
         totalRows(mirrorCheck, MIRROR_SCHEMA, MIRRORED_TABLES),
-        tenantStatus(client, DEMO_TENANT),
+        tenantReport(client, DEMO_TENANT),
       ]);
       const total = live.total;
       const s = live.stats;

@@ -5,10 +5,10 @@
  * can fall back to downloading (works on a machine with internet).
  */
 import { existsSync } from 'node:fs';
-import { delimiter, join, resolve } from 'node:path';
+import { delimiter, join } from 'node:path';
+import { PROJECT_ROOT } from '../paths';
 import { execFileSync } from 'node:child_process';
 
-export const PROJECT_ROOT = resolve(__dirname, '..', '..');
 const TOOLS_DIR = join(PROJECT_ROOT, '.tools');
 
 interface BinarySpec {

@@ -12,8 +12,8 @@
 import { once } from 'node:events';
 import type { Client } from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import { encodeLine } from '../core/copy-text';
-import { quotePg } from '../core/identifiers';
+import { encodeLine } from '../../src/core/copy-text';
+import { quotePg } from '../../src/core/identifiers';
 
 export type CrmTableName =
   | 'users'

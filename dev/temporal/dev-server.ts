@@ -6,9 +6,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { Connection } from '@temporalio/client';
-import { freePort } from '../embedded/postgres';
+import { SEARCH_ATTRIBUTES } from '../../contract';
+import { freePort } from '../embedded-postgres';
 import { temporalCliPath } from './binaries';
-import { SEARCH_ATTRIBUTES } from './search-attributes';
 
 export interface DevServerOptions {
   /** SQLite file for a persistent server; in-memory when absent. */

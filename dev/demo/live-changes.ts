@@ -4,7 +4,7 @@
  * it prints are the changes the mirror has to carry.
  */
 import type { Client } from 'pg';
-import { quotePg } from '../core/identifiers';
+import { quotePg } from '../../src/core/identifiers';
 import { Rng, TABLE_DEFS, generateRow, type CrmTableName, type RowCounts } from './crm';
 
 export interface LiveChangeStats {
