@@ -46,9 +46,14 @@ export function continuityBreak(
   const byVersion = discontinuity(lsn, source.sourceVersion, source.minValidVersion);
   if (byVersion?.type === FailureType.SourceRestored) return byVersion;
   const changed = fingerprintChanges(recorded, source.fingerprint);
-  if (changed.length) return { type: FailureType.SourceRestored, detail: `source fingerprint changed (${changed.join(', ')})` };
+  const restored = changed.filter((key) => !key.startsWith(TABLE_COMPONENT));
+  if (restored.length) return { type: FailureType.SourceRestored, detail: `source fingerprint changed (${restored.join(', ')})` };
+  if (changed.length) return { type: FailureType.TrackingExpired, detail: `the table's change tracking restarted (${changed.join(', ')})` };
   return byVersion;
 }
+
+/** Fingerprint components of one table's tracking incarnation (see SourceSnapshot.tableFingerprint). */
+const TABLE_COMPONENT = 'table.';
 
 export function fingerprintChanges(recorded: SourceFingerprint | null, current: SourceFingerprint): string[] {
   if (!recorded) return [];

@@ -75,7 +75,7 @@ export async function populateTable(deps: ActivityDeps, tenantId: string, table:
           ctx.cancellationSignal.removeEventListener('abort', onAbort);
         }
         if (ctx.cancellationSignal.aborted) throw new CancelledFailure('population cancelled');
-        const swapped = await mirror.swapInShadow(schema, version, snapshot.fingerprint);
+        const swapped = await mirror.swapInShadow(schema, version, await snapshot.tableFingerprint(schema));
         log.info({ rows: swapped.rows, lsn: version, ms: Date.now() - started }, 'table populated');
         return { table, rows: swapped.rows, lsn: version, resumed: resume, durationMs: Date.now() - started };
       } finally {

@@ -55,7 +55,7 @@ export async function prepareTenant(deps: ActivityDeps, tenantId: string): Promi
             state: state.get(table.name),
             sourceVersion: snapshot.version,
             minValidVersion: await snapshot.minValidVersion(table),
-            fingerprint: snapshot.fingerprint,
+            fingerprint: await snapshot.tableFingerprint(table),
             retentionMs: tenant.retention,
             now: Date.now(),
           });

@@ -105,7 +105,8 @@ async function cycle(args: {
       const schemaEnd = await reconcileSchema(mirror, schema, tableState, tenant.id);
       if (schemaEnd) return { end: schemaEnd, changes };
       const minValidVersion = await snapshot.minValidVersion(schema);
-      const broken = continuityBreak(tableState.lsn, tableState.fingerprint, { sourceVersion: snapshot.version, fingerprint: snapshot.fingerprint, minValidVersion });
+      const fingerprint = await snapshot.tableFingerprint(schema);
+      const broken = continuityBreak(tableState.lsn, tableState.fingerprint, { sourceVersion: snapshot.version, fingerprint, minValidVersion });
       if (broken) throw new MirrorError(broken.type, broken.detail, { tenant: tenant.id, table: schema.name, operation: 'sync', side: 'source' });
       const idleTable = tableState.lsn === snapshot.version;
       // Well inside the retention, or the next bootstrap would take an idle table for one not synced in time.
@@ -114,7 +115,7 @@ async function cycle(args: {
       if (idleTable && recent) continue;
       const applied = await mirror.applyChanges(schema, snapshot.changes(schema, tableState.lsn), {
         toVersion: snapshot.version,
-        fingerprint: snapshot.fingerprint,
+        fingerprint,
         batchBytes: tenant.batchBytes,
       });
       changes += applied.upserts + applied.deletes;

@@ -86,6 +86,12 @@ export interface SourceSnapshot {
   readonly fingerprint: SourceFingerprint;
   minValidVersion(table: TableSchema): Promise<Version | null>;
   /**
+   * The fingerprint to record beside this table's LSN: the source's, plus components that identify this table's
+   * tracking incarnation (keys prefixed `table.`; SQL Server: when Change Tracking began for the table). A changed
+   * `table.` component means the table's tracked history restarted: its changes since the LSN may be gone.
+   */
+  tableFingerprint(table: TableSchema): Promise<SourceFingerprint>;
+  /**
    * Net changes of one table with `fromVersion <= change < version`, one line per key, as COPY text:
    * first field `U` (the row exists now: upsert these values) or `D` (it does not: delete this key),
    * then the table's columns in schema order (for `D`, non-key fields are `\N`).

@@ -139,6 +139,11 @@ export class MssqlSnapshot implements SourceSnapshot {
     return res.recordset[0]?.min_valid_version ?? null;
   }
 
+  // Issue 13 (tracking disabled and re-enabled on an idle database) adds the table's begin_version here.
+  async tableFingerprint(_table: TableSchema): Promise<SourceFingerprint> {
+    return this.fingerprint;
+  }
+
   changes(table: TableSchema, fromVersion: Version): Readable {
     if (!/^\d+$/.test(fromVersion)) {
       throw new MirrorError(FailureType.BadConfig, `not a SQL Server change tracking version: ${JSON.stringify(fromVersion)}`, this.ctx('read changes', table.name));

@@ -103,6 +103,11 @@ export class PgSourceSnapshot implements SourceSnapshot {
     });
   }
 
+  /** PostgreSQL raises the table's min valid version whenever its tracking restarts: nothing per table to add. */
+  async tableFingerprint(_table: TableSchema): Promise<SourceFingerprint> {
+    return this.fingerprint;
+  }
+
   changes(table: TableSchema, fromVersion: Version): Readable {
     const ctx = this.ctx('read changes', table);
     return this.stream(ctx, async () => {

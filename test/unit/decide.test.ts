@@ -71,3 +71,14 @@ describe('the version rule', () => {
     });
   });
 });
+
+describe('per-table fingerprint components', () => {
+  it('a changed table component means the table tracking restarted: expired, not restored', () => {
+    const recorded = { ...fingerprint, 'table.trackingBegin': '10' };
+    expect(continuityBreak('1000', recorded, { sourceVersion: '1200', minValidVersion: '900', fingerprint: { ...fingerprint, 'table.trackingBegin': '1000' } })).toEqual({
+      type: 'TrackingExpired',
+      detail: "the table's change tracking restarted (table.trackingBegin)",
+    });
+    expect(continuityBreak('1000', recorded, { sourceVersion: '1200', minValidVersion: '900', fingerprint: recorded })).toBeNull();
+  });
+});
