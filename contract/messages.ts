@@ -18,8 +18,13 @@ export interface ForceWipeAck {
   state: MirrorState;
 }
 
+/** The update answers with an acknowledgement, or rejects an invalid request; the signal of the same name cannot answer, so an invalid one is recorded in status. */
 export const forceWipeUpdate = defineUpdate<ForceWipeAck, [ForceWipeRequest]>('forceWipe');
+export const forceWipeSignal = defineSignal<[ForceWipeRequest?]>('forceWipe');
 export const pauseSignal = defineSignal<[string?]>('pause');
 export const resumeSignal = defineSignal('resume');
 export const syncNowSignal = defineSignal('syncNow');
 export const statusQuery = defineQuery<TenantStatus>('status');
+
+/** Every signal the workflow handles; any other name is recorded as ignored. */
+export const SIGNAL_NAMES = ['forceWipe', 'pause', 'resume', 'syncNow'] as const;

@@ -24,6 +24,8 @@ export interface TenantStatus {
   tables: TableStatus[];
   lastSuccessAt: string | null;
   pendingWipe: string[] | 'all' | null;
+  /** Messages the workflow could not act on (an invalid forceWipe signal, a signal it does not know), newest last. */
+  notices: string[];
 }
 
 /** Tenant settings the workflow needs to make decisions (no connection details). */

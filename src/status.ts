@@ -90,7 +90,7 @@ function recoveredSinceFailure(pending: PendingActivity): boolean {
 }
 
 function stopped(tenantId: string, status: string): TenantStatus {
-  return { tenantId, state: 'paused', reason: `workflow is not running (${status.toLowerCase()})`, tables: [], lastSuccessAt: null, pendingWipe: null };
+  return { tenantId, state: 'paused', reason: `workflow is not running (${status.toLowerCase()})`, tables: [], lastSuccessAt: null, pendingWipe: null, notices: [] };
 }
 
 function notStarted(tenantId: string): TenantReport {
@@ -101,6 +101,7 @@ function notStarted(tenantId: string): TenantReport {
     tables: [],
     lastSuccessAt: null,
     pendingWipe: null,
+    notices: [],
     running: false,
     activityError: null,
   };

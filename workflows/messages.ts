@@ -1,10 +1,23 @@
 /**
  * The workflow's message handlers. Each only records the operator's intent on the tenant's state and wakes the
- * workflow (`wake` cancels the activity now running); the phases act on the intent.
+ * workflow (`wake` cancels the activity now running); the phases act on the intent. A message the workflow
+ * cannot act on is recorded in status (`notices`) and the worker log, never silently dropped.
  */
-import { setHandler } from '@temporalio/workflow';
-import { forceWipeUpdate, pauseSignal, resumeSignal, statusQuery, syncNowSignal, type ForceWipeAck, type ForceWipeRequest } from '../contract/messages';
-import { requestPause, requestResume, requestWipe, statusOf, type TenantState } from './state';
+import { log, patched, setDefaultSignalHandler, setHandler } from '@temporalio/workflow';
+import {
+  forceWipeSignal,
+  forceWipeUpdate,
+  pauseSignal,
+  resumeSignal,
+  SIGNAL_NAMES,
+  statusQuery,
+  syncNowSignal,
+  type ForceWipeAck,
+} from '../contract/messages';
+import { addNotice, requestPause, requestResume, requestWipe, statusOf, wipeRequestProblem, type TenantState } from './state';
+
+/** Patch id: the forceWipe signal and unknown signals are handled (before, such signals waited unhandled in history). */
+const SIGNAL_HANDLERS = 'force-wipe-signal';
 
 export function registerHandlers(s: TenantState, wake: () => void): void {
   setHandler(statusQuery, () => statusOf(s));
@@ -24,13 +37,29 @@ export function registerHandlers(s: TenantState, wake: () => void): void {
       wake();
       return ack;
     },
-    { validator: validateWipeRequest },
+    {
+      validator: (request) => {
+        const problem = wipeRequestProblem(s, request?.tables);
+        if (problem) throw new Error(`forceWipe: ${problem}`);
+      },
+    },
   );
+  setHandler(forceWipeSignal, (request) => {
+    if (!patched(SIGNAL_HANDLERS)) return;
+    const problem = wipeRequestProblem(s, request?.tables);
+    if (problem) {
+      ignored(s, `forceWipe signal ignored: ${problem}`);
+      return;
+    }
+    requestWipe(s, request?.tables);
+    wake();
+  });
+  setDefaultSignalHandler((name) => {
+    ignored(s, `signal ${JSON.stringify(name)} ignored: the workflow has no such signal (it knows ${SIGNAL_NAMES.join(', ')})`);
+  });
 }
 
-export function validateWipeRequest(request: ForceWipeRequest | undefined): void {
-  const list = request?.tables;
-  if (list !== undefined && (!Array.isArray(list) || list.some((t) => typeof t !== 'string' || t.length === 0))) {
-    throw new Error('forceWipe: tables must be a list of table names');
-  }
+function ignored(s: TenantState, text: string): void {
+  addNotice(s, text, Date.now());
+  log.warn(text, { tenantId: s.tenantId });
 }

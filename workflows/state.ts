@@ -39,7 +39,11 @@ export interface TenantState {
   backfill: string[];
   /** An operator's message wants the workflow's attention now: the running activity is cancelled. */
   wake: boolean;
+  /** Messages the workflow could not act on, newest last (at most MAX_NOTICES). */
+  notices: string[];
 }
+
+const MAX_NOTICES = 20;
 
 /** What continue-as-new carried before TenantState existed; a run started from it converts it once. */
 export interface LegacyCarriedState {
@@ -65,7 +69,7 @@ export interface TenantWorkflowInput {
 
 export function initialState(input: TenantWorkflowInput): TenantState {
   // Each run publishes its state once, whatever the previous run published.
-  if (input.state) return { ...input.state, published: null, wake: false };
+  if (input.state) return { ...input.state, published: null, wake: false, notices: input.state.notices ?? [] };
   const legacy = input.carried;
   return {
     tenantId: input.tenantId,
@@ -79,6 +83,7 @@ export function initialState(input: TenantWorkflowInput): TenantState {
     tables: legacy?.tables ?? [],
     backfill: legacy?.backfill ?? [],
     wake: false,
+    notices: [],
   };
 }
 
@@ -99,6 +104,30 @@ export function requestWipe(s: TenantState, tables: string[] | undefined): WipeS
   const requested: WipeScope = tables?.length ? tables : 'all';
   s.pendingWipe = mergeWipe(s.pendingWipe, requested);
   return requested;
+}
+
+/**
+ * Why a wipe request cannot be carried out, or null. Tables must be ones the tenant mirrors: a name the workflow
+ * does not know (a typo, a table of another tenant, the mirror's own state table) or a skipped table would
+ * otherwise wait in pendingWipe for ever.
+ */
+export function wipeRequestProblem(s: TenantState, tables: unknown): string | null {
+  if (tables === undefined) return null;
+  if (!Array.isArray(tables) || tables.some((t) => typeof t !== 'string' || t.length === 0)) return 'tables must be a list of table names';
+  const known = new Map(s.tables.map((t) => [t.name, t]));
+  const unknown = tables.filter((t) => !known.has(t));
+  if (unknown.length) {
+    const names = s.tables.filter((t) => t.state !== 'skipped').map((t) => t.name);
+    return `unknown table ${unknown.map((t) => JSON.stringify(t)).join(', ')} (the tenant mirrors: ${names.join(', ') || 'none yet'})`;
+  }
+  const skipped = tables.filter((t) => known.get(t)?.state === 'skipped');
+  if (skipped.length) return `table ${skipped.map((t) => JSON.stringify(t)).join(', ')} is not mirrored (skipped: ${known.get(skipped[0]!)?.error ?? 'no reason'})`;
+  return null;
+}
+
+/** Records something the workflow could not act on, for status. `at` is the workflow's clock. */
+export function addNotice(s: TenantState, text: string, at: number): void {
+  s.notices = [...s.notices, `${new Date(at).toISOString()} ${text}`].slice(-MAX_NOTICES);
 }
 
 export function mergeWipe(current: WipeScope | null, requested: WipeScope): WipeScope {
@@ -210,5 +239,6 @@ export function statusOf(s: TenantState): TenantStatus {
     tables: s.tables,
     lastSuccessAt: s.lastSuccessAt === null ? null : new Date(s.lastSuccessAt).toISOString(),
     pendingWipe: s.pendingWipe,
+    notices: s.notices,
   };
 }

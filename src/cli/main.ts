@@ -135,6 +135,7 @@ function toJson(row: TenantReport) {
     state: row.state,
     reason: row.reason,
     error: row.activityError,
+    notices: row.notices ?? [],
     tables: row.tables.map((t) => ({ name: t.name, state: t.state, lsn: t.lsn, rows: t.rows, lastSyncAt: t.lastSyncAt, error: t.error })),
   };
 }

@@ -7,6 +7,7 @@ export function formatStatus(rows: TenantReport[]): string {
     out.push(`${row.tenantId}: ${row.state}${row.reason ? ` (${row.reason})` : ''}`);
     if (row.activityError) out.push(`  retrying: ${row.activityError}`);
     if (row.pendingWipe) out.push(`  wipe pending: ${row.pendingWipe === 'all' ? 'all tables' : row.pendingWipe.join(', ')}`);
+    for (const notice of row.notices ?? []) out.push(`  notice: ${notice}`);
     const width = Math.max(5, ...row.tables.map((t) => t.name.length));
     if (row.tables.length) out.push(`  ${'table'.padEnd(width)}  ${'state'.padEnd(11)} ${'lsn'.padStart(12)} ${'rows'.padStart(10)}  last sync`);
     for (const t of row.tables) {

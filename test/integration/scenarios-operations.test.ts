@@ -1,5 +1,6 @@
 /**
- * Operator actions on a running tenant, on real servers: forceWipe of one table and of all tables, pause and
+ * Operator actions on a running tenant, on real servers: forceWipe of one table and of all tables (by update, and
+ * by signal through the Temporal CLI as operators send it; an unknown signal is reported in status), pause and
  * resume (a paused tenant holds no database connection), a wipe requested while a population runs, and a
  * signal arriving while a sync session runs (acted on within seconds: the session heartbeats every second).
  */
@@ -11,6 +12,11 @@ import { activityRuns, after, historyMark, populations, productConnections, wait
 import { Client } from 'pg';
 import { query } from '../support/checksum';
 import { waitFor } from '../support/wait';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { temporalCliPath } from '../../dev/temporal/binaries';
+
+const exec = promisify(execFile);
 
 let h: Harness;
 const customers = { name: 'customers', orderBy: 'id' };
@@ -54,6 +60,34 @@ describe('operations', () => {
     expect(wipe.args[1]).toEqual({ tables: 'all', reason: 'forced wipe' });
     await h.waitConverged(ALL, 120_000);
     expect(populations(await activityRuns(h.client, h.workflowId), mark).sort()).toEqual(['big', 'customers', 'orders']);
+  });
+
+  it('forceWipe by signal through the Temporal CLI, for one table and for all; an unknown signal shows in status', async () => {
+    const cli = temporalCliPath();
+    expect(cli).toBeDefined();
+    const signal = (name: string, input: string) =>
+      exec(cli!, ['workflow', 'signal', '--workflow-id', h.workflowId, '--name', name, '--input', input, '--address', h.temporalAddress, '--namespace', h.namespace]);
+
+    let mark = await historyMark(h.client, h.workflowId);
+    await signal('forceWipe', '{"tables":["orders"]}');
+    const one = await waitForRun(h.client, h.workflowId, mark, (r) => r.name === 'wipeTables' && r.outcome === 'completed', 'the wipe of orders');
+    expect(one.args[1]).toEqual({ tables: ['orders'], reason: 'forced wipe' });
+    await h.sourceSql(`UPDATE orders SET total = total + 1 WHERE id <= 10`);
+    await h.waitConverged(ALL);
+    expect(populations(await activityRuns(h.client, h.workflowId), mark)).toEqual(['orders']);
+
+    mark = await historyMark(h.client, h.workflowId);
+    await signal('forceWipe', '{}');
+    const all = await waitForRun(h.client, h.workflowId, mark, (r) => r.name === 'wipeTables' && r.outcome === 'completed', 'the wipe of all tables');
+    expect(all.args[1]).toEqual({ tables: 'all', reason: 'forced wipe' });
+    await h.waitConverged(ALL, 120_000);
+    expect(populations(await activityRuns(h.client, h.workflowId), mark).sort()).toEqual(['big', 'customers', 'orders']);
+
+    await signal('forceWipeAll', '{}');
+    await signal('forceWipe', '{"tables":["ordres"]}');
+    const status = await h.waitStatus((st) => st.notices.length >= 2, 'the ignored signals in status');
+    expect(status.notices.join('\n')).toMatch(/signal "forceWipeAll" ignored: the workflow has no such signal/);
+    expect(status.notices.join('\n')).toMatch(/forceWipe signal ignored: unknown table "ordres"/);
   });
 
   it('pause is acted on within seconds of arriving during a sync session; a paused tenant holds no connection; resume catches up', async () => {

@@ -10,6 +10,7 @@ import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import type { TenantActivities } from '../../contract';
 import {
+  forceWipeSignal,
   forceWipeUpdate,
   MIRROR_STATE_KEY,
   pauseSignal,
@@ -153,6 +154,41 @@ describe('tenant workflow state machine', () => {
       // The two populations run side by side (two lanes): either may be picked up first.
       expect([last[0], [...last.slice(1, 3)].sort(), last[3]]).toEqual(['prepare', ['populate:customers', 'populate:orders'], 'session:customers,orders']);
       await recordHistory(handle, 'force-wipe');
+      await handle.terminate('test done');
+    });
+  });
+
+  it('forceWipe as a signal wipes like the update; an invalid one and an unknown signal are recorded in status', async () => {
+    const stubs = new Stubs();
+    await withWorker(stubs, async (tq) => {
+      const handle = await start(tq);
+      await waitFor(async () => stateOf(await handle.query(statusQuery)) === 'mirroring');
+      await handle.signal(forceWipeSignal, { tables: ['nope'] });
+      await handle.signal('forceWipee', {});
+      await waitFor(async () => (await handle.query(statusQuery)).notices.length === 2);
+      const { notices } = await handle.query(statusQuery);
+      expect(notices[0]).toMatch(/forceWipe signal ignored: unknown table "nope" \(the tenant mirrors: customers, orders\)/);
+      expect(notices[1]).toMatch(/signal "forceWipee" ignored: the workflow has no such signal \(it knows forceWipe, pause, resume, syncNow\)/);
+      expect(stubs.wipes).toEqual([]);
+      await handle.signal(forceWipeSignal, { tables: ['orders'] });
+      await waitFor(async () => stubs.wipes.length === 1 && stateOf(await handle.query(statusQuery)) === 'mirroring');
+      expect(stubs.wipes).toEqual([{ tables: ['orders'], reason: 'forced wipe' }]);
+      await handle.signal(forceWipeSignal, {});
+      await waitFor(async () => stubs.wipes.length === 2);
+      expect(stubs.wipes[1]).toEqual({ tables: 'all', reason: 'forced wipe' });
+      await recordHistory(handle, 'force-wipe-signal');
+      await handle.terminate('test done');
+    });
+  });
+
+  it('rejects a forceWipe update naming a table the tenant does not mirror', async () => {
+    const stubs = new Stubs();
+    await withWorker(stubs, async (tq) => {
+      const handle = await start(tq);
+      await waitFor(async () => stateOf(await handle.query(statusQuery)) === 'mirroring');
+      const rejected = await handle.executeUpdate(forceWipeUpdate, { args: [{ tables: ['audit_log'] }] }).catch((err: Error) => err);
+      expect(String((rejected as Error).cause)).toMatch(/table "audit_log" is not mirrored \(skipped: no primary key/);
+      expect(stubs.wipes).toEqual([]);
       await handle.terminate('test done');
     });
   });
