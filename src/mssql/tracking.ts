@@ -83,28 +83,101 @@ interface DbState {
   snapshot_isolation_state: number;
 }
 
-/** Returns true when tracking was enabled on the table now. */
-export async function enableTracking(p: sql.ConnectionPool, table: TableSchema, retentionMs: number): Promise<boolean> {
+export interface TrackingOutcome {
+  /** Tracking was enabled on the table now. */
+  enabled: boolean;
+  /** Something an operator should know that does not stop mirroring (the adapter has no logger). */
+  warning: string | null;
+}
+
+export interface SnapshotWait {
+  /** How long to wait for ALLOW_SNAPSHOT_ISOLATION to go from "going on" to "on" before failing retryably. */
+  timeoutMs: number;
+  pollMs: number;
+}
+
+const SNAPSHOT_WAIT: SnapshotWait = { timeoutMs: 10_000, pollMs: 500 };
+
+/**
+ * Makes the table tracked, changing database options only where tracking cannot work without it: a least-privilege
+ * login (SELECT and VIEW CHANGE TRACKING) cannot run ALTER DATABASE, and need not when a DBA has set things up.
+ */
+export async function enableTracking(
+  p: sql.ConnectionPool,
+  table: TableSchema,
+  retentionMs: number,
+  wait: SnapshotWait = SNAPSHOT_WAIT,
+): Promise<TrackingOutcome> {
   const want = retentionFor(retentionMs);
-  const wantMinutes = retentionMinutes(want.amount, want.unit === 'DAYS' ? 3 : want.unit === 'HOURS' ? 2 : 1);
-  const db = (await p.request().query<DbState>(DATABASE_TRACKING_STATE_SQL)).recordset[0];
-  if (!db) throw new MirrorError(FailureType.BadConfig, 'current database not found in sys.databases');
+  const db = await readDbState(p);
   // DDL must not run under a SNAPSHOT isolation level a pooled connection might still carry.
-  const ddl = (text: string) => p.request().batch(`${RESET_ISOLATION_SQL};\n${text}`);
+  const ddl = (text: string): Promise<unknown> => p.request().batch(`${RESET_ISOLATION_SQL};\n${text}`).catch((err: unknown) => {
+    throw permissionError(err, text) ?? err;
+  });
+  let warning: string | null = null;
   if (db.retention_period === null) {
     await ignoreNumber(ddl(enableDatabaseTrackingSql(db.database_name, want)), ALREADY_TRACKED_DATABASE);
-  } else if (retentionMinutes(db.retention_period, db.retention_period_units ?? 1) < wantMinutes) {
-    // Raising a database-wide retention never takes changes away from anyone else.
-    await ddl(setRetentionSql(db.database_name, want));
+  } else {
+    warning = retentionWarning(db.database_name, retentionMinutes(db.retention_period, db.retention_period_units ?? 1), want);
   }
-  if (db.snapshot_isolation_state !== 1 && db.snapshot_isolation_state !== 3) {
-    await ddl(allowSnapshotIsolationSql(db.database_name));
-  }
+  if (db.snapshot_isolation_state === 0 || db.snapshot_isolation_state === 2) await ddl(allowSnapshotIsolationSql(db.database_name));
+  if (db.snapshot_isolation_state !== 1) await waitForSnapshotIsolation(p, wait);
   const object = tableRef(table.source.schema, table.source.table);
   const tracked = await p.request().input('object', sql.NVarChar(4000), object).query(TABLE_TRACKED_SQL);
-  if (tracked.recordset.length > 0) return false;
+  if (tracked.recordset.length > 0) return { enabled: false, warning };
   const enabled = await ignoreNumber(ddl(enableTableTrackingSql(table.source.schema, table.source.table)).then(() => true), ALREADY_TRACKED_TABLE, false);
-  return enabled ?? false;
+  return { enabled: enabled ?? false, warning };
+}
+
+async function readDbState(p: sql.ConnectionPool): Promise<DbState> {
+  const db = (await p.request().query<DbState>(DATABASE_TRACKING_STATE_SQL)).recordset[0];
+  if (!db) throw new MirrorError(FailureType.BadConfig, 'current database not found in sys.databases');
+  return db;
+}
+
+/**
+ * A database that already tracks changes keeps its retention, even a shorter one: raising it is a database-wide
+ * decision (and needs ALTER on the database). A shorter retention is safe, only costlier: changes older than it are
+ * cleaned up, min valid versions rise, and a mirror that did not sync for that long is repopulated.
+ */
+export function retentionWarning(database: string, haveMinutes: number, want: Retention): string | null {
+  const wantMinutes = retentionMinutes(want.amount, want.unit === 'DAYS' ? 3 : want.unit === 'HOURS' ? 2 : 1);
+  if (haveMinutes >= wantMinutes) return null;
+  return `change tracking retention of database ${q(database)} is ${haveMinutes} minutes, shorter than the tenant's ${wantMinutes}: a mirror that does not sync within ${haveMinutes} minutes is repopulated; to raise it a DBA can run ${setRetentionSql(database, want)}`;
+}
+
+/**
+ * ALLOW_SNAPSHOT_ISOLATION set ON stays "going on" (3) until the update transactions open at the time have ended;
+ * a SNAPSHOT transaction started before it is "on" (1) fails. Waits a little, then fails retryably.
+ */
+async function waitForSnapshotIsolation(p: sql.ConnectionPool, wait: SnapshotWait): Promise<void> {
+  const deadline = Date.now() + wait.timeoutMs;
+  for (;;) {
+    const state = (await readDbState(p)).snapshot_isolation_state;
+    if (state === 1) return;
+    if (Date.now() >= deadline) {
+      throw new MirrorError(
+        FailureType.SourceReadFailed,
+        `snapshot isolation is not on yet (sys.databases.snapshot_isolation_state ${state}; 3 waits for transactions that were open when it was allowed to end)`,
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, wait.pollMs));
+  }
+}
+
+/** SQL Server error numbers that mean "this login may not" (or, hiding it, "no such object") for our DDL. */
+const PERMISSION_DENIED = new Set([229, 297, 1088, 4902, 5011, 15151, 15247]);
+
+/** A denied DDL names the statement (identifiers only) a DBA can run once instead. */
+function permissionError(err: unknown, statement: string): MirrorError | null {
+  const n = errorNumber(err);
+  if (n === undefined || !PERMISSION_DENIED.has(n)) return null;
+  return new MirrorError(
+    FailureType.AuthFailed,
+    `the source login may not set up change tracking (SQL Server error ${n}); a DBA can run once: ${statement}`,
+    {},
+    { cause: err },
+  );
 }
 
 async function ignoreNumber<T>(p: Promise<T>, number: number, fallback?: T): Promise<T | undefined> {
