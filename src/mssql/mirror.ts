@@ -468,7 +468,8 @@ const DUPLICATE_KEY = new Set([2601, 2627]);
  * the key value, which must not reach the workflow history.
  */
 function duplicateKeyError(err: unknown, ctx: ErrorContext): MirrorError | null {
-  const n = errorNumber(err);
+  // inTransaction has already typed the driver's error: its number is on the cause.
+  const n = errorNumber(err instanceof MirrorError ? err.cause : err);
   if (n === undefined || !DUPLICATE_KEY.has(n)) return null;
   return new MirrorError(
     FailureType.BadConfig,

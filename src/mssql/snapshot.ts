@@ -138,8 +138,9 @@ export function changeLines(table: TableSchema, row: readonly unknown[]): string
 }
 
 /**
- * One SNAPSHOT transaction: one connection, so requests run one after another. Streams are serialized: a stream
- * starts reading when the previous one has ended (consume them one at a time).
+ * One SNAPSHOT transaction: one connection, so requests run one after another (the driver refuses two at once).
+ * Streams are serialized in the order they are first read: a stream starts when every request queued before it has
+ * ended, so two streams read at the same time must both be consumed (or one of them waits for ever).
  */
 export class MssqlSnapshot implements SourceSnapshot {
   private queue: Promise<void> = Promise.resolve();
@@ -244,22 +245,26 @@ export class MssqlSnapshot implements SourceSnapshot {
     prepare?: () => Promise<void>,
   ): Readable {
     if (this.closed) throw new MirrorError(FailureType.SourceReadFailed, 'snapshot is closed', this.ctx(operation, table.name));
-    let openGate!: () => void;
-    const gate = new Promise<void>((resolve) => (openGate = resolve));
     let release!: () => void;
     const done = new Promise<void>((resolve) => (release = resolve));
-    // Our turn comes when every earlier request on this transaction has ended; the queue then waits for ours.
-    this.queue = this.queue.then(() => {
-      openGate();
-      return done;
-    });
+    // A stream takes its place in the queue when it is first read, not when it is made: one nobody reads (yet)
+    // must not hold back the requests asked for after it. Its turn comes when every request queued before has
+    // ended; the queue then waits for this one.
+    let turn: Promise<void> | null = null;
+    const takeTurn = (): Promise<void> =>
+      (turn ??= new Promise<void>((resolve) => {
+        this.queue = this.queue.then(() => {
+          resolve();
+          return done;
+        });
+      }));
     const handle = streamRows({
       makeRequest: () => new sql.Request(this.tx),
       text,
       params,
       toLine,
       prepare: async () => {
-        await gate;
+        await takeTurn();
         if (prepare) await prepare();
       },
       mapError: (err) => toMirrorError(err, this.ctx(operation, table.name), FailureType.SourceReadFailed),
