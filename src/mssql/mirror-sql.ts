@@ -170,14 +170,20 @@ export function insertFromLoadSql(schema: string, target: string, table: TableSc
 
 /**
  * Deletes every staged key (deletes, and the old version of upserts, re-inserted right after). A string key is
- * compared in the key column's own collation, named explicitly: the staged column's is the database default.
+ * compared in the key column's own collation, named explicitly: the staged column's is the database default. `=`
+ * ignores trailing spaces under every collation, so a variable-length string key is also compared by DATALENGTH:
+ * staging 'x ' must not delete the row 'x' (its insert then fails as a duplicate key, reported as such, instead of
+ * silently replacing another row).
  */
 export function deleteStagedKeysSql(schema: string, target: string, table: TableSchema, loadTable: string): string {
   assertTempName(loadTable);
   const match = keyPlan(table)
     .columns.map((k) => {
       const staged = fromTextExpr(table.columns[k.index]!.type, `l.${q(`c${k.index}`)}`);
-      return `m.${q(k.name)} = ${k.collated ? `${staged} COLLATE ${KEY_COLLATION}` : staged}`;
+      const column = `m.${q(k.name)}`;
+      if (!k.collated) return `${column} = ${staged}`;
+      const equal = `${column} = ${staged} COLLATE ${KEY_COLLATION}`;
+      return k.declaration.startsWith('nvarchar(') ? `${equal} AND DATALENGTH(${column}) = DATALENGTH(${staged})` : equal;
     })
     .join(' AND ');
   return `DELETE m FROM ${tableRef(schema, target)} AS m\nWHERE EXISTS (SELECT 1 FROM ${loadTable} AS l WHERE ${match})`;

@@ -102,14 +102,22 @@ describe('2. staged values join the mirror keys in the key column collation', ()
   it('names the key collation on the staged side of a string key comparison', () => {
     const t = table('t', [col('k', TEXT), col('n', { kind: 'int64' }), col('v', TEXT, true)], ['k', 'n']);
     expect(deleteStagedKeysSql('m', 't', t, '#staging')).toBe(
-      `DELETE m FROM [m].[t] AS m\nWHERE EXISTS (SELECT 1 FROM #staging AS l WHERE m.[k] = l.[c0] COLLATE ${KEY_COLLATION} AND m.[n] = CAST(l.[c1] AS bigint))`,
+      `DELETE m FROM [m].[t] AS m\nWHERE EXISTS (SELECT 1 FROM #staging AS l WHERE m.[k] = l.[c0] COLLATE ${KEY_COLLATION} AND DATALENGTH(m.[k]) = DATALENGTH(l.[c0]) AND m.[n] = CAST(l.[c1] AS bigint))`,
     );
+    // A fixed-width key is padded on both sides: its length says nothing.
+    const fixed = table('f', [col('k', { kind: 'string', length: 4, fixed: true })], ['k']);
+    expect(deleteStagedKeysSql('m', 'f', fixed, '#staging')).toContain(`m.[k] = l.[c0] COLLATE ${KEY_COLLATION})`);
     // Inserting is an assignment: the column's collation applies without naming it.
     expect(insertFromLoadSql('m', 't', t, '#load', false)).not.toContain('COLLATE');
   });
 });
 
 describe('3. keys compare by code point on both sides', () => {
+  it("does not let a staged 'x ' delete the mirror's 'x' (SQL Server's = ignores trailing spaces)", () => {
+    const t = table('t', [col('k', TEXT)], ['k']);
+    expect(deleteStagedKeysSql('m', 't', t, '#staging')).toContain('AND DATALENGTH(m.[k]) = DATALENGTH(l.[c0])');
+  });
+
   it('declares string keys (and text forms used as keys) with a binary collation, other columns as the database does', () => {
     const t = table('t', [col('k', { kind: 'string', length: 10, fixed: true }), col('e', { kind: 'native', dialect: 'postgres', name: 'mood' }), col('v', TEXT, true)], ['k', 'e']);
     const text = createTableSql('m', 't', t);
