@@ -15,9 +15,12 @@ import { q, tableRef } from './tsql';
  * Database-level facts for enabling tracking: the database name (ALTER DATABASE takes no parameter), whether
  * change tracking is on and its retention (sys.change_tracking_databases: retention_period_units 1 = MINUTES,
  * 2 = HOURS, 3 = DAYS), and sys.databases.snapshot_isolation_state (0 OFF, 1 ON, 2 going off, 3 going on).
+ * CHANGE_TRACKING_CURRENT_VERSION() is NULL only when tracking is off: it tells "on" even to a login the catalog
+ * view shows no row.
  */
 export const DATABASE_TRACKING_STATE_SQL = `SELECT DB_NAME() AS database_name,
-  ctd.retention_period, ctd.retention_period_units, d.snapshot_isolation_state
+  ctd.retention_period, ctd.retention_period_units, d.snapshot_isolation_state,
+  CONVERT(varchar(20), CHANGE_TRACKING_CURRENT_VERSION()) AS current_version
 FROM sys.databases AS d
 LEFT JOIN sys.change_tracking_databases AS ctd ON ctd.database_id = d.database_id
 WHERE d.database_id = DB_ID()`;
@@ -64,8 +67,12 @@ export function allowSnapshotIsolationSql(database: string): string {
   return `ALTER DATABASE ${q(database)} SET ALLOW_SNAPSHOT_ISOLATION ON`;
 }
 
-export const TABLE_TRACKED_SQL = `SELECT CONVERT(varchar(20), ctt.min_valid_version) AS min_valid_version
-FROM sys.change_tracking_tables AS ctt WHERE ctt.object_id = OBJECT_ID(@object)`;
+/**
+ * Whether the table is tracked: by the catalog, or (for a login the catalog shows no row) by its min valid version,
+ * which VIEW CHANGE TRACKING lets it read.
+ */
+export const TABLE_TRACKED_SQL = `SELECT CASE WHEN EXISTS (SELECT 1 FROM sys.change_tracking_tables AS ctt WHERE ctt.object_id = OBJECT_ID(@object))
+  OR CHANGE_TRACKING_MIN_VALID_VERSION(OBJECT_ID(@object)) IS NOT NULL THEN 1 ELSE 0 END AS tracked`;
 
 /** Net changes are enough: the row itself is read from the table, so per-column tracking would only cost. */
 export function enableTableTrackingSql(schema: string, table: string): string {
@@ -81,6 +88,7 @@ interface DbState {
   retention_period: number | null;
   retention_period_units: number | null;
   snapshot_isolation_state: number;
+  current_version: string | null;
 }
 
 export interface TrackingOutcome {
@@ -115,16 +123,16 @@ export async function enableTracking(
     throw permissionError(err, text) ?? err;
   });
   let warning: string | null = null;
-  if (db.retention_period === null) {
-    await ignoreNumber(ddl(enableDatabaseTrackingSql(db.database_name, want)), ALREADY_TRACKED_DATABASE);
-  } else {
+  if (db.retention_period !== null) {
     warning = retentionWarning(db.database_name, retentionMinutes(db.retention_period, db.retention_period_units ?? 1), want);
+  } else if (db.current_version === null) {
+    await ignoreNumber(ddl(enableDatabaseTrackingSql(db.database_name, want)), ALREADY_TRACKED_DATABASE);
   }
   if (db.snapshot_isolation_state === 0 || db.snapshot_isolation_state === 2) await ddl(allowSnapshotIsolationSql(db.database_name));
   if (db.snapshot_isolation_state !== 1) await waitForSnapshotIsolation(p, wait);
   const object = tableRef(table.source.schema, table.source.table);
-  const tracked = await p.request().input('object', sql.NVarChar(4000), object).query(TABLE_TRACKED_SQL);
-  if (tracked.recordset.length > 0) return { enabled: false, warning };
+  const tracked = await p.request().input('object', sql.NVarChar(4000), object).query<{ tracked: number }>(TABLE_TRACKED_SQL);
+  if (tracked.recordset[0]?.tracked === 1) return { enabled: false, warning };
   const enabled = await ignoreNumber(ddl(enableTableTrackingSql(table.source.schema, table.source.table)).then(() => true), ALREADY_TRACKED_TABLE, false);
   return { enabled: enabled ?? false, warning };
 }

@@ -536,14 +536,15 @@ describe('issue 13 defects that need the driver', { timeout: 15_000 }, () => {
   });
 
   /** A database whose tracking state is given; records what DDL was attempted. */
-  function trackingScript(db: { retention_period: number | null; retention_period_units: number | null; states: number[] }, opts: { tracked?: boolean; deny?: number } = {}): Script {
+  function trackingScript(db: { retention_period: number | null; retention_period_units: number | null; states: number[] }, opts: { tracked?: boolean; deny?: number; trackedHidden?: boolean } = {}): Script {
     let reads = 0;
     return (text, _params, kind) => {
       if (text.includes('sys.change_tracking_databases')) {
         const state = db.states[Math.min(reads++, db.states.length - 1)];
-        return { rows: [{ database_name: 'crm', retention_period: db.retention_period, retention_period_units: db.retention_period_units, snapshot_isolation_state: state }] };
+        const current = db.retention_period === null && !opts.trackedHidden ? null : '5';
+        return { rows: [{ database_name: 'crm', retention_period: db.retention_period, retention_period_units: db.retention_period_units, snapshot_isolation_state: state, current_version: current }] };
       }
-      if (text.includes('FROM sys.change_tracking_tables AS ctt WHERE')) return { rows: opts.tracked ? [{ min_valid_version: '1' }] : [] };
+      if (text.includes('AS tracked')) return { rows: [{ tracked: opts.tracked ? 1 : 0 }] };
       if (kind === 'batch' && opts.deny !== undefined) return { error: { message: 'permission denied', number: opts.deny } };
       return { rows: [] };
     };
@@ -572,6 +573,14 @@ describe('issue 13 defects that need the driver', { timeout: 15_000 }, () => {
     expect(source.warnings).toHaveLength(1);
     expect(source.warnings[0]).toContain('tenant acme: change tracking retention of database [crm] is 2880 minutes');
     expect(emitted).toHaveBeenCalledTimes(1);
+  });
+
+  it('7: tracking the catalog hides from the login (on, by its current version) is not enabled again', async () => {
+    recorder.reset(trackingScript({ retention_period: null, retention_period_units: null, states: [1] }, { tracked: true, trackedHidden: true }));
+    await withPool(async (pool) => {
+      expect(await enableTracking(pool, orders, 24 * 3600_000)).toEqual({ enabled: false, warning: null });
+    });
+    expect(recorder.sent.filter((s) => s.kind === 'batch')).toEqual([]);
   });
 
   it('7: snapshot isolation "going on" is waited for, and fails retryably if it stays so', async () => {
