@@ -6,17 +6,21 @@ import sql from 'mssql';
 import { FailureType, MirrorError } from '../core/errors';
 import { mirroredTableName } from '../core/identifiers';
 import type { SkippedTable, SourceFingerprint, SourceTables, TableSchema } from '../core/types';
-import { TABLE_COLUMNS_SQL, tableRef } from './tsql';
+import { TABLE_COLUMNS_SQL, tableRef, UNAVAILABLE } from './tsql';
 import { formatMssqlType, mssqlTypeToLogical, type CatalogColumn, type MssqlColumnFacts } from './types';
 
 /**
  * Columns of every user table with their base type and primary key position. Alias types resolve to their system
  * type (TYPE_NAME(system_type_id)); CLR types (hierarchyid, geography, geometry) share system_type_id 240 and are
- * told apart by their own name.
+ * told apart by their own name; a user-defined CLR type is flagged (is_clr), as only its .ToString() reads it.
+ * `clustered_columnstore`: Change Tracking cannot be enabled on a table with a clustered columnstore index
+ * (error 35353), so such a table is skipped rather than failing the tenant.
  */
 export const LIST_COLUMNS_SQL = `SELECT s.name AS schema_name, t.name AS table_name, c.name AS column_name, c.column_id,
   CASE WHEN ty.is_user_defined = 1 AND ty.is_assembly_type = 0 THEN TYPE_NAME(c.system_type_id) ELSE ty.name END AS type_name,
-  c.max_length, c.precision, c.scale, c.is_nullable, ic.key_ordinal
+  CAST(CASE WHEN ty.is_user_defined = 1 AND ty.is_assembly_type = 1 THEN 1 ELSE 0 END AS bit) AS is_clr,
+  c.max_length, c.precision, c.scale, c.is_nullable, ic.key_ordinal,
+  CAST(CASE WHEN EXISTS (SELECT 1 FROM sys.indexes AS cs WHERE cs.object_id = t.object_id AND cs.type = 5) THEN 1 ELSE 0 END AS bit) AS clustered_columnstore
 FROM sys.tables AS t
 JOIN sys.schemas AS s ON s.schema_id = t.schema_id
 JOIN sys.columns AS c ON c.object_id = t.object_id
@@ -31,12 +35,24 @@ export const ESTIMATE_ROWS_SQL = `SELECT CONVERT(varchar(20), SUM(p.rows)) AS n 
 WHERE p.object_id = OBJECT_ID(@object) AND p.index_id IN (0, 1)`;
 
 /**
- * Fingerprint of this incarnation of the database: a restore gives it a new recovery fork (and a restore as a new
- * database a new database_guid).
+ * Fingerprint of this incarnation of the database, one component per fact, each catching its own kind of rebuild:
+ * - `database_guid` (sys.database_recovery_status): another database restored or attached under this name (a
+ *   RESTORE that creates a database gives it a new GUID; one over the live database keeps the backup's);
+ * - `recovery_fork_guid` (same view): any restore that recovered the database, RESTORE … WITH REPLACE of its own
+ *   backup included: it starts a new recovery fork;
+ * - `create_date` (sys.databases): when the database was created, restored or renamed, so RESTORE … WITH REPLACE
+ *   over the live database changes it too;
+ * - `database_name`: the tenant's URL pointed at another database.
+ * sys.database_recovery_status shows a database other than master/tempdb only to its owner or a login with VIEW ANY
+ * DATABASE (or ALTER ANY DATABASE, or CREATE DATABASE in master); a least-privilege login sees no row, and its two
+ * components read 'unavailable' (no evidence either way) instead of failing every snapshot. sys.databases always
+ * shows the current database, so create_date still catches a restore over it.
  */
-export const FINGERPRINT_SQL = `SELECT CONVERT(varchar(36), drs.database_guid) AS database_guid,
-  CONVERT(varchar(36), drs.recovery_fork_guid) AS recovery_fork_guid, DB_NAME() AS database_name
-FROM sys.database_recovery_status AS drs WHERE drs.database_id = DB_ID()`;
+export const FINGERPRINT_SQL = `SELECT DB_NAME() AS database_name, CONVERT(varchar(30), d.create_date, 126) AS create_date,
+  CONVERT(varchar(36), drs.database_guid) AS database_guid, CONVERT(varchar(36), drs.recovery_fork_guid) AS recovery_fork_guid
+FROM sys.databases AS d
+LEFT JOIN sys.database_recovery_status AS drs ON drs.database_id = d.database_id
+WHERE d.database_id = DB_ID()`;
 
 /** A source table's name in the mirror: `schema.table`, with `dbo.` dropped. */
 export function mirrorName(schema: string, table: string): string {
@@ -46,13 +62,15 @@ export function mirrorName(schema: string, table: string): string {
 interface ColumnRow extends CatalogColumn {
   schema_name: string;
   table_name: string;
+  is_clr?: boolean;
+  clustered_columnstore?: boolean;
 }
 
-function facts(r: Pick<CatalogColumn, 'type_name' | 'max_length' | 'precision' | 'scale'>): MssqlColumnFacts {
-  return { typeName: r.type_name, maxLength: r.max_length, precision: r.precision, scale: r.scale };
+function facts(r: Pick<ColumnRow, 'type_name' | 'max_length' | 'precision' | 'scale' | 'is_clr'>): MssqlColumnFacts {
+  return { typeName: r.type_name, maxLength: r.max_length, precision: r.precision, scale: r.scale, ...(r.is_clr ? { clr: true } : {}) };
 }
 
-/** Declared column types by column name (e.g. varchar(20)), for key comparisons (see source-sql.ts keyValueExpr). */
+/** Declared column types by column name (e.g. varchar(20)), for key comparisons (see snapshot.ts keyValueExpr). */
 export type DeclaredTypes = Map<string, string>;
 
 export interface ListedTables extends SourceTables {
@@ -78,6 +96,10 @@ export async function listTables(pool: sql.ConnectionPool, filter: (name: string
     const keyed = rows.filter((r) => r.key_ordinal !== null).sort((a, b) => (a.key_ordinal ?? 0) - (b.key_ordinal ?? 0));
     if (keyed.length === 0) {
       skipped.push({ name, reason: 'no primary key: SQL Server Change Tracking requires one' });
+      continue;
+    }
+    if (rows[0]!.clustered_columnstore) {
+      skipped.push({ name, reason: 'clustered columnstore index: SQL Server Change Tracking cannot track such a table (error 35353)' });
       continue;
     }
     declared.set(name, new Map(rows.map((r) => [r.column_name, formatMssqlType(facts(r))])));
@@ -108,13 +130,27 @@ export async function estimateRows(pool: sql.ConnectionPool, table: TableSchema)
   return Number(res.recordset[0]?.n ?? 0);
 }
 
+interface FingerprintRow {
+  database_name: string;
+  create_date: string | null;
+  database_guid: string | null;
+  recovery_fork_guid: string | null;
+}
+
 export async function readFingerprint(request: sql.Request): Promise<SourceFingerprint> {
-  const res = await request.query<{ database_guid: string | null; recovery_fork_guid: string | null; database_name: string }>(FINGERPRINT_SQL);
+  const res = await request.query<FingerprintRow>(FINGERPRINT_SQL);
   const row = res.recordset[0];
-  if (!row) throw new MirrorError(FailureType.SourceReadFailed, 'no recovery status for the current database');
+  if (!row) throw new MirrorError(FailureType.SourceReadFailed, 'the current database is not in sys.databases');
+  return toFingerprint(row);
+}
+
+/** A component the server would not show this login reads 'unavailable' (see FINGERPRINT_SQL). */
+export function toFingerprint(row: FingerprintRow): SourceFingerprint {
+  const known = (v: string | null): string => (v === null || v === '' ? UNAVAILABLE : v.toLowerCase());
   return {
-    database_guid: (row.database_guid ?? '').toLowerCase(),
-    recovery_fork_guid: (row.recovery_fork_guid ?? '').toLowerCase(),
+    database_guid: known(row.database_guid),
+    recovery_fork_guid: known(row.recovery_fork_guid),
+    create_date: row.create_date ?? UNAVAILABLE,
     database_name: row.database_name,
   };
 }

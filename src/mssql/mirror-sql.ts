@@ -8,6 +8,7 @@
 import type { SchemaChange } from '../core/schema-compat';
 import type { LogicalType, TableSchema } from '../core/types';
 import { FailureType, MirrorError } from '../core/errors';
+import { KEY_COLLATION, keyPlan, mirrorDeclarations } from './mirror-keys';
 import { fitMssqlIdentifier, fromTextExpr, q, tableRef } from './tsql';
 import { logicalToMssqlType } from './types';
 
@@ -88,15 +89,24 @@ export function deleteStateSql(schema: string): string {
 }
 
 
-function columnDef(c: { name: string; type: LogicalType }, nullable: boolean): string {
-  return `${q(c.name)} ${logicalToMssqlType(c.type)} ${nullable ? 'NULL' : 'NOT NULL'}`;
+function columnDef(c: { name: string; type: LogicalType }, nullable: boolean, declaration = logicalToMssqlType(c.type), collation?: string): string {
+  const collate = collation === undefined ? '' : ` COLLATE ${collation}`;
+  return `${q(c.name)} ${declaration}${collate} ${nullable ? 'NULL' : 'NOT NULL'}`;
 }
 
-/** The mirror table. Its primary key constraint is left unnamed: the shadow and the live table both carry one, and
- *  constraint names are unique per schema. */
+/**
+ * The mirror table. Key columns are bounded and string keys binary-collated (mirror-keys.ts). Its primary key
+ * constraint is left unnamed: the shadow and the live table both carry one, and constraint names are unique per
+ * schema.
+ */
 export function createTableSql(schema: string, name: string, table: TableSchema): string {
-  const keys = new Set(table.primaryKey);
-  const cols = table.columns.map((c) => columnDef(c, c.nullable && !keys.has(c.name)));
+  const plan = keyPlan(table);
+  const declarations = mirrorDeclarations(table, plan);
+  const keys = new Map(plan.columns.map((k) => [k.index, k]));
+  const cols = table.columns.map((c, i) => {
+    const key = keys.get(i);
+    return columnDef(c, c.nullable && !key, declarations[i], key?.collated ? KEY_COLLATION : undefined);
+  });
   cols.push(`PRIMARY KEY (${table.primaryKey.map(q).join(', ')})`);
   return `CREATE TABLE ${tableRef(schema, name)} (\n  ${cols.join(',\n  ')}\n)`;
 }
@@ -126,11 +136,16 @@ export const SCHEMA_TABLES_SQL = `SELECT t.name FROM sys.tables AS t WHERE t.sch
  * A session temporary table of nvarchar(max) columns c0..cn (plus `op` for changes) that bulk loads land in before
  * a set-based, server-side conversion into the typed table. Positional names keep table and column names out of
  * the bulk-load statement, which the driver builds itself.
+ *
+ * COLLATE DATABASE_DEFAULT: a temporary table's columns otherwise take tempdb's collation (the server's), and a
+ * mirror database with another collation then fails every comparison with error 468. It is also the collation the
+ * driver declares for bulk-loaded strings (the connection's database collation). Key comparisons name the key
+ * column's collation explicitly (deleteStagedKeysSql).
  */
 export function createLoadTableSql(loadTable: string, columns: number, withOp: boolean): string {
   assertTempName(loadTable);
-  const cols = Array.from({ length: columns }, (_, i) => `${q(`c${i}`)} nvarchar(max) NULL`);
-  if (withOp) cols.unshift('[op] nchar(1) NOT NULL');
+  const cols = Array.from({ length: columns }, (_, i) => `${q(`c${i}`)} nvarchar(max) COLLATE DATABASE_DEFAULT NULL`);
+  if (withOp) cols.unshift('[op] nchar(1) COLLATE DATABASE_DEFAULT NOT NULL');
   return `IF OBJECT_ID(N'tempdb..${loadTable}') IS NOT NULL DROP TABLE ${loadTable};
 CREATE TABLE ${loadTable} (${cols.join(', ')})`;
 }
@@ -153,14 +168,22 @@ export function insertFromLoadSql(schema: string, target: string, table: TableSc
   return `INSERT INTO ${tableRef(schema, target)} (${cols})\nSELECT ${values}\nFROM ${loadTable} AS l${where}`;
 }
 
-/** Deletes every staged key (deletes, and the old version of upserts, re-inserted right after). */
+/**
+ * Deletes every staged key (deletes, and the old version of upserts, re-inserted right after). A string key is
+ * compared in the key column's own collation, named explicitly: the staged column's is the database default. `=`
+ * ignores trailing spaces under every collation, so a variable-length string key is also compared by DATALENGTH:
+ * staging 'x ' must not delete the row 'x' (its insert then fails as a duplicate key, reported as such, instead of
+ * silently replacing another row).
+ */
 export function deleteStagedKeysSql(schema: string, target: string, table: TableSchema, loadTable: string): string {
   assertTempName(loadTable);
-  const match = table.primaryKey
-    .map((k) => {
-      const i = table.columns.findIndex((c) => c.name === k);
-      const c = table.columns[i]!;
-      return `m.${q(k)} = ${fromTextExpr(c.type, `l.${q(`c${i}`)}`)}`;
+  const match = keyPlan(table)
+    .columns.map((k) => {
+      const staged = fromTextExpr(table.columns[k.index]!.type, `l.${q(`c${k.index}`)}`);
+      const column = `m.${q(k.name)}`;
+      if (!k.collated) return `${column} = ${staged}`;
+      const equal = `${column} = ${staged} COLLATE ${KEY_COLLATION}`;
+      return k.declaration.startsWith('nvarchar(') ? `${equal} AND DATALENGTH(${column}) = DATALENGTH(${staged})` : equal;
     })
     .join(' AND ');
   return `DELETE m FROM ${tableRef(schema, target)} AS m\nWHERE EXISTS (SELECT 1 FROM ${loadTable} AS l WHERE ${match})`;

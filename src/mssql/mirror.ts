@@ -38,7 +38,8 @@ import { errorNumber, LazyPool } from './connection';
 import * as mirrorSql from './mirror-sql';
 import { q as quote, tableRef, TABLE_COLUMNS_SQL } from './tsql';
 import { readLines } from './stream';
-import { mssqlTypeToLogical, normalizeForMssql, type CatalogColumn } from './types';
+import { keyMisfit, keyPlan, storedSchema, type KeyPlan } from './mirror-keys';
+import { mssqlTypeToLogical, type CatalogColumn } from './types';
 import { copyFieldToMssql } from './values';
 
 export type MssqlMirrorOptions = MirrorOptions;
@@ -157,7 +158,7 @@ export class MssqlMirror implements Mirror {
     const hash = schemaHash(schema);
     return this.inTransaction(this.ctx('apply schema', schema.name), async (tx) => {
       await this.lock(tx, schema.name);
-      const step = schemaStep(await this.readTable(tx, live), normalised(schema), { keyTypeFixed: true });
+      const step = schemaStep(await this.readTable(tx, live), storedSchema(schema), { keyTypeFixed: true });
       const table = this.tableParam(schema.name);
       const setHash = (): Promise<unknown> => this.exec(tx, mirrorSql.setSchemaHashSql(this.schema), [table, { name: 'hash', type: sql.VarChar(64), value: hash }]);
       switch (step.step) {
@@ -210,6 +211,7 @@ export class MssqlMirror implements Mirror {
     const hash = schemaHash(schema);
     const keyIndexes = schema.primaryKey.map((k) => schema.columns.findIndex((c) => c.name === k));
     const table = this.tableParam(schema.name);
+    const plan = keyPlanIn(schema, ctx);
 
     const marker = await this.inTransaction(ctx, async (tx) => {
       await this.lock(tx, schema.name);
@@ -254,14 +256,16 @@ export class MssqlMirror implements Mirror {
         if (fields.length !== schema.columns.length) {
           throw new MirrorError(FailureType.SourceReadFailed, `row has ${fields.length} fields, the table ${schema.columns.length} columns`, ctx);
         }
-        batch.push(schema.columns.map((c, i) => copyFieldToMssql(c.type, fields[i] ?? null)));
+        const staged = schema.columns.map((c, i) => copyFieldToMssql(c.type, fields[i] ?? null));
+        assertKeyFits(schema, plan, staged, 0, ctx);
+        batch.push(staged);
         batchKey = keyIndexes.map((i) => fields[i] ?? null);
         batchBytes += bytes;
         if (batchBytes >= opts.chunkBytes) await flush();
       }
       await flush();
     } catch (err) {
-      throw toMirrorError(err, ctx, FailureType.MirrorWriteFailed);
+      throw duplicateKeyError(err, ctx) ?? toMirrorError(err, ctx, FailureType.MirrorWriteFailed);
     }
     return progress;
   }
@@ -351,6 +355,7 @@ export class MssqlMirror implements Mirror {
   ): Promise<ApplyResult> {
     const ctx = this.ctx('apply changes', schema.name);
     const live = mirrorSql.mirrorRelation(schema.name);
+    const plan = keyPlanIn(schema, ctx);
     const hash = schemaHash(schema);
     const table = this.tableParam(schema.name);
     const text = {
@@ -399,12 +404,15 @@ export class MssqlMirror implements Mirror {
         if ((op !== 'U' && op !== 'D') || fields.length !== schema.columns.length + 1) {
           throw new MirrorError(FailureType.SourceReadFailed, 'malformed change line (expected U or D and one field per column)', ctx);
         }
-        batch.push([op, ...schema.columns.map((c, i) => copyFieldToMssql(c.type, fields[i + 1] ?? null))]);
+        const staged = [op, ...schema.columns.map((c, i) => copyFieldToMssql(c.type, fields[i + 1] ?? null))];
+        // A delete of a key the mirror could never hold matches nothing: only rows to insert must fit.
+        if (op === 'U') assertKeyFits(schema, plan, staged, 1, ctx);
+        batch.push(staged);
         bytes += n;
       }
       await apply(true);
     } catch (err) {
-      throw toMirrorError(err, ctx, FailureType.MirrorWriteFailed);
+      throw duplicateKeyError(err, ctx) ?? toMirrorError(err, ctx, FailureType.MirrorWriteFailed);
     }
     return result;
   }
@@ -437,9 +445,37 @@ export class MssqlMirror implements Mirror {
   }
 }
 
-/** The schema as this mirror would store it (types through the SQL Server mapping and back). */
-function normalised(schema: TableSchema): TableSchema {
-  return { ...schema, columns: schema.columns.map((c) => ({ ...c, type: normalizeForMssql(c.type) })) };
+function keyPlanIn(schema: TableSchema, ctx: ErrorContext): KeyPlan {
+  try {
+    return keyPlan(schema);
+  } catch (err) {
+    throw toMirrorError(err, ctx, FailureType.BadConfig);
+  }
+}
+
+/** Fails the table, before anything is written, when a staged row's key cannot be stored (mirror-keys.ts). */
+function assertKeyFits(schema: TableSchema, plan: KeyPlan, row: readonly (string | null)[], offset: number, ctx: ErrorContext): void {
+  const misfit = keyMisfit(schema, plan, row, offset);
+  if (misfit) throw new MirrorError(FailureType.BadConfig, misfit, ctx);
+}
+
+/** SQL Server error numbers: duplicate key in a unique index / in a primary key constraint. */
+const DUPLICATE_KEY = new Set([2601, 2627]);
+
+/**
+ * The source's keys are unique, so a duplicate in the mirror means SQL Server compares two of them as equal: keys
+ * that differ only in trailing spaces (docs/type-mapping.md). Retrying cannot help, and the driver's message quotes
+ * the key value, which must not reach the workflow history.
+ */
+function duplicateKeyError(err: unknown, ctx: ErrorContext): MirrorError | null {
+  // inTransaction has already typed the driver's error: its number is on the cause.
+  const n = errorNumber(err instanceof MirrorError ? err.cause : err);
+  if (n === undefined || !DUPLICATE_KEY.has(n)) return null;
+  return new MirrorError(
+    FailureType.BadConfig,
+    'two source keys are equal under SQL Server comparison rules (keys that differ only in trailing spaces collide); mirror this table to PostgreSQL or exclude it',
+    ctx,
+  );
 }
 
 function markerParam(m: ShadowProgress): Param {

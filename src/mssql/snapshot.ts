@@ -10,14 +10,33 @@ import type { KeyValues, LogicalType, SourceFingerprint, SourceSnapshot, TableSc
 import { discontinuity } from '../core/versions';
 import type { DeclaredTypes } from './catalog';
 import { streamRows, type QueryParam, type RowStreamHandle } from './stream';
-import { col, fromTextExpr, keyColumns, q, readExpr, tableRef } from './tsql';
+import { col, fromTextExpr, keyColumns, q, readExpr, tableRef, UNAVAILABLE } from './tsql';
 import { copyFieldToMssql, mssqlToCopyField } from './values';
 
 /** First statement of a snapshot transaction: the version the mirror's LSN becomes (NULL: tracking is off). */
 export const CURRENT_VERSION_SQL = `SELECT CONVERT(varchar(20), CHANGE_TRACKING_CURRENT_VERSION()) AS version`;
 
-/** NULL when the table is not tracked (or the database is not, or the name is unknown). */
-export const MIN_VALID_VERSION_SQL = `SELECT CONVERT(varchar(20), CHANGE_TRACKING_MIN_VALID_VERSION(OBJECT_ID(@object))) AS min_valid_version`;
+/**
+ * NULL when the table is not tracked, the database is not, the name is unknown, or the login lacks VIEW CHANGE
+ * TRACKING on the table: the permission is read beside it (HAS_PERMS_BY_NAME: 1 granted, 0 not, NULL for an unknown
+ * securable), so a missing grant is not taken for expired tracking.
+ */
+export const MIN_VALID_VERSION_SQL = `SELECT CONVERT(varchar(20), CHANGE_TRACKING_MIN_VALID_VERSION(OBJECT_ID(@object))) AS min_valid_version,
+  HAS_PERMS_BY_NAME(@object, N'OBJECT', N'VIEW CHANGE TRACKING') AS can_view_tracking, USER_NAME() AS user_name`;
+
+/**
+ * What identifies the table's current tracking incarnation (SourceSnapshot.tableFingerprint): the version at which
+ * tracking began (sys.change_tracking_tables.begin_version: set when tracking is enabled, reset by TRUNCATE), and
+ * the internal side table Change Tracking keeps the table's changes in (sys.internal_tables, internal_type 209
+ * CHANGE_TRACKING; dropped with tracking, created anew when it is enabled again). On an idle database tracking
+ * disabled and enabled again can leave min valid version equal to the mirror's LSN, so the version rule alone
+ * cannot see that the changes made meanwhile were never recorded; a changed component can. No row: not tracked,
+ * or not visible to this login.
+ */
+export const TABLE_TRACKING_SQL = `SELECT CONVERT(varchar(20), ctt.begin_version) AS begin_version,
+  (SELECT MAX(CONVERT(varchar(11), it.object_id) + '@' + CONVERT(varchar(30), it.create_date, 126))
+   FROM sys.internal_tables AS it WHERE it.parent_id = ctt.object_id AND it.internal_type = 209) AS side_table
+FROM sys.change_tracking_tables AS ctt WHERE ctt.object_id = OBJECT_ID(@object)`;
 
 /** A snapshot transaction leaves its isolation level on the pooled connection; this puts the default back. */
 export const RESET_ISOLATION_SQL = `SET TRANSACTION ISOLATION LEVEL READ COMMITTED`;
@@ -44,13 +63,18 @@ export function keyAfterPredicate(
 }
 
 /**
- * A key parameter compared with a key column. A string parameter is cast to the column's own declared type, so the
- * comparison uses exactly the column's collation and sort order (an nvarchar parameter against a varchar column
- * with a SQL_* collation would compare in Unicode order, which need not be the ORDER BY order).
+ * A key parameter compared with a key column: its text parsed by the logical type's lossless conversion, then cast
+ * to the column's own declared type, so the comparison is exactly in the column's type and order. A string compares
+ * in the column's collation (an nvarchar parameter against a varchar column with a SQL_* collation would compare in
+ * Unicode order, which need not be the ORDER BY order); a `datetime` compares as datetime (its '.997' is really
+ * .99666…, which a datetime2(3) parameter would put after the row, skipping the rest of a composite key's rows).
+ * rowversion cannot be a CAST target; its 8 bytes compare as binary(8).
  */
-function keyValueExpr(type: LogicalType, param: string, declared: string | undefined): string {
-  if (type.kind === 'string' && declared !== undefined) return `CAST(${param} AS ${declared})`;
-  return fromTextExpr(type, param);
+export function keyValueExpr(type: LogicalType, param: string, declared: string | undefined): string {
+  const parsed = fromTextExpr(type, param);
+  if (declared === undefined) return parsed;
+  const target = declared === 'timestamp' || declared === 'rowversion' ? 'binary(8)' : declared;
+  return `CAST(${parsed} AS ${target})`;
 }
 
 /**
@@ -74,29 +98,49 @@ export function rowsSql(
  * CHANGES rows outer-joined to the table on the primary key, so a key whose row is gone comes back with NULLs
  * ('D': delete it) and any other key with its current row ('U': upsert). CHANGETABLE's last_sync_version must be
  * a scalar, not an expression, hence the variable. Rows with SYS_CHANGE_VERSION > @v are returned.
+ *
+ * Columns: [op], the row's columns c0..cn from the table (keys included: NULL for a deleted row), then the key as
+ * Change Tracking recorded it, k0..km. The row's key is the one to upsert: under a case-insensitive collation the
+ * join matches a key whose case was changed, and Change Tracking may still spell it the old way ('a' for 'A'); a
+ * mirror that tells 'a' from 'A' must receive 'A'. changeLines then also deletes the recorded spelling.
  */
 export function changesSql(table: TableSchema): string {
   const { schema, table: name } = table.source;
-  const keys = new Set(table.primaryKey);
   const present = col('t', table.primaryKey[0]!);
-  const select = table.columns
-    .map((c, i) => {
-      // Key values come from the change table (they exist for deletes too); the rest from the current row.
-      const source = keys.has(c.name) ? col('ct', c.name) : col('t', c.name);
-      return `${readExpr(c.type, source)} AS ${q(`c${i}`)}`;
-    })
-    .join(',\n  ');
+  const row = table.columns.map((c, i) => `${readExpr(c.type, col('t', c.name))} AS ${q(`c${i}`)}`);
+  const recorded = keyColumns(table).map((k, j) => `${readExpr(k.type, col('ct', k.name))} AS ${q(`k${j}`)}`);
   const join = table.primaryKey.map((k) => `${col('t', k)} = ${col('ct', k)}`).join(' AND ');
   return `DECLARE @v bigint = CAST(@from AS bigint);
 SELECT CASE WHEN ${present} IS NULL THEN 'D' ELSE 'U' END AS [op],
-  ${select}
+  ${[...row, ...recorded].join(',\n  ')}
 FROM CHANGETABLE(CHANGES ${tableRef(schema, name)}, @v) AS ct
 LEFT OUTER JOIN ${tableRef(schema, name)} AS t ON ${join}`;
 }
 
 /**
- * One SNAPSHOT transaction: one connection, so requests run one after another. Streams are serialized: a stream
- * starts reading when the previous one has ended (consume them one at a time).
+ * The COPY text lines of one row of changesSql: 'D' with the recorded key, or 'U' with the row, preceded by a 'D'
+ * of the recorded key when it is spelled otherwise than the row's (a case-only or trailing-space-only key update
+ * under the source's collation: the mirror may hold the old spelling as a key of its own).
+ */
+export function changeLines(table: TableSchema, row: readonly unknown[]): string {
+  const types = table.columns.map((c) => c.type);
+  const keyIndexes = table.primaryKey.map((k) => table.columns.findIndex((c) => c.name === k));
+  const fields = types.map((t, i) => mssqlToCopyField(t, row[i + 1]));
+  const recorded = keyIndexes.map((ci, j) => mssqlToCopyField(types[ci]!, row[1 + types.length + j]));
+  const deleteRecorded = (): string => {
+    const keyed: (string | null)[] = types.map(() => null);
+    keyIndexes.forEach((ci, j) => (keyed[ci] = recorded[j] ?? null));
+    return encodeLine(['D', ...keyed]);
+  };
+  if (row[0] === 'D') return deleteRecorded();
+  const respelled = keyIndexes.some((ci, j) => fields[ci] !== recorded[j]);
+  return (respelled ? deleteRecorded() : '') + encodeLine(['U', ...fields]);
+}
+
+/**
+ * One SNAPSHOT transaction: one connection, so requests run one after another (the driver refuses two at once).
+ * Streams are serialized in the order they are first read: a stream starts when every request queued before it has
+ * ended, so two streams read at the same time must both be consumed (or one of them waits for ever).
  */
 export class MssqlSnapshot implements SourceSnapshot {
   private queue: Promise<void> = Promise.resolve();
@@ -133,26 +177,35 @@ export class MssqlSnapshot implements SourceSnapshot {
   }
 
   private async readMinValid(table: TableSchema): Promise<Version | null> {
+    const object = tableRef(table.source.schema, table.source.table);
     const res = await new sql.Request(this.tx)
-      .input('object', sql.NVarChar(4000), tableRef(table.source.schema, table.source.table))
-      .query<{ min_valid_version: string | null }>(MIN_VALID_VERSION_SQL);
-    return res.recordset[0]?.min_valid_version ?? null;
+      .input('object', sql.NVarChar(4000), object)
+      .query<{ min_valid_version: string | null; can_view_tracking: number | null; user_name: string | null }>(MIN_VALID_VERSION_SQL);
+    const row = res.recordset[0];
+    if (row?.min_valid_version == null && row?.can_view_tracking === 0) throw missingViewChangeTracking(object, row.user_name);
+    return row?.min_valid_version ?? null;
   }
 
-  // Issue 13 (tracking disabled and re-enabled on an idle database) adds the table's begin_version here.
-  async tableFingerprint(_table: TableSchema): Promise<SourceFingerprint> {
-    return this.fingerprint;
+  async tableFingerprint(table: TableSchema): Promise<SourceFingerprint> {
+    const facts = await this.exclusive(() => this.readTableTracking(table)).catch((err: unknown) => {
+      throw toMirrorError(err, this.ctx('table fingerprint', table.name), FailureType.SourceReadFailed);
+    });
+    return { ...this.fingerprint, 'table.trackingBegin': facts.begin, 'table.trackingSideTable': facts.sideTable };
+  }
+
+  private async readTableTracking(table: TableSchema): Promise<{ begin: string; sideTable: string }> {
+    const res = await new sql.Request(this.tx)
+      .input('object', sql.NVarChar(4000), tableRef(table.source.schema, table.source.table))
+      .query<{ begin_version: string | null; side_table: string | null }>(TABLE_TRACKING_SQL);
+    const row = res.recordset[0];
+    return { begin: row?.begin_version ?? UNAVAILABLE, sideTable: row?.side_table ?? UNAVAILABLE };
   }
 
   changes(table: TableSchema, fromVersion: Version): Readable {
     if (!/^\d+$/.test(fromVersion)) {
       throw new MirrorError(FailureType.BadConfig, `not a SQL Server change tracking version: ${JSON.stringify(fromVersion)}`, this.ctx('read changes', table.name));
     }
-    const types = table.columns.map((c) => c.type);
-    const toLine = (row: unknown[]): string => {
-      const op = row[0] === 'D' ? 'D' : 'U';
-      return encodeLine([op, ...types.map((t, i) => mssqlToCopyField(t, row[i + 1]))]);
-    };
+    const toLine = (row: unknown[]): string => changeLines(table, row);
     // Validated inside the same snapshot as the read, so retention cleanup cannot slip in between (Microsoft's
     // "obtaining consistent and correct results").
     const validate = async (): Promise<void> => {
@@ -192,22 +245,26 @@ export class MssqlSnapshot implements SourceSnapshot {
     prepare?: () => Promise<void>,
   ): Readable {
     if (this.closed) throw new MirrorError(FailureType.SourceReadFailed, 'snapshot is closed', this.ctx(operation, table.name));
-    let openGate!: () => void;
-    const gate = new Promise<void>((resolve) => (openGate = resolve));
     let release!: () => void;
     const done = new Promise<void>((resolve) => (release = resolve));
-    // Our turn comes when every earlier request on this transaction has ended; the queue then waits for ours.
-    this.queue = this.queue.then(() => {
-      openGate();
-      return done;
-    });
+    // A stream takes its place in the queue when it is first read, not when it is made: one nobody reads (yet)
+    // must not hold back the requests asked for after it. Its turn comes when every request queued before has
+    // ended; the queue then waits for this one.
+    let turn: Promise<void> | null = null;
+    const takeTurn = (): Promise<void> =>
+      (turn ??= new Promise<void>((resolve) => {
+        this.queue = this.queue.then(() => {
+          resolve();
+          return done;
+        });
+      }));
     const handle = streamRows({
       makeRequest: () => new sql.Request(this.tx),
       text,
       params,
       toLine,
       prepare: async () => {
-        await gate;
+        await takeTurn();
         if (prepare) await prepare();
       },
       mapError: (err) => toMirrorError(err, this.ctx(operation, table.name), FailureType.SourceReadFailed),
@@ -237,4 +294,13 @@ export class MssqlSnapshot implements SourceSnapshot {
       throw toMirrorError(err, this.ctx('close snapshot'), FailureType.SourceReadFailed);
     }
   }
+}
+
+/** Without VIEW CHANGE TRACKING the min valid version reads as NULL: say which grant is missing, and block. */
+function missingViewChangeTracking(object: string, user: string | null): MirrorError {
+  const grantee = user ? q(user) : '<the source login\'s user>';
+  return new MirrorError(
+    FailureType.AuthFailed,
+    `the source login may not read change tracking of ${object} (CHANGE_TRACKING_MIN_VALID_VERSION is NULL without it): GRANT VIEW CHANGE TRACKING ON ${object} TO ${grantee}`,
+  );
 }

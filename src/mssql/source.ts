@@ -18,8 +18,8 @@
  * Deletes: the change rows are outer-joined to the table (as Microsoft documents), so a key whose row is gone
  * comes back with no row: 'D'. The recorded operation is not used; the row decides.
  *
- * Files: catalog.ts (tables, types, fingerprint), tracking.ts (enabling Change Tracking), snapshot.ts (the reads),
- * source-sql.ts (their T-SQL).
+ * Files: catalog.ts (tables, types, fingerprint), tracking.ts (enabling Change Tracking), snapshot.ts (the reads
+ * and their T-SQL), tsql.ts (conversions shared with the mirror).
  */
 import sql from 'mssql';
 import { FailureType, MirrorError, toMirrorError, type ErrorContext, contextFor } from '../core/errors';
@@ -32,11 +32,14 @@ import { enableTracking } from './tracking';
 
 export type MssqlChangeSourceOptions = SourceOptions;
 
+/** Warnings already emitted by this process (a source is created per activity: each would repeat them). */
+const EMITTED = new Set<string>();
+
 export class MssqlChangeSource implements ChangeSource {
   private readonly tenant: string;
   private readonly connections: LazyPool;
   private readonly ctx: (operation: string, table?: string) => ErrorContext;
-  /** Declared types of each table's columns, for key comparisons (see source-sql.ts keyValueExpr). */
+  /** Declared types of each table's columns, for key comparisons (see snapshot.ts keyValueExpr). */
   private readonly declared = new Map<string, DeclaredTypes>();
 
   constructor(opts: MssqlChangeSourceOptions) {
@@ -65,8 +68,26 @@ export class MssqlChangeSource implements ChangeSource {
     });
   }
 
-  enableTracking(table: TableSchema, retentionMs: number): Promise<boolean> {
-    return this.run(this.ctx('enable change tracking', table.name), FailureType.SourceReadFailed, (p) => enableTracking(p, table, retentionMs));
+  /**
+   * Warnings from enabling tracking (a database retention shorter than the tenant's), each once. The adapter
+   * interface has no logger: they are kept here and emitted once per process as a Node warning ('warning' event;
+   * printed on stderr unless the process handles it), so an operator sees them without the mirror failing.
+   */
+  readonly warnings: string[] = [];
+
+  async enableTracking(table: TableSchema, retentionMs: number): Promise<boolean> {
+    const outcome = await this.run(this.ctx('enable change tracking', table.name), FailureType.SourceReadFailed, (p) => enableTracking(p, table, retentionMs));
+    if (outcome.warning) this.warn(outcome.warning);
+    return outcome.enabled;
+  }
+
+  private warn(text: string): void {
+    const message = `tenant ${this.tenant}: ${text}`;
+    if (this.warnings.includes(message)) return;
+    this.warnings.push(message);
+    if (EMITTED.has(message)) return;
+    EMITTED.add(message);
+    process.emitWarning(message, { type: 'TenantMirrorWarning', code: 'MSSQL_CHANGE_RETENTION' });
   }
 
   async snapshot(): Promise<SourceSnapshot> {

@@ -9,9 +9,12 @@ import { createHash } from 'node:crypto';
 import type { LogicalType, TableSchema } from '../core/types';
 import { quoteMssql } from '../core/identifiers';
 import { FailureType, MirrorError } from '../core/errors';
-import { decimalStorage, logicalToMssqlType, MSSQL_NATIVE } from './types';
+import { CLR_PREFIX, decimalStorage, logicalToMssqlType, MSSQL_NATIVE } from './types';
 
 export const q = quoteMssql;
+
+/** A fingerprint component the server would not show this login: no evidence either way (activities/decide.ts). */
+export const UNAVAILABLE = 'unavailable';
 
 /** `[schema].[table]` */
 export function tableRef(schema: string, table: string): string {
@@ -74,6 +77,8 @@ export function readExpr(type: LogicalType, col: string): string {
 }
 
 function nativeReadExpr(name: string, col: string): string {
+  // A user-defined CLR type converts to no string type: CAST fails. Its ToString() method is its text form.
+  if (name.startsWith(CLR_PREFIX)) return `${col}.ToString()`;
   switch (name) {
     case 'hierarchyid':
       return `${col}.ToString()`;

@@ -14,13 +14,19 @@ export interface MssqlColumnFacts {
   maxLength: number;
   precision: number;
   scale: number;
+  /** A user-defined CLR type (sys.types.is_assembly_type and is_user_defined): read only through its ToString(). */
+  clr?: boolean;
 }
+
+/** The native type name of a user-defined CLR type starts with this, so that readExpr knows to call ToString(). */
+export const CLR_PREFIX = 'clr:';
 
 /** SQL Server types kept by name when the mirror is SQL Server too (a PostgreSQL mirror stores their text form). */
 export const MSSQL_NATIVE = new Set(['hierarchyid', 'geography', 'geometry', 'sql_variant']);
 
 export function mssqlTypeToLogical(c: MssqlColumnFacts): LogicalType {
   const name = c.typeName.toLowerCase();
+  if (c.clr) return { kind: 'native', dialect: 'mssql', name: `${CLR_PREFIX}${name}` };
   switch (name) {
     case 'bit':
       return { kind: 'boolean' };

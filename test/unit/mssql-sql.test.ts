@@ -94,7 +94,7 @@ describe('change tracking set-up', () => {
     }
     expect(q.MIN_VALID_VERSION_SQL).toContain('CHANGE_TRACKING_MIN_VALID_VERSION(OBJECT_ID(@object))');
     expect(q.CURRENT_VERSION_SQL).toContain('CHANGE_TRACKING_CURRENT_VERSION()');
-    expect(q.FINGERPRINT_SQL).toMatch(/database_guid[\s\S]*recovery_fork_guid[\s\S]*DB_NAME\(\)[\s\S]*sys\.database_recovery_status[\s\S]*database_id = DB_ID\(\)/);
+    expect(q.FINGERPRINT_SQL).toMatch(/DB_NAME\(\)[\s\S]*create_date[\s\S]*database_guid[\s\S]*recovery_fork_guid[\s\S]*FROM sys\.databases AS d\s+LEFT JOIN sys\.database_recovery_status[\s\S]*d\.database_id = DB_ID\(\)/);
     expect(q.DATABASE_TRACKING_STATE_SQL).toMatch(/sys\.change_tracking_databases[\s\S]*snapshot_isolation_state|snapshot_isolation_state[\s\S]*sys\.change_tracking_databases/);
   });
 });
@@ -148,14 +148,16 @@ describe('reading rows and changes', () => {
     expect(q.rowsSql(hostile, true)).toContain(`WHERE t.${HOSTILE_Q} > @k0`);
   });
 
-  it('reads net changes outer-joined to the table, keys from the change table', () => {
+  it('reads net changes outer-joined to the table: the row (keys included) from the table, the recorded key after it', () => {
     const text = q.changesSql(orders);
     expect(text).toContain('DECLARE @v bigint = CAST(@from AS bigint);');
     expect(text).toContain('FROM CHANGETABLE(CHANGES [sales].[orders], @v) AS ct');
     expect(text).toContain('LEFT OUTER JOIN [sales].[orders] AS t ON t.[tenant] = ct.[tenant] AND t.[id] = ct.[id]');
     expect(text).toContain("CASE WHEN t.[tenant] IS NULL THEN 'D' ELSE 'U' END AS [op]");
-    expect(text).toContain('CONVERT(varchar(20), ct.[tenant]) AS [c0]');
-    expect(text).toContain('LOWER(CONVERT(char(36), ct.[id])) AS [c1]');
+    expect(text).toContain('CONVERT(varchar(20), t.[tenant]) AS [c0]');
+    expect(text).toContain('LOWER(CONVERT(char(36), t.[id])) AS [c1]');
+    expect(text).toContain('CONVERT(varchar(20), ct.[tenant]) AS [k0]');
+    expect(text).toContain('LOWER(CONVERT(char(36), ct.[id])) AS [k1]');
     expect(text).toContain('CONVERT(varchar(50), CAST(t.[amount] AS decimal(38,4))) AS [c2]');
     expect(text).toContain('CAST(t.[note] AS nvarchar(max)) AS [c3]');
     // CHANGETABLE takes a variable, not an expression.
@@ -224,8 +226,9 @@ describe('writing the mirror', () => {
   });
 
   it('stages rows in positional nvarchar(max) columns of a temporary table', () => {
+    // COLLATE DATABASE_DEFAULT: the mirror database's collation, not tempdb's (the server's).
     expect(q.createLoadTableSql('#staging', 2, true)).toBe(
-      "IF OBJECT_ID(N'tempdb..#staging') IS NOT NULL DROP TABLE #staging;\nCREATE TABLE #staging ([op] nchar(1) NOT NULL, [c0] nvarchar(max) NULL, [c1] nvarchar(max) NULL)",
+      "IF OBJECT_ID(N'tempdb..#staging') IS NOT NULL DROP TABLE #staging;\nCREATE TABLE #staging ([op] nchar(1) COLLATE DATABASE_DEFAULT NOT NULL, [c0] nvarchar(max) COLLATE DATABASE_DEFAULT NULL, [c1] nvarchar(max) COLLATE DATABASE_DEFAULT NULL)",
     );
     expect(() => q.createLoadTableSql('#x; DROP TABLE y', 1, false)).toThrow();
     expect(() => q.createLoadTableSql('notTemp', 1, false)).toThrow();
