@@ -15,6 +15,8 @@ export interface TableFacts {
   fingerprint: SourceFingerprint;
   retentionMs: number;
   now: number;
+  /** Set for a table without a key: it has no change tracking, and is refreshed whole this often. */
+  refreshMs?: number;
 }
 
 export type Verdict = { action: 'mirror' } | { action: 'populate'; reason: PopulateReason; detail: string };
@@ -22,6 +24,8 @@ export type Verdict = { action: 'mirror' } | { action: 'populate'; reason: Popul
 export function decideTable(facts: TableFacts): Verdict {
   const { state } = facts;
   if (!state || state.lsn === null) return { action: 'populate', reason: 'never populated', detail: 'no LSN in the mirror' };
+  if (facts.refreshMs !== undefined) return refreshVerdict(state, facts.refreshMs, facts.now);
+  if (state.needsBackfill) return { action: 'populate', reason: 'column added', detail: 'a column added in place needs its values' };
   const broken = continuityBreak(state.lsn, state.fingerprint, facts);
   if (broken) {
     return { action: 'populate', reason: broken.type === FailureType.SourceRestored ? 'source restored' : 'tracking expired', detail: broken.detail };
@@ -29,6 +33,15 @@ export function decideTable(facts: TableFacts): Verdict {
   const lastSync = state.lastSyncAt ? Date.parse(state.lastSyncAt) : NaN;
   if (Number.isFinite(lastSync) && facts.now - lastSync > facts.retentionMs) {
     return { action: 'populate', reason: 'no sync within retention', detail: `last sync ${state.lastSyncAt}` };
+  }
+  return { action: 'mirror' };
+}
+
+/** A table refreshed whole: again once its last population is `refreshMs` old. */
+function refreshVerdict(state: MirrorTableState, refreshMs: number, now: number): Verdict {
+  const populated = state.populatedAt ? Date.parse(state.populatedAt) : NaN;
+  if (!Number.isFinite(populated) || now - populated >= refreshMs) {
+    return { action: 'populate', reason: 'periodic refresh', detail: `last refreshed ${state.populatedAt ?? 'never'}` };
   }
   return { action: 'mirror' };
 }
@@ -57,8 +70,9 @@ const TABLE_COMPONENT = 'table.';
 
 export function fingerprintChanges(recorded: SourceFingerprint | null, current: SourceFingerprint): string[] {
   if (!recorded) return [];
-  return Object.keys({ ...recorded, ...current })
-    .filter((key) => recorded[key] !== current[key])
+  // Only components both know: one a newer version added (or an older one lacked) is no evidence of anything.
+  return Object.keys(recorded)
+    .filter((key) => key in current && recorded[key] !== current[key])
     // A component the server would not tell us (permissions) is not evidence of a restore.
     .filter((key) => recorded[key] !== 'unavailable' && current[key] !== 'unavailable');
 }

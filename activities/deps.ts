@@ -12,6 +12,8 @@ export interface ActivityDeps {
   openSource(tenant: TenantConfig): ChangeSource;
   openMirror(tenant: TenantConfig): Mirror;
   logger: Logger;
+  /** This worker's identity, recorded with the fences its activities take (who wrote the mirror). */
+  identity?: string;
 }
 
 export interface Sides {

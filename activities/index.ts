@@ -15,7 +15,7 @@ export type { TenantActivities } from '../contract';
 
 export function createActivities(deps: ActivityDeps): TenantActivities {
   return {
-    prepareTenant: (tenantId) => prepareTenant(deps, tenantId),
+    prepareTenant: (tenantId, opts) => prepareTenant(deps, tenantId, opts),
     populateTable: (tenantId, table) => populateTable(deps, tenantId, table),
     syncSession: (tenantId, input) => syncSession(deps, tenantId, input),
     wipeTables: (tenantId, input) => wipeTables(deps, tenantId, input),

@@ -3,19 +3,26 @@
  * (COPY, committed in chunks), then swap it in together with its LSN. The version is taken before the first row
  * is read; changes after it are re-sent by the next sync cycle and applied idempotently.
  *
- * After a worker crash the retry finds the version in its heartbeat details and the last copied key in the
- * shadow itself, and continues from there instead of starting over.
+ * After a worker crash the retry finds where to go on in the mirror itself — the shadow's progress marker holds
+ * the version the copy reads at and the last key it committed — and continues from there instead of starting
+ * over. Nothing of the tenant's data travels in heartbeats: they carry counts and the version only.
  */
+import { hostname } from 'node:os';
 import { Context, CancelledFailure } from '@temporalio/activity';
 import { MirrorError, FailureType } from '../src/core/errors';
 import { versionBelow } from '../src/core/versions';
-import type { SourceSnapshot, TableSchema } from '../src/core/types';
+import type { Fence, Mirror, ShadowProgress, SourceSnapshot, TableSchema, Version } from '../src/core/types';
 import type { PopulateHeartbeat, PopulateResult } from '../contract';
 import { withSides, type ActivityDeps } from './deps';
 import { withFailures } from './failure';
 
 /** Heartbeats bring cancellations (wipe, pause): every second, so one arriving during a population is acted on promptly. */
 const KEEPALIVE_MS = 1_000;
+
+/** Who writes: named in the mirror's fence table for a person reading it. */
+export function holderOf(deps: ActivityDeps, ctx: Context): string {
+  return `${ctx.info.activityType} ${ctx.info.activityId}#${ctx.info.attempt} on ${deps.identity ?? `${process.pid}@${hostname()}`}`;
+}
 
 export async function populateTable(deps: ActivityDeps, tenantId: string, table: string): Promise<PopulateResult> {
   return withFailures({ tenant: tenantId, table, operation: 'populate' }, () =>
@@ -25,59 +32,30 @@ export async function populateTable(deps: ActivityDeps, tenantId: string, table:
       const started = Date.now();
       const schema = (await source.listTables((name) => name === table)).tables[0];
       if (!schema) {
-        throw new MirrorError(FailureType.IncompatibleSchema, 'the table no longer exists at the source (or lost its primary key)', {
-          tenant: tenantId,
-          table,
-          operation: 'populate',
-        });
+        throw new MirrorError(FailureType.IncompatibleSchema, 'the table no longer exists at the source', { tenant: tenantId, table, operation: 'populate' });
       }
       await mirror.applySchema(schema);
-
-      const previous = ctx.info.heartbeatDetails as PopulateHeartbeat | undefined;
+      // A newer attempt (this one, after a timed-out one that still runs somewhere) makes the older one unable to write.
+      const fence = await mirror.takeFence(`populate:${table}`, holderOf(deps, ctx));
       const snapshot = await source.snapshot();
-      let lastBeat: PopulateHeartbeat | null = null;
-      const keepAlive = setInterval(() => lastBeat && ctx.heartbeat(lastBeat), KEEPALIVE_MS);
+      let beat: PopulateHeartbeat | null = null;
+      const keepAlive = setInterval(() => beat && ctx.heartbeat(beat), KEEPALIVE_MS);
       try {
-        const lastKey = previous?.table === table ? await mirror.shadowLastKey(schema) : null;
-        const resume = previous !== undefined && lastKey !== null;
-        const version = resume ? previous.version : snapshot.version;
-        if (!resume) await assertTrackingCovers(snapshot, schema, tenantId);
-        const base = resume ? { rows: previous.rows, bytes: previous.bytes } : { rows: 0, bytes: 0 };
-        if (resume) log.info({ rows: previous.rows, version }, 'resuming population from the last copied key');
-        lastBeat = { table, version, rows: base.rows, bytes: base.bytes, lastKey };
-        ctx.heartbeat(lastBeat);
-
-        const rows = snapshot.rows(schema, lastKey ?? undefined);
-        // The mirror reads errors through its iterator, but only once its copy has started: a cancellation that
-        // destroys the stream before that (while the shadow is prepared) would be an unhandled 'error' event and
-        // take the worker process down.
-        rows.on('error', () => undefined);
-        const onAbort = (): void => {
-          rows.destroy(new CancelledFailure('population cancelled'));
+        const resumable = await resumePoint(mirror, snapshot, schema);
+        const version = resumable?.version ?? snapshot.version;
+        if (!resumable) await assertTrackingCovers(snapshot, schema, tenantId);
+        else log.info({ rows: resumable.rows, version }, 'resuming population from the last copied key');
+        const base = resumable?.rows ?? 0;
+        beat = { table, version, rows: base, bytes: 0 };
+        ctx.heartbeat(beat);
+        const report = (p: { rows: number; bytes: number }): void => {
+          beat = { table, version, rows: base + p.rows, bytes: p.bytes };
+          ctx.heartbeat(beat);
         };
-        ctx.cancellationSignal.addEventListener('abort', onAbort, { once: true });
-        try {
-          await mirror.copyIntoShadow(schema, rows, {
-            resume,
-            // Commits (and resume points) every batchBytes: the tenant's bound on one write transaction.
-            chunkBytes: tenant.batchBytes,
-            onChunk: (p) => {
-              lastBeat = { table, version, rows: base.rows + p.rows, bytes: base.bytes + p.bytes, lastKey: p.lastKey };
-              ctx.heartbeat(lastBeat);
-            },
-          });
-        } catch (err) {
-          // The adapter reports the destroyed row stream as a failed read; it was a cancellation (a wipe or pause
-          // arrived), and the history should say so rather than show a SourceReadFailed.
-          if (ctx.cancellationSignal.aborted) throw new CancelledFailure('population cancelled');
-          throw err;
-        } finally {
-          ctx.cancellationSignal.removeEventListener('abort', onAbort);
-        }
-        if (ctx.cancellationSignal.aborted) throw new CancelledFailure('population cancelled');
-        const swapped = await mirror.swapInShadow(schema, version, await snapshot.tableFingerprint(schema));
+        await copyRows({ ctx, snapshot, mirror, schema, fence, version, resume: resumable, chunkBytes: tenant.batchBytes, report });
+        const swapped = await mirror.swapInShadow(schema, version, await snapshot.tableFingerprint(schema), fence);
         log.info({ rows: swapped.rows, lsn: version, ms: Date.now() - started }, 'table populated');
-        return { table, rows: swapped.rows, lsn: version, resumed: resume, durationMs: Date.now() - started };
+        return { table, rows: swapped.rows, lsn: version, resumed: resumable !== null, durationMs: Date.now() - started };
       } finally {
         clearInterval(keepAlive);
         await snapshot.close();
@@ -87,11 +65,69 @@ export async function populateTable(deps: ActivityDeps, tenantId: string, table:
 }
 
 /**
+ * Where a crashed population goes on: the shadow built for this schema, at a version whose changes the source
+ * still has (a resumed copy keeps the version it started at, and the next cycle re-sends everything after it).
+ * A table without a key has no order to resume in: it always starts over.
+ */
+async function resumePoint(mirror: Mirror, snapshot: SourceSnapshot, schema: TableSchema): Promise<(ShadowProgress & { version: Version }) | null> {
+  if (schema.primaryKey.length === 0) return null;
+  const progress = await mirror.shadowProgress(schema);
+  if (!progress || progress.version === undefined || progress.lastKey === null) return null;
+  const minValid = await snapshot.minValidVersion(schema);
+  if (minValid === null || versionBelow(progress.version, minValid)) return null;
+  return { ...progress, version: progress.version };
+}
+
+async function copyRows(args: {
+  ctx: Context;
+  snapshot: SourceSnapshot;
+  mirror: Mirror;
+  schema: TableSchema;
+  fence: Fence;
+  version: Version;
+  resume: ShadowProgress | null;
+  chunkBytes: number;
+  /** After each committed chunk: rows and bytes copied by this attempt. */
+  report: (progress: { rows: number; bytes: number }) => void;
+}): Promise<void> {
+  const { ctx, snapshot, mirror, schema } = args;
+  const rows = snapshot.rows(schema, args.resume?.lastKey ?? undefined);
+  // The mirror reads errors through its iterator, but only once its copy has started: a cancellation that
+  // destroys the stream before that (while the shadow is prepared) would be an unhandled 'error' event and
+  // take the worker process down.
+  rows.on('error', () => undefined);
+  const onAbort = (): void => {
+    rows.destroy(new CancelledFailure('population cancelled'));
+  };
+  ctx.cancellationSignal.addEventListener('abort', onAbort, { once: true });
+  try {
+    await mirror.copyIntoShadow(schema, rows, {
+      resume: args.resume !== null,
+      version: args.version,
+      fence: args.fence,
+      // Commits (and resume points) every batchBytes: the tenant's bound on one write transaction.
+      chunkBytes: args.chunkBytes,
+      onChunk: (p) => args.report(p),
+    });
+  } catch (err) {
+    // The adapter reports the destroyed row stream as a failed read; it was a cancellation (a wipe or pause
+    // arrived), and the history should say so rather than show a SourceReadFailed.
+    if (ctx.cancellationSignal.aborted) throw new CancelledFailure('population cancelled');
+    throw err;
+  } finally {
+    ctx.cancellationSignal.removeEventListener('abort', onAbort);
+  }
+  if (ctx.cancellationSignal.aborted) throw new CancelledFailure('population cancelled');
+}
+
+/**
  * A population's version must not be below the table's min valid version, or the very next cycle would call the
  * table expired and repopulate it again. That happens when a transaction older than the enabling of tracking is
- * still open (it holds the horizon back): fail retryably and try again once it has finished.
+ * still open (it holds the horizon back): fail retryably and try again once it has finished. A table mirrored by
+ * refresh has no tracking to cover it.
  */
 async function assertTrackingCovers(snapshot: SourceSnapshot, schema: TableSchema, tenantId: string): Promise<void> {
+  if (schema.primaryKey.length === 0) return;
   const minValid = await snapshot.minValidVersion(schema);
   if (minValid !== null && !versionBelow(snapshot.version, minValid)) return;
   throw new MirrorError(

@@ -10,13 +10,15 @@ import { Context } from '@temporalio/activity';
 import { schemaHash } from '../src/core/schema-hash';
 import { FailureType, MirrorError } from '../src/core/errors';
 import { tableFilter } from '../src/config/load';
-import type { ChangeSource, Mirror, MirrorTableState, TableSchema } from '../src/core/types';
+import type { ChangeSource, Fence, Mirror, MirrorTableState, SourceSnapshot, TableSchema, Version } from '../src/core/types';
+import type { Logger } from '../src/logging';
 import type { TenantConfig } from '../src/config/schema';
 import type { SessionEndReason, SessionHeartbeat, SessionInput, SessionResult } from '../contract';
 import { continuityBreak } from './decide';
 import { withSides, type ActivityDeps } from './deps';
 import { withFailures } from './failure';
 import { cancelWatch } from './cancel-watch';
+import { holderOf } from './populate';
 
 /** Even an idle table records a sync this often (or a quarter of the retention, if shorter), so `lastSyncAt` and the retention rule stay truthful. */
 const IDLE_TOUCH_MS = 60_000;
@@ -45,17 +47,20 @@ export async function syncSession(deps: ActivityDeps, tenantId: string, input: S
       const deadline = Date.now() + input.maxDurationMs;
       const figures: SessionHeartbeat = { cycles: 0, changesApplied: 0, lastCycleAt: null, lastSuccessAt: null, tables: [] };
       const watch = cancelWatch(ctx, { everyMs: SESSION_HEARTBEAT_MS, lookEveryMs: LOOK_FOR_CANCEL_MS });
-      const expected = new Set(input.tables);
+      const synced = new Set(input.tables);
+      const expected = new Set([...input.tables, ...(input.others ?? [])]);
+      // From here on an older session of this tenant (a timed-out attempt still running somewhere) cannot write.
+      const fence = await mirror.takeFence('session', holderOf(deps, ctx));
 
       for (;;) {
-        const outcome = await cycle({ tenant, source, mirror, expected });
+        const outcome = await cycle({ tenant, source, mirror, synced, expected, fence, log });
         figures.cycles += 1;
         figures.changesApplied += outcome.changes;
         figures.lastCycleAt = new Date().toISOString();
         figures.lastSuccessAt = Date.now();
         const ending = outcome.end !== null || Date.now() >= deadline;
         // Per-table figures cost a read of the mirror's state: only for a heartbeat about to go out, or the result.
-        if (ending || watch.due()) figures.tables = await tableFigures(mirror, expected);
+        if (ending || watch.due()) figures.tables = await tableFigures(mirror, synced);
         watch.beat(figures);
         if (outcome.end) {
           log.info({ reason: outcome.end.reason, detail: outcome.end.detail }, 'sync session returns to the workflow');
@@ -84,9 +89,14 @@ async function cycle(args: {
   tenant: TenantConfig;
   source: ChangeSource;
   mirror: Mirror;
+  /** Tables to keep up to date. */
+  synced: Set<string>;
+  /** Every table the workflow knows at the source (synced, or refreshed, failed, waiting). */
   expected: Set<string>;
+  fence: Fence;
+  log: Logger;
 }): Promise<CycleOutcome> {
-  const { tenant, source, mirror, expected } = args;
+  const { tenant, source, mirror, synced, expected } = args;
   const listed = await source.listTables(tableFilter(tenant.tables));
   const names = listed.tables.map((t) => t.name);
   if (names.length !== expected.size || names.some((n) => !expected.has(n))) {
@@ -96,7 +106,7 @@ async function cycle(args: {
   const snapshot = await source.snapshot();
   let changes = 0;
   try {
-    for (const schema of listed.tables) {
+    for (const schema of listed.tables.filter((t) => synced.has(t.name))) {
       const tableState = state.get(schema.name);
       if (!tableState || tableState.lsn === null) {
         // The mirror lost the table (restored from an older backup, dropped by hand): bootstrap decides.
@@ -104,26 +114,52 @@ async function cycle(args: {
       }
       const schemaEnd = await reconcileSchema(mirror, schema, tableState, tenant.id);
       if (schemaEnd) return { end: schemaEnd, changes };
-      const minValidVersion = await snapshot.minValidVersion(schema);
-      const fingerprint = await snapshot.tableFingerprint(schema);
-      const broken = continuityBreak(tableState.lsn, tableState.fingerprint, { sourceVersion: snapshot.version, fingerprint, minValidVersion });
-      if (broken) throw new MirrorError(broken.type, broken.detail, { tenant: tenant.id, table: schema.name, operation: 'sync', side: 'source' });
-      const idleTable = tableState.lsn === snapshot.version;
-      // Well inside the retention, or the next bootstrap would take an idle table for one not synced in time.
-      const touchMs = Math.min(IDLE_TOUCH_MS, Math.floor(tenant.retention / 4));
-      const recent = tableState.lastSyncAt !== null && Date.now() - Date.parse(tableState.lastSyncAt) < touchMs;
-      if (idleTable && recent) continue;
-      const applied = await mirror.applyChanges(schema, snapshot.changes(schema, tableState.lsn), {
-        toVersion: snapshot.version,
-        fingerprint,
-        batchBytes: tenant.batchBytes,
-      });
-      changes += applied.upserts + applied.deletes;
+      if (tableState.needsBackfill) {
+        // A column added earlier (by a session that did not live to report it): the workflow repopulates.
+        return { end: { reason: 'schemaChanged', detail: `${schema.name}: an added column needs its values`, tables: [schema.name] }, changes };
+      }
+      try {
+        changes += await syncTable({ ...args, snapshot, schema, lsn: tableState.lsn, state: tableState });
+      } catch (err) {
+        // DDL holds or rewrote this table: the others go on, this one is read again next cycle.
+        if (!(err instanceof MirrorError && err.type === FailureType.SourceBusy)) throw err;
+        args.log.info({ table: schema.name, reason: err.message }, 'table skipped this cycle');
+      }
     }
   } finally {
     await snapshot.close();
   }
   return { end: null, changes };
+}
+
+/** One table's changes since its LSN, applied; returns how many rows changed. */
+async function syncTable(args: {
+  tenant: TenantConfig;
+  mirror: Mirror;
+  snapshot: SourceSnapshot;
+  schema: TableSchema;
+  lsn: Version;
+  state: MirrorTableState;
+  fence: Fence;
+}): Promise<number> {
+  const { tenant, mirror, snapshot, schema, lsn } = args;
+  const minValidVersion = await snapshot.minValidVersion(schema);
+  const fingerprint = await snapshot.tableFingerprint(schema);
+  const broken = continuityBreak(lsn, args.state.fingerprint, { sourceVersion: snapshot.version, fingerprint, minValidVersion });
+  if (broken) throw new MirrorError(broken.type, broken.detail, { tenant: tenant.id, table: schema.name, operation: 'sync', side: 'source' });
+  const idleTable = lsn === snapshot.version;
+  // Well inside the retention, or the next bootstrap would take an idle table for one not synced in time.
+  const touchMs = Math.min(IDLE_TOUCH_MS, Math.floor(tenant.retention / 4));
+  const recent = args.state.lastSyncAt !== null && Date.now() - Date.parse(args.state.lastSyncAt) < touchMs;
+  if (idleTable && recent) return 0;
+  const applied = await mirror.applyChanges(schema, snapshot.changes(schema, lsn), {
+    fromVersion: lsn,
+    toVersion: snapshot.version,
+    fingerprint,
+    batchBytes: tenant.batchBytes,
+    fence: args.fence,
+  });
+  return applied.upserts + applied.deletes;
 }
 
 async function tableFigures(mirror: Mirror, expected: Set<string>): Promise<SessionHeartbeat['tables']> {

@@ -63,8 +63,11 @@ async function main(): Promise<void> {
         await mirror.applySchema(schema);
         const snap = await source.snapshot();
         try {
-          copy = await time(() => mirror.copyIntoShadow(schema, snap.rows(schema), { resume: false, chunkBytes: 32 * 1024 * 1024, onChunk: () => undefined }));
-          swap = await time(() => mirror.swapInShadow(schema, snap.version, snap.fingerprint));
+          const fence = await mirror.takeFence(`populate:${schema.name}`, 'profile');
+          copy = await time(() =>
+            mirror.copyIntoShadow(schema, snap.rows(schema), { resume: false, version: snap.version, fence, chunkBytes: 32 * 1024 * 1024, onChunk: () => undefined }),
+          );
+          swap = await time(() => mirror.swapInShadow(schema, snap.version, snap.fingerprint, fence));
         } finally {
           await snap.close();
         }
@@ -87,12 +90,21 @@ async function main(): Promise<void> {
       for (const schema of listed.tables) {
         const query = await withPg(srcUrl, async (c) => {
           const state = await readTrackingState(c, schema);
-          const text = changesSql(schema, state!.sideTable, fromVersion, snap.version);
+          const text = changesSql(schema, state!.sideTable, state!.keyTypes, fromVersion, snap.version);
           return time(() => pipeline(c.query(copyTo(text)), sink()));
         });
         let applied = 0;
         const apply = await time(async () => {
-          const r = await mirror.applyChanges(schema, snap.changes(schema, fromVersion), { toVersion: snap.version, fingerprint: snap.fingerprint, batchBytes: 8 * 1024 * 1024 });
+          // Tracking began after the population here: the mirror continues from the version it began at.
+          await withPg(dstUrl, (c) => c.query(`UPDATE m._mirror_state SET lsn = $1 WHERE table_name = $2`, [fromVersion, schema.name]));
+          const fence = await mirror.takeFence('session', 'profile');
+          const r = await mirror.applyChanges(schema, snap.changes(schema, fromVersion), {
+            fromVersion,
+            toVersion: snap.version,
+            fingerprint: snap.fingerprint,
+            batchBytes: 8 * 1024 * 1024,
+            fence,
+          });
           applied = r.upserts + r.deletes;
         });
         ctotals.sourceQuery = (ctotals.sourceQuery ?? 0) + query;

@@ -2,7 +2,8 @@
 import type { PopulateResult, SessionInput, SessionResult, TenantPlan, WipeInput } from './payloads';
 
 export interface TenantActivities {
-  prepareTenant(tenantId: string): Promise<TenantPlan>;
+  /** `waiting`: failed tables still in their backoff, which bootstrap must leave alone. */
+  prepareTenant(tenantId: string, opts?: { waiting?: string[] }): Promise<TenantPlan>;
   populateTable(tenantId: string, table: string): Promise<PopulateResult>;
   syncSession(tenantId: string, input: SessionInput): Promise<SessionResult>;
   wipeTables(tenantId: string, input: WipeInput): Promise<{ wiped: string[] | 'all' }>;

@@ -22,6 +22,17 @@ export const FailureType = {
   MirrorWriteFailed: 'MirrorWriteFailed',
   /** Reading the source failed in a way that is worth retrying. */
   SourceReadFailed: 'SourceReadFailed',
+  /** DDL holds a source table, or rewrote it while a snapshot was open: read it again next cycle. */
+  SourceBusy: 'SourceBusy',
+  /** A partner's query holds a mirror table longer than the DDL lock timeout: the DDL is tried again later. */
+  MirrorBusy: 'MirrorBusy',
+  /** A newer writer took over this scope (a duplicate or timed-out attempt): this one must not write. */
+  Fenced: 'Fenced',
+  /**
+   * One table cannot be mirrored right now (a value or statement the mirror refuses, a type, a name collision, a
+   * permission on that table): that table waits with backoff, the tenant's other tables go on.
+   */
+  TableFailed: 'TableFailed',
 } as const;
 
 export type FailureTypeName = (typeof FailureType)[keyof typeof FailureType];
@@ -46,6 +57,10 @@ export const FAILURE_ACTIONS: Readonly<Record<FailureTypeName, FailureAction>> =
   Unavailable: 'retry',
   MirrorWriteFailed: 'retry',
   SourceReadFailed: 'retry',
+  SourceBusy: 'retry',
+  MirrorBusy: 'retry',
+  Fenced: 'retry',
+  TableFailed: 'blockTable',
 };
 
 export function isFailureType(type: string | null | undefined): type is FailureTypeName {

@@ -14,6 +14,24 @@ export interface TableStatus {
   rows: number | null;
   lastSyncAt: string | null;
   error: string | null;
+  /** How the table is kept up to date: change tracking, or a periodic full refresh (a table without a usable key). */
+  mode?: TableMode;
+  /** How the mirror stores what it could not store as received (e.g. a type it lacks, stored as text). */
+  notes?: string[];
+  /** Set while the table is failed: it waits with backoff, and is tried again at `retryAt`. */
+  failure?: TableFailure | null;
+}
+
+export type TableMode = 'tracked' | 'refresh';
+
+/** A failure that belongs to one table: the table waits, the tenant's other tables go on. */
+export interface TableFailure {
+  type: string;
+  message: string;
+  /** Consecutive failures; the backoff doubles with each. */
+  attempts: number;
+  since: string;
+  retryAt: string;
 }
 
 export interface TenantStatus {
@@ -50,11 +68,21 @@ export type PopulateReason =
   | 'tracking expired'
   | 'source restored'
   | 'no sync within retention'
-  | 'forced wipe';
+  | 'forced wipe'
+  | 'periodic refresh';
 
 export interface TablePlan {
   name: string;
-  action: 'populate' | 'mirror';
+  /**
+   * `populate`: needs its rows (again); `mirror`: continues from its LSN; `failed`: bootstrap could not prepare it
+   * (see `failure`); `wait`: it is waiting out a failure's backoff, and bootstrap left it alone.
+   */
+  action: 'populate' | 'mirror' | 'failed' | 'wait';
+  mode?: TableMode;
+  /** For a table mirrored by refresh: when its next refresh is due (epoch ms). */
+  refreshDueAt?: number;
+  notes?: string[];
+  failure?: { type: string; message: string };
   /** The source's row estimate, for tables to populate: the largest go first, so the lanes finish together. */
   estimatedRows?: number;
   reason?: PopulateReason;
@@ -80,7 +108,10 @@ export interface PopulateResult {
 }
 
 export interface SessionInput {
+  /** The tables the session keeps up to date from their change tracking. */
   tables: string[];
+  /** Other tables the tenant has at the source (refreshed, failed, waiting): their presence is no news. */
+  others?: string[];
   maxDurationMs: number;
 }
 
@@ -111,13 +142,15 @@ export interface SessionHeartbeat {
   tables: TableFigures[];
 }
 
-/** What a population heartbeats: progress for the Temporal UI and the demo, and the version a retry resumes at. */
+/**
+ * What a population heartbeats: progress for the Temporal UI. Metadata only — where to resume (the last copied
+ * key, which is tenant data) is kept in the mirror, beside the shadow it describes.
+ */
 export interface PopulateHeartbeat {
   table: string;
   version: string;
   rows: number;
   bytes: number;
-  lastKey: (string | null)[] | null;
 }
 
 export interface WipeInput {

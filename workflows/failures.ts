@@ -10,6 +10,15 @@ export function failureTypeOf(err: unknown): string | null {
   return cause instanceof ApplicationFailure ? (cause.type ?? null) : null;
 }
 
+/** The table a failure names in its details (activities put their error context there), or null. */
+export function failureTable(err: unknown): string | null {
+  const cause = err instanceof ActivityFailure ? err.cause : err;
+  if (!(cause instanceof ApplicationFailure)) return null;
+  const context = cause.details?.[0];
+  const table = typeof context === 'object' && context !== null ? (context as { table?: unknown }).table : undefined;
+  return typeof table === 'string' ? table : null;
+}
+
 export function failureMessage(err: unknown): string {
   const cause = err instanceof ActivityFailure && err.cause ? err.cause : err;
   if (cause instanceof TemporalFailure || cause instanceof Error) return cause.message;

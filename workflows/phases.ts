@@ -22,7 +22,7 @@ import { failureAction } from '../contract/failures';
 import { MIRROR_STATE_KEY, TENANT_ID_KEY } from '../contract/ids';
 import type { MirrorState, TablePlan, TenantPlan } from '../contract/payloads';
 import { activitiesFor, sessionLimit } from './activity-options';
-import { failureMessage, failureTypeOf } from './failures';
+import { failureMessage, failureTable, failureTypeOf } from './failures';
 import {
   blockedWaitMs,
   pauseForRestore,
@@ -32,9 +32,12 @@ import {
   recordPopulating,
   recordSession,
   recordTableFailed,
+  recordTableFailure,
   recordWiped,
   retentionExpired,
   sessionTables,
+  nextWakeAt,
+  waitingTables,
   withBackfill,
   type TenantState,
 } from './state';
@@ -100,7 +103,8 @@ export async function syncPhase(s: TenantState, interrupter: Interrupter): Promi
 async function bootstrap(s: TenantState): Promise<TablePlan[] | null> {
   let plan: TenantPlan;
   try {
-    plan = await acts(s).prepareTenant(s.tenantId);
+    const waiting = waitingTables(s, Date.now());
+    plan = await (waiting.length ? acts(s).prepareTenant(s.tenantId, { waiting }) : acts(s).prepareTenant(s.tenantId));
   } catch (err) {
     await recover(s, err);
     return null;
@@ -108,12 +112,12 @@ async function bootstrap(s: TenantState): Promise<TablePlan[] | null> {
   s.policy = plan.policy;
   if (!plan.sourceRestored) s.restoreAccepted = false;
   if (plan.sourceRestored && s.policy.onSourceRestore === 'pause' && !s.restoreAccepted) {
-    reconcileTables(s, plan);
+    reconcileTables(s, plan, Date.now());
     pauseForRestore(s, plan.sourceRestored);
     return null;
   }
   const tables = withBackfill(s, plan.tables);
-  reconcileTables(s, { ...plan, tables });
+  reconcileTables(s, { ...plan, tables }, Date.now());
   return tables;
 }
 
@@ -135,6 +139,11 @@ async function populate(s: TenantState, interrupter: Interrupter, tables: TableP
         recordPopulated(s, await acts(s).populateTable(s.tenantId, table.name), Date.now());
       } catch (err) {
         if (isCancellation(err)) throw err;
+        if (failureAction(failureTypeOf(err)) === 'blockTable') {
+          // This table alone waits; the lanes go on with the others.
+          recordTableFailure(s, table.name, failureTypeOf(err) ?? 'TableFailed', failureMessage(err), Date.now());
+          continue;
+        }
         recordTableFailed(s, table.name, failureMessage(err));
         failure ??= err;
       }
@@ -154,12 +163,19 @@ async function populate(s: TenantState, interrupter: Interrupter, tables: TableP
   return done !== null;
 }
 
-/** One long-running sync session until something needs a decision. */
+/**
+ * One long-running sync session until something needs a decision. It returns by the time a failed table is due
+ * for another try or a refreshed table for its refresh, so the next bootstrap takes care of them.
+ */
 async function mirror(s: TenantState, interrupter: Interrupter, tables: TablePlan[]): Promise<void> {
-  const mirrored = sessionTables(s, tables);
+  const { tables: synced, others } = sessionTables(s, tables);
+  const wakeAt = nextWakeAt(s, tables);
+  const limit = sessionLimit(s.policy);
+  const maxDurationMs = wakeAt === null ? limit : Math.max(1_000, Math.min(limit, wakeAt - Date.now()));
   publish(s, 'mirroring', null);
   try {
-    const result = await interrupter.run(() => acts(s).syncSession(s.tenantId, { tables: mirrored, maxDurationMs: sessionLimit(s.policy) }));
+    const input = others.length ? { tables: synced, others, maxDurationMs } : { tables: synced, maxDurationMs };
+    const result = await interrupter.run(() => acts(s).syncSession(s.tenantId, input));
     if (result) recordSession(s, result);
   } catch (err) {
     await recover(s, err);
@@ -209,6 +225,18 @@ async function recover(s: TenantState, err: unknown): Promise<void> {
       log.warn('repopulating after failure', { tenantId: s.tenantId, type, message });
       s.reason = message;
       return;
+    case 'blockTable': {
+      const table = failureTable(err);
+      if (table !== null) {
+        recordTableFailure(s, table, type ?? 'TableFailed', message, Date.now());
+        return;
+      }
+      // A table failure that names no table cannot be kept to one: retried like any other.
+      if (!(err instanceof ActivityFailure || err instanceof ApplicationFailure)) throw err;
+      s.reason = message;
+      await sleep(s.policy.pollIntervalMs);
+      return;
+    }
     case 'blockTenant':
       publish(s, 'blocked', message);
       await condition(() => s.wake || s.pendingWipe !== null, blockedWaitMs(s, Date.now(), BLOCKED_RECHECK_MS));

@@ -184,16 +184,22 @@ export function withBackfill(s: TenantState, tables: TablePlan[]): TablePlan[] {
   );
 }
 
-/** Status follows the plan: tables gone from the source leave it, planned ones are pending or mirroring. */
-export function reconcileTables(s: TenantState, plan: TenantPlan): void {
+/**
+ * Status follows the plan: tables gone from the source leave it, planned ones are pending or mirroring, failed
+ * ones wait out their backoff, waiting ones stay as they are.
+ */
+export function reconcileTables(s: TenantState, plan: TenantPlan, now: number): void {
   const known = new Set([...plan.tables.map((t) => t.name), ...plan.skipped.map((t) => t.name)]);
   s.tables = s.tables.filter((t) => known.has(t.name));
   for (const t of plan.tables) {
     const status = tableStatus(s, t.name);
-    if (t.action === 'populate') Object.assign(status, { state: 'pending', error: t.detail ?? t.reason ?? null });
-    else if (status.state !== 'mirroring') status.state = 'mirroring';
+    if (t.mode) status.mode = t.mode;
+    if (t.notes) status.notes = t.notes;
+    if (t.action === 'failed') recordTableFailure(s, t.name, t.failure?.type ?? 'TableFailed', t.failure?.message ?? 'table set-up failed', now);
+    else if (t.action === 'populate') Object.assign(status, { state: 'pending', error: t.detail ?? t.reason ?? null });
+    else if (t.action === 'mirror' && status.state !== 'mirroring') status.state = 'mirroring';
   }
-  for (const skipped of plan.skipped) Object.assign(tableStatus(s, skipped.name), { state: 'skipped', error: skipped.reason });
+  for (const skipped of plan.skipped) Object.assign(tableStatus(s, skipped.name), { state: 'skipped', error: skipped.reason, failure: null });
 }
 
 /** The populations a plan asks for, largest first, so parallel lanes finish together. */
@@ -201,12 +207,55 @@ export function populationQueue(plan: TablePlan[]): TablePlan[] {
   return plan.filter((t) => t.action === 'populate').sort((a, b) => (b.estimatedRows ?? 0) - (a.estimatedRows ?? 0));
 }
 
+// ---- one table, one failure domain ----
+
+/** A failed table is tried again after 15 s, then 30 s, 1 min, … at most every 30 minutes. */
+export function tableBackoffMs(attempts: number): number {
+  return Math.min(30 * 60_000, 15_000 * 2 ** Math.max(0, attempts - 1));
+}
+
+/** One table failed (TableFailed, or its set-up): it alone waits; the tenant's other tables go on. */
+export function recordTableFailure(s: TenantState, table: string, type: string, message: string, now: number): void {
+  const status = tableStatus(s, table);
+  const attempts = (status.failure?.attempts ?? 0) + 1;
+  status.state = 'failed';
+  status.error = message;
+  status.failure = {
+    type,
+    message,
+    attempts,
+    since: status.failure?.since ?? new Date(now).toISOString(),
+    retryAt: new Date(now + tableBackoffMs(attempts)).toISOString(),
+  };
+}
+
+/** Failed tables whose backoff has not run out: bootstrap leaves them alone. */
+export function waitingTables(s: TenantState, now: number): string[] {
+  return s.tables.filter((t) => t.state === 'failed' && t.failure && Date.parse(t.failure.retryAt) > now).map((t) => t.name);
+}
+
+/** When the workflow must look again without being asked: the next retry of a failed table, or a refresh due. */
+export function nextWakeAt(s: TenantState, plan: TablePlan[]): number | null {
+  const times = [
+    ...s.tables.flatMap((t) => (t.state === 'failed' && t.failure ? [Date.parse(t.failure.retryAt)] : [])),
+    ...plan.flatMap((t) => (t.refreshDueAt !== undefined ? [t.refreshDueAt] : [])),
+  ];
+  return times.length ? Math.min(...times) : null;
+}
+
 export function recordPopulating(s: TenantState, table: string): void {
   Object.assign(tableStatus(s, table), { state: 'populating', error: null });
 }
 
 export function recordPopulated(s: TenantState, result: PopulateResult, now: number): void {
-  Object.assign(tableStatus(s, result.table), { state: 'mirroring', lsn: result.lsn, rows: result.rows, lastSyncAt: new Date(now).toISOString() });
+  Object.assign(tableStatus(s, result.table), {
+    state: 'mirroring',
+    lsn: result.lsn,
+    rows: result.rows,
+    lastSyncAt: new Date(now).toISOString(),
+    error: null,
+    failure: null,
+  });
   s.backfill = s.backfill.filter((name) => name !== result.table);
   noteSuccess(s, now);
 }
@@ -215,14 +264,18 @@ export function recordTableFailed(s: TenantState, table: string, message: string
   Object.assign(tableStatus(s, table), { state: 'failed', error: message });
 }
 
-/** The tables a session mirrors: every planned one that did not fail. */
-export function sessionTables(s: TenantState, plan: TablePlan[]): string[] {
-  return plan.map((t) => t.name).filter((name) => tableStatus(s, name).state !== 'failed');
+/**
+ * The tables a session keeps up to date from their change tracking (every planned one that is tracked and did not
+ * fail), and the others it only needs to know are there (refreshed, failed, waiting).
+ */
+export function sessionTables(s: TenantState, plan: TablePlan[]): { tables: string[]; others: string[] } {
+  const synced = (t: TablePlan): boolean => t.mode !== 'refresh' && (t.action === 'mirror' || t.action === 'populate') && tableStatus(s, t.name).state !== 'failed';
+  return { tables: plan.filter(synced).map((t) => t.name), others: plan.filter((t) => !synced(t)).map((t) => t.name) };
 }
 
 export function recordSession(s: TenantState, result: SessionResult): void {
   noteSuccess(s, result.lastSuccessAt);
-  for (const figures of result.tableStatus) Object.assign(tableStatus(s, figures.name), figures, { state: 'mirroring', error: null });
+  for (const figures of result.tableStatus) Object.assign(tableStatus(s, figures.name), figures, { state: 'mirroring', error: null, failure: null });
   if (result.reason === 'schemaChanged') s.backfill = [...new Set([...s.backfill, ...result.tables])];
 }
 

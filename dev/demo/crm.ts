@@ -49,8 +49,8 @@ export const CRM_TABLES: readonly CrmTableName[] = [
   'audit_log',
 ];
 
-/** The one table without a primary key: the product reports it as skipped. */
-export const UNMIRRORED_TABLE: CrmTableName = 'audit_log';
+/** The one table without a primary key or unique key: the product mirrors it by periodic refresh (a full copy swapped in). */
+export const REFRESHED_TABLE: CrmTableName = 'audit_log';
 
 export const MIN_DEMO_ROWS = 500;
 export const DEFAULT_SEED = 42;
@@ -173,11 +173,11 @@ export const TABLE_DEFS: Record<CrmTableName, { columns: string[]; ddl: string }
   },
 };
 
-/** Primary key columns (empty for the unmirrored table). */
+/** Primary key columns (empty for the keyless, refreshed table). */
 export function primaryKeyOf(table: CrmTableName): string[] {
   if (table === 'price_book_entries') return ['price_book_id', 'product_id'];
   if (table === 'quote_lines') return ['quote_id', 'line_no'];
-  if (table === UNMIRRORED_TABLE) return [];
+  if (table === REFRESHED_TABLE) return [];
   return ['id'];
 }
 

@@ -27,7 +27,7 @@ import { createWorker, defaultDeps } from '../../src/worker';
 import { tenantMirrorWorkflow } from '../../workflows/tenant-mirror';
 import { MIRROR_STATE_KEY, TENANT_ID_KEY, workflowIdFor } from '../../contract';
 import type { TenantConfig } from '../../src/config/schema';
-import { CRM_TABLES, DEFAULT_SEED, UNMIRRORED_TABLE, loadCrm, planCounts, type CrmTableName, type RowCounts } from './crm';
+import { CRM_TABLES, DEFAULT_SEED, REFRESHED_TABLE, loadCrm, planCounts, type CrmTableName, type RowCounts } from './crm';
 import { CHECK_CONNECTION_OPTIONS, compareTables, mirrorLag, totalRows } from './compare';
 import { LiveChanges } from './live-changes';
 import { PopulationDisplay, type TableProgressState } from './progress';
@@ -40,7 +40,9 @@ const POLL_MS = 300;
 const SYNC_TIMEOUT_MS = 60_000;
 const SHADOW_PREFIX = '_shadow_';
 const FORCE_EXIT_AFTER_MS = 2_000;
-const MIRRORED_TABLES: readonly CrmTableName[] = CRM_TABLES.filter((t) => t !== UNMIRRORED_TABLE);
+/** The tables kept up to date from change tracking (the keyless one is refreshed every REFRESH_EVERY instead). */
+const MIRRORED_TABLES: readonly CrmTableName[] = CRM_TABLES.filter((t) => t !== REFRESHED_TABLE);
+const REFRESH_EVERY = '30s';
 
 export interface DemoOptions {
   /** Approximate source rows (exact total over all tables, including the unmirrored one). */
@@ -68,6 +70,8 @@ export interface DemoResult {
   populatedRows: number;
   mirroredTables: string[];
   skipped: { name: string; reason: string }[];
+  /** Tables without a usable key, mirrored by periodic refresh. */
+  refreshed: string[];
   liveChanges: number;
   /** Whether every mirrored table's count and checksum matched the source at the end (null: not checked). */
   inSync: boolean | null;
@@ -91,6 +95,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     populatedRows: 0,
     mirroredTables: [],
     skipped: [],
+    refreshed: [],
     liveChanges: 0,
     inSync: null,
     sourceRows: null,
@@ -155,6 +160,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
             source: { kind: 'postgres', url: sourceUrl },
             mirror: { kind: 'postgres', url: mirrorUrl, schema: MIRROR_SCHEMA },
             pollInterval: '1s',
+            refreshInterval: REFRESH_EVERY,
           },
         ],
       }),
@@ -232,6 +238,8 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
         `(${Math.round(result.populatedRows / Math.max(seconds, 0.001)).toLocaleString('en-US')} rows/s). Tenant state: mirroring.`,
     );
     for (const s of result.skipped) print(`  skipped ${s.name}: ${s.reason}`);
+    result.refreshed = status.tables.filter((t) => t.mode === 'refresh').map((t) => t.name);
+    for (const name of result.refreshed) print(`  ${name}: no primary or unique key, mirrored by a full refresh every ${REFRESH_EVERY}`);
 
     // --- live changes
     live = new LiveChanges({

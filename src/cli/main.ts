@@ -3,7 +3,8 @@
  * force a wipe, or run the self-contained demo.
  */
 import { Command } from 'commander';
-import { configPath, findTenant, loadConfigFile } from '../config/load';
+import { configPath, findTenant, loadConfigFile, tableFilter } from '../config/load';
+import { untrackTenant } from '../untrack';
 import { FailureType, MirrorError } from '../core/errors';
 import { connectClient, forceWipe, pauseTenant, resumeTenant, startTenant } from '../client';
 import { tenantReport, type TenantReport } from '../status';
@@ -111,6 +112,27 @@ program
   });
 
 program
+  .command('untrack')
+  .description("remove change tracking (triggers, functions, side tables) from the tenant's source tables")
+  .argument('<tenant>', 'tenant id')
+  .option('--table <name...>', 'only these tables')
+  .action(async (tenant: string, opts: { table?: string[] }) => {
+    const config = findTenant(loadConfigFile(), tenant);
+    await withClient(async (client) => {
+      const { state, running } = await tenantReport(client, tenant);
+      const excluded = opts.table?.length ? opts.table.every((t) => !tableFilter(config.tables)(t)) : false;
+      if (running && state !== 'paused' && !excluded) {
+        throw new MirrorError(
+          FailureType.BadConfig,
+          `tenant ${tenant} is ${state}: it would install tracking again at once. Pause it first (tenant-mirror pause ${tenant}), or exclude the tables in the configuration`,
+        );
+      }
+    });
+    const removed = await untrackTenant(config, opts.table);
+    console.log(removed.length ? `tracking removed from ${removed.join(', ')}` : 'nothing of tenant-mirror was tracking those tables');
+  });
+
+program
   .command('demo')
   .description('everything embedded: Temporal, two PostgreSQL servers, a CRM-like source, a worker, live changes')
   .option('--rows <n>', 'approximate source rows', '100000')
@@ -136,7 +158,17 @@ function toJson(row: TenantReport) {
     reason: row.reason,
     error: row.activityError,
     notices: row.notices ?? [],
-    tables: row.tables.map((t) => ({ name: t.name, state: t.state, lsn: t.lsn, rows: t.rows, lastSyncAt: t.lastSyncAt, error: t.error })),
+    tables: row.tables.map((t) => ({
+      name: t.name,
+      state: t.state,
+      mode: t.mode ?? 'tracked',
+      lsn: t.lsn,
+      rows: t.rows,
+      lastSyncAt: t.lastSyncAt,
+      error: t.error,
+      notes: t.notes ?? [],
+      failure: t.failure ?? null,
+    })),
   };
 }
 

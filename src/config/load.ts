@@ -7,7 +7,8 @@ import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
 import picomatch from 'picomatch';
 import { configSchema, tenantSchema, type TenantConfig } from './schema';
-import { FailureType, MirrorError } from '../core/errors';
+import { createHash } from 'node:crypto';
+import { FailureType, MirrorError, redact } from '../core/errors';
 
 export const DEFAULT_CONFIG_PATH = './tenants.yaml';
 
@@ -26,7 +27,7 @@ export function loadConfigFile(path = configPath(), env: NodeJS.ProcessEnv = pro
   try {
     doc = parseYaml(text);
   } catch (err) {
-    throw new MirrorError(FailureType.BadConfig, `${path} is not valid YAML: ${(err as Error).message}`);
+    throw new MirrorError(FailureType.BadConfig, `${path} is not valid YAML: ${yamlProblem(err)}`);
   }
   return parseConfig(doc, env, path);
 }
@@ -35,7 +36,7 @@ export function parseConfig(doc: unknown, env: NodeJS.ProcessEnv = process.env, 
   const top = configSchema.safeParse(doc);
   if (!top.success) throw new MirrorError(FailureType.BadConfig, `${origin}: ${describeIssues(top.error)}`);
   const seen = new Set<string>();
-  return top.data.tenants.map((raw, index) => {
+  const tenants = top.data.tenants.map((raw, index) => {
     const label = tenantLabel(raw, index);
     const substituted = substituteEnv(raw, env, `${origin}: tenant ${label}`);
     const parsed = tenantSchema.safeParse(substituted);
@@ -49,6 +50,45 @@ export function parseConfig(doc: unknown, env: NodeJS.ProcessEnv = process.env, 
     seen.add(tenant.id);
     return { ...tenant, mirror: { ...tenant.mirror, schema: tenant.mirror.schema ?? defaultMirrorSchema(tenant.id) } };
   });
+  assertOwnMirrorSchemas(tenants, origin);
+  return tenants;
+}
+
+/**
+ * Two tenants writing one mirror schema would wipe, swap and drop each other's tables: refused, naming both. The
+ * mirror database is told by its server and name (credentials differ between tenants, the database does not).
+ */
+function assertOwnMirrorSchemas(tenants: TenantConfig[], origin: string): void {
+  const owner = new Map<string, string>();
+  for (const t of tenants) {
+    const key = `${mirrorDatabase(t.mirror.url)}\u0000${t.mirror.kind === 'mssql' ? t.mirror.schema.toLowerCase() : t.mirror.schema}`;
+    const other = owner.get(key);
+    if (other !== undefined) {
+      throw new MirrorError(
+        FailureType.BadConfig,
+        `${origin}: tenants "${other}" and "${t.id}" would share the mirror schema ${JSON.stringify(t.mirror.schema)} of one database: give one of them its own mirror.schema`,
+      );
+    }
+    owner.set(key, t.id);
+  }
+}
+
+/** host:port/database of a connection URL, without its credentials. */
+function mirrorDatabase(url: string): string {
+  try {
+    const u = new URL(url);
+    const port = u.port || (u.protocol.startsWith('postgres') ? '5432' : '1433');
+    return `${u.hostname.toLowerCase()}:${port}/${decodeURIComponent(u.pathname.replace(/^\//, ''))}`;
+  } catch {
+    return url;
+  }
+}
+
+/** A YAML parser error without the code frame it quotes: the line could hold a password. */
+function yamlProblem(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  const first = message.split('\n')[0] ?? message;
+  return redact(first.replace(/:\s*$/, ''));
 }
 
 export function findTenant(tenants: TenantConfig[], id: string): TenantConfig {
@@ -59,9 +99,15 @@ export function findTenant(tenants: TenantConfig[], id: string): TenantConfig {
   return tenant;
 }
 
-/** Default mirror schema: the tenant id, made a plain lower-case identifier. */
+/**
+ * Default mirror schema: `tenant_<id>` when the id is already a plain lower-case identifier; otherwise the id made
+ * one, plus a short hash of the exact id, so that two ids (`a.b`, `a-b`, `A_b`) can never share a schema.
+ */
 export function defaultMirrorSchema(tenantId: string): string {
-  return ('tenant_' + tenantId.toLowerCase().replace(/[^a-z0-9_]/g, '_')).slice(0, 63);
+  const plain = tenantId.toLowerCase().replace(/[^a-z0-9_]/g, '_');
+  if (plain === tenantId) return `tenant_${plain}`.slice(0, 63);
+  const hash = createHash('sha256').update(tenantId).digest('hex').slice(0, 8);
+  return `tenant_${plain.slice(0, 46)}_${hash}`;
 }
 
 /** A predicate over mirror table names (`schema.table`, `public.` dropped) from include/exclude globs. */

@@ -51,6 +51,10 @@ export const tenantSchema = z
     batchBytes: size.default(8 * 1024 * 1024),
     retention: duration.default(DEFAULT_POLICY.retentionMs),
     onSourceRestore: z.enum(['repopulate', 'pause']).default(DEFAULT_POLICY.onSourceRestore),
+    /** A table with neither a primary key nor a unique index over NOT NULL columns: refreshed whole, or skipped. */
+    keyless: z.enum(['refresh', 'skip']).default('refresh'),
+    /** How often a keyless table is refreshed (copied into a shadow and swapped in). */
+    refreshInterval: duration.default(60 * 60 * 1000),
   })
   .strict();
 

@@ -51,16 +51,43 @@ export function toMirrorError(err: unknown, context: ErrorContext, fallback: Fai
     if (Object.keys(err.context).length) return err;
     return new MirrorError(err.type, err.message, context, { cause: err.cause });
   }
-  const message = redact(err instanceof Error ? err.message : String(err));
-  return new MirrorError(classifyDriverError(err) ?? fallback, message, context, { cause: err });
+  const message = redact(withoutValues(err));
+  return new MirrorError(classifyDriverError(err, context) ?? fallback, message, context, { cause: err });
 }
 
-/** Driver error codes that say "retrying cannot help" or "the server is away". */
-function classifyDriverError(err: unknown): FailureTypeName | null {
-  const code = typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : '';
-  // PostgreSQL: 28P01 invalid password, 28000 invalid authorization, 3D000 no such database, 42501 permission.
-  if (code === '28P01' || code === '28000' || code === '42501') return FailureType.AuthFailed;
+function codeOf(err: unknown): string {
+  return typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : '';
+}
+
+/** A SQL Server error's number (RequestError.number, or the tedious error it wraps). */
+function numberOf(err: unknown): number | undefined {
+  const e = err as { number?: unknown; originalError?: { number?: unknown; info?: { number?: unknown } } } | null;
+  const n = e?.number ?? e?.originalError?.number ?? e?.originalError?.info?.number;
+  return typeof n === 'number' ? n : undefined;
+}
+
+/**
+ * PostgreSQL SQLSTATE classes of an error that one table's operation meets and that retrying as such cannot fix:
+ * a value or statement the database refuses (22 data, 23 integrity, 42 syntax or access rule, 0A unsupported,
+ * 2BP01 dependent objects, 54 program limits). In a table's operation that table fails alone (TableFailed, with
+ * backoff); anywhere else an access rule is the tenant's credentials (AuthFailed).
+ */
+const PG_TABLE_SCOPED = /^(22|23|42|0A|54)|^2BP01$/;
+/** SQL Server errors of the same kinds: conversion, truncation, NULL, constraint, key, object, column, permission. */
+const MSSQL_TABLE_SCOPED = new Set([207, 208, 229, 230, 245, 515, 547, 1913, 2601, 2627, 2628, 4902, 8114, 8115, 8152, 8169, 9420, 9455]);
+
+/** Driver error codes that say "retrying cannot help", "the server is away" or "a lock is held". */
+function classifyDriverError(err: unknown, context: ErrorContext): FailureTypeName | null {
+  const code = codeOf(err);
+  const inTable = context.table !== undefined;
+  // PostgreSQL 55P03 lock not available (our lock_timeout or NOWAIT): DDL holds the table; try again later.
+  if (code === '55P03') return context.side === 'source' ? FailureType.SourceBusy : FailureType.MirrorBusy;
+  // PostgreSQL: 28P01 invalid password, 28000 invalid authorization, 3D000 no such database.
+  if (code === '28P01' || code === '28000') return FailureType.AuthFailed;
   if (code === '3D000') return FailureType.BadConfig;
+  if (PG_TABLE_SCOPED.test(code)) return inTable ? FailureType.TableFailed : code === '42501' ? FailureType.AuthFailed : null;
+  const number = numberOf(err);
+  if (number !== undefined && MSSQL_TABLE_SCOPED.has(number)) return inTable ? FailureType.TableFailed : null;
   // SQL Server (tedious): ELOGIN login failed.
   if (code === 'ELOGIN') return FailureType.AuthFailed;
   if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EPIPE', 'ESOCKET', 'ETIMEOUT'].includes(code)) {
@@ -72,6 +99,34 @@ function classifyDriverError(err: unknown): FailureTypeName | null {
     return FailureType.Unavailable;
   }
   return null;
+}
+
+/**
+ * A driver error's message without the row values some messages quote: PostgreSQL's data exceptions (class 22:
+ * `invalid input syntax for type integer: "…"`, `value "…" is out of range`), and SQL Server's conversion,
+ * truncation and duplicate-key messages (`… the nvarchar value '…'`, `The duplicate key value is (…)`). The column,
+ * when the server names it, is kept: it says where, not what.
+ */
+export function withoutValues(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  const code = codeOf(err);
+  if (/^22/.test(code)) {
+    const column = pgColumn(err);
+    return `${message.replace(/"(?:[^"]|"")*"/g, '"…"')} (SQLSTATE ${code}${column ? `, column ${column}` : ''})`;
+  }
+  const number = numberOf(err);
+  if (number !== undefined && MSSQL_TABLE_SCOPED.has(number)) {
+    return `${message.replace(/'(?:[^']|'')*'/g, "'…'").replace(/\((?:[^()]|\([^()]*\))*\)/g, '(…)')} (SQL Server error ${number})`;
+  }
+  return message;
+}
+
+/** The column PostgreSQL names for an error: its `column` field, or COPY's `column x:` in `where` (whose value is dropped). */
+function pgColumn(err: unknown): string | null {
+  const e = err as { column?: unknown; where?: unknown };
+  if (typeof e.column === 'string' && e.column) return e.column;
+  const where = typeof e.where === 'string' ? /column (\S+?):/.exec(e.where) : null;
+  return where?.[1] ?? null;
 }
 
 /** Removes credentials from anything that looks like a connection URL. */

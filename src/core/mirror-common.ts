@@ -72,10 +72,16 @@ export function parseShadowProgress(text: string): ShadowProgress | null {
     return null;
   }
   if (typeof value !== 'object' || value === null) return null;
-  const { table, schemaHash, lastKey, rows } = value as Record<string, unknown>;
+  const { table, schemaHash, version, lastKey, rows } = value as Record<string, unknown>;
   if (typeof schemaHash !== 'string' || typeof rows !== 'number') return null;
   if (lastKey !== null && !(Array.isArray(lastKey) && lastKey.every((k) => k === null || typeof k === 'string'))) return null;
-  return { ...(typeof table === 'string' ? { table } : {}), schemaHash, lastKey: lastKey as KeyValues | null, rows };
+  return {
+    ...(typeof table === 'string' ? { table } : {}),
+    schemaHash,
+    ...(typeof version === 'string' ? { version } : {}),
+    lastKey: lastKey as KeyValues | null,
+    rows,
+  };
 }
 
 /** A `_mirror_state` row as both databases return it (timestamps already ISO 8601 text, counts as text). */

@@ -53,8 +53,14 @@ export interface TableSchema {
   /** Source-side schema and table, for the adapter that reads it. */
   source: { schema: string; table: string };
   columns: ColumnSchema[];
-  /** Primary key column names, in key order. Never empty for a mirrored table. */
+  /**
+   * The key the mirror uses (its primary key), in key order: the source's primary key, or a unique index over
+   * NOT NULL columns standing in for one (`keyIndex` names it). Empty for a table without either: such a table
+   * has no change tracking and is mirrored by periodic refresh.
+   */
   primaryKey: string[];
+  /** The unique index the key comes from, when the table has no primary key. */
+  keyIndex?: string;
 }
 
 /** A source table that cannot be mirrored, and why (for status). */
@@ -121,6 +127,11 @@ export interface SourceTracking {
   enableTracking(table: TableSchema, retentionMs: number): Promise<boolean>;
   /** Deletes tracking entries older than the retention and raises min valid versions accordingly. */
   cleanup(retentionMs: number): Promise<void>;
+  /**
+   * Removes change tracking from every tracked table that `select` names (by its mirror name: tables dropped at
+   * the source included), so nothing of ours stays on a table no longer mirrored. Returns the names untracked.
+   */
+  untrack(select: (name: string) => boolean): Promise<string[]>;
 }
 
 /** A source's consistent reads of versions, rows and changes. */
@@ -135,6 +146,8 @@ export interface ChangeSource extends SourceCatalog, SourceTracking, SourceReads
 
 /** What the mirror stores about one table, beside its data. */
 export interface MirrorTableState {
+  /** A column was added in place since the table was populated: its rows need the new column's values. */
+  needsBackfill?: boolean;
   table: string;
   lsn: Version | null;
   schemaHash: string | null;
@@ -144,10 +157,23 @@ export interface MirrorTableState {
   rows: number | null;
 }
 
-export type SchemaApplyResult =
+export type SchemaApplyResult = (
   | { outcome: 'created' | 'unchanged' }
   | { outcome: 'altered'; changes: string[]; needsBackfill: boolean }
-  | { outcome: 'incompatible'; reason: string };
+  | { outcome: 'incompatible'; reason: string }
+) & {
+  /** How the mirror stores columns it cannot store as received (a type it does not have is stored as text). */
+  notes?: string[];
+};
+
+/**
+ * A writer's claim on a scope of the mirror (the tenant's sync session, one table's population). Taking a fence
+ * ends every older claim: a write under an older one fails (FailureType.Fenced) instead of committing.
+ */
+export interface Fence {
+  scope: string;
+  epoch: string;
+}
 
 export interface PopulationProgress {
   rows: number;
@@ -176,6 +202,8 @@ export interface MirrorOptions extends SourceOptions {
 
 /** A population's progress, kept beside its shadow table so a retry can resume after the last copied key. */
 export interface ShadowProgress {
+  /** The source version the population reads at (a resumed attempt must read at the same one). */
+  version?: Version;
   /** The table the shadow is for (TableSchema.name); absent in markers written before it was recorded. */
   table?: string;
   schemaHash: string;
@@ -188,13 +216,21 @@ export interface MirrorStateStore {
   ping(): Promise<void>;
   /** Creates the tenant's schema and `_mirror_state` if absent. */
   ensureState(): Promise<void>;
+  /** Claims `scope` for `holder` (names the worker and attempt, for people reading the mirror). */
+  takeFence(scope: string, holder: string): Promise<Fence>;
   readState(): Promise<MirrorTableState[]>;
   /** Populations in progress: the rows each shadow has committed so far. */
   readPopulations(): Promise<{ table: string; rows: number }[]>;
 }
 
-/** The mirror tables' shapes, and their removal. */
+/** The mirror tables' shapes, and their removal. Only tables the mirror created are ever altered or dropped. */
 export interface MirrorSchema {
+  /**
+   * The identity under which this mirror stores a table (two source tables with one key would collide: the same
+   * relation after name fitting, or case folding where the mirror compares names without case). Throws BadConfig
+   * for a name reserved by the mirror.
+   */
+  relationKey(table: string): string;
   /**
    * Makes the mirror table match the schema. Compatible differences are altered in place; an incompatible one
    * drops the table and its state (so it will be repopulated) and reports it.
@@ -202,6 +238,8 @@ export interface MirrorSchema {
   applySchema(schema: TableSchema): Promise<SchemaApplyResult>;
   /** Drops the table and its state (wipe). */
   dropTable(table: string): Promise<void>;
+  /** Stops owning the table: its state goes, the table stays as it is (the partner's from now on). */
+  release(table: string): Promise<void>;
   /** Drops every mirrored table, shadow and state row of the tenant. */
   wipeAll(): Promise<void>;
 }
@@ -215,24 +253,26 @@ export interface MirrorBulkLoad {
   copyIntoShadow(
     schema: TableSchema,
     rows: Readable,
-    opts: { resume: boolean; chunkBytes: number; onChunk: (progress: PopulationProgress) => void },
+    opts: { resume: boolean; version: Version; chunkBytes: number; fence: Fence; onChunk: (progress: PopulationProgress) => void },
   ): Promise<PopulationProgress>;
-  /** The key of the last row the shadow holds (for resuming), or null when it is empty or absent. */
-  shadowLastKey(schema: TableSchema): Promise<KeyValues | null>;
+  /** The progress of the shadow built for this schema (to resume from), or null when there is none. */
+  shadowProgress(schema: TableSchema): Promise<ShadowProgress | null>;
   /** Atomically replaces the table with its shadow and records the LSN, schema hash and fingerprint. */
-  swapInShadow(schema: TableSchema, lsn: Version, fingerprint: SourceFingerprint): Promise<{ rows: number }>;
+  swapInShadow(schema: TableSchema, lsn: Version, fingerprint: SourceFingerprint, fence: Fence): Promise<{ rows: number }>;
 }
 
 /** Change batches, each with the LSN it brings the table to. */
 export interface MirrorChangeApply {
   /**
    * Applies a change stream (see SourceSnapshot.changes) in byte-bounded batches; only the transaction of the
-   * last batch moves the LSN to `toVersion`. An empty stream still records `toVersion` and `lastSyncAt`.
+   * last batch moves the LSN to `toVersion`, and only from `fromVersion` (every batch checks the LSN is still
+   * `fromVersion` and the fence still held, so a stale writer can neither move the LSN back nor commit older rows
+   * after newer ones). An empty stream still records `toVersion` and `lastSyncAt`.
    */
   applyChanges(
     schema: TableSchema,
     changes: Readable,
-    opts: { toVersion: Version; fingerprint: SourceFingerprint; batchBytes: number },
+    opts: { fromVersion: Version; toVersion: Version; fingerprint: SourceFingerprint; batchBytes: number; fence: Fence },
   ): Promise<ApplyResult>;
 }
 

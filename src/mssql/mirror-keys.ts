@@ -77,7 +77,7 @@ export interface KeyPlan {
 }
 
 /**
- * The key columns' declarations for a table. Throws BadConfig (without tenant context: the caller adds it) when
+ * The key columns' declarations for a table. Throws TableFailed (without tenant context: the caller adds it) when
  * no row could ever fit: fixed-width key columns over the limit, or a key type that cannot be indexed.
  */
 export function keyPlan(table: TableSchema): KeyPlan {
@@ -90,7 +90,7 @@ export function keyPlan(table: TableSchema): KeyPlan {
   for (const k of natural) {
     if (NOT_INDEXABLE.has(k.declaration)) {
       throw new MirrorError(
-        FailureType.BadConfig,
+        FailureType.TableFailed,
         `table ${table.name}: primary key column ${k.name} would be ${k.declaration}, which SQL Server cannot index; mirror this table to PostgreSQL or exclude it`,
       );
     }
@@ -100,7 +100,7 @@ export function keyPlan(table: TableSchema): KeyPlan {
   const hasVariable = natural.some((k) => fixedBytes(k.declaration) === null);
   if (budget < 0 || (hasVariable && budget < 2)) {
     throw new MirrorError(
-      FailureType.BadConfig,
+      FailureType.TableFailed,
       `table ${table.name}: its primary key needs at least ${fixedTotal} bytes per row, and a SQL Server index key holds at most ${CLUSTERED_KEY_BYTES}; mirror this table to PostgreSQL or exclude it`,
     );
   }

@@ -14,8 +14,8 @@ import { logicalToMssqlType } from './types';
 
 /** The mirror table for a source table name; the mirror's own names are reserved. */
 export function mirrorRelation(name: string): string {
-  if (name === STATE_TABLE || name === SHADOW_TABLE || name.endsWith('__shadow')) {
-    throw new MirrorError(FailureType.BadConfig, `table name ${JSON.stringify(name)} is reserved by the mirror (${STATE_TABLE}, ${SHADOW_TABLE}, *__shadow)`, {
+  if (name === STATE_TABLE || name === SHADOW_TABLE || name === FENCE_TABLE || name.endsWith('__shadow')) {
+    throw new MirrorError(FailureType.BadConfig, `table name ${JSON.stringify(name)} is reserved by the mirror (${STATE_TABLE}, ${SHADOW_TABLE}, ${FENCE_TABLE}, *__shadow)`, {
       table: name,
     });
   }
@@ -50,19 +50,88 @@ CREATE TABLE ${t} (
   fingerprint nvarchar(max) NULL,
   populated_at datetime2(3) NULL,
   last_sync_at datetime2(3) NULL,
-  row_count bigint NULL
+  row_count bigint NULL,
+  needs_backfill bit NOT NULL DEFAULT 0
 )`;
+}
+
+/** A state table of the first layout gains the backfill flag (@state: its quoted two-part name). */
+export function addBackfillColumnSql(schema: string): string {
+  return `IF COL_LENGTH(@state, 'needs_backfill') IS NULL
+ALTER TABLE ${tableRef(schema, STATE_TABLE)} ADD needs_backfill bit NOT NULL CONSTRAINT DF_mirror_state_needs_backfill DEFAULT 0`;
+}
+
+export const FENCE_TABLE = '_mirror_fence';
+
+/** One epoch per writer scope (the sync session, each table's population); @fence: its quoted two-part name. */
+export function ensureFenceTableSql(schema: string): string {
+  return `IF OBJECT_ID(@fence, N'U') IS NULL
+CREATE TABLE ${tableRef(schema, FENCE_TABLE)} (
+  scope nvarchar(450) NOT NULL PRIMARY KEY,
+  epoch bigint NOT NULL,
+  holder nvarchar(400) NULL,
+  taken_at datetime2(3) NOT NULL
+)`;
+}
+
+/** A new epoch for @scope, claimed by @holder (the caller holds the schema's app lock, so the insert cannot race). */
+export function takeFenceSql(schema: string): string {
+  const t = tableRef(schema, FENCE_TABLE);
+  return `UPDATE ${t} SET epoch = epoch + 1, holder = @holder, taken_at = SYSUTCDATETIME()
+  OUTPUT CONVERT(varchar(20), inserted.epoch) AS epoch WHERE scope = @scope;
+IF @@ROWCOUNT = 0 INSERT INTO ${t} (scope, epoch, holder, taken_at)
+  OUTPUT CONVERT(varchar(20), inserted.epoch) AS epoch VALUES (@scope, 1, @holder, SYSUTCDATETIME())`;
+}
+
+/** @scope's epoch, share-locked to the end of the transaction (a newer takeFence waits for this write). */
+export function checkFenceSql(schema: string): string {
+  return `SELECT CONVERT(varchar(20), epoch) AS epoch FROM ${tableRef(schema, FENCE_TABLE)} WITH (HOLDLOCK) WHERE scope = @scope`;
+}
+
+/** @table's LSN, update-locked to the end of the transaction (one writer per table at a time). */
+export function lockStateRowSql(schema: string): string {
+  return `SELECT lsn FROM ${tableRef(schema, STATE_TABLE)} WITH (UPDLOCK, HOLDLOCK) WHERE table_name = @table`;
+}
+
+/** Moves @table's LSN from @from to @lsn; `moved` is 0 when another writer moved it first. */
+export function recordSyncSql(schema: string): string {
+  return `UPDATE ${tableRef(schema, STATE_TABLE)} SET lsn = @lsn, fingerprint = @fp, last_sync_at = SYSUTCDATETIME()
+WHERE table_name = @table AND lsn = @from;
+SELECT @@ROWCOUNT AS moved`;
+}
+
+/** Registers a table the mirror has just created (not populated yet: no LSN). */
+export function registerTableSql(schema: string): string {
+  const t = tableRef(schema, STATE_TABLE);
+  return `DELETE FROM ${t} WHERE table_name = @table;
+INSERT INTO ${t} (table_name) VALUES (@table)`;
+}
+
+/** A column was added in place: the rows already mirrored need its values. */
+export function markBackfillSql(schema: string): string {
+  return `UPDATE ${tableRef(schema, STATE_TABLE)} SET needs_backfill = 1 WHERE table_name = @table`;
+}
+
+/** Whether the state registers @table (the mirror owns its table) and whether it has a shadow marker. */
+export function ownedSql(schema: string): string {
+  return `SELECT CASE WHEN EXISTS (SELECT 1 FROM ${tableRef(schema, STATE_TABLE)} WHERE table_name = @table) THEN 1 ELSE 0 END AS live,
+  CASE WHEN EXISTS (SELECT 1 FROM ${tableRef(schema, SHADOW_TABLE)} WHERE table_name = @table) THEN 1 ELSE 0 END AS shadow`;
+}
+
+/** Every table name the state or the shadow markers register. */
+export function ownedTablesSql(schema: string): string {
+  return `SELECT table_name FROM ${tableRef(schema, STATE_TABLE)} UNION SELECT table_name FROM ${tableRef(schema, SHADOW_TABLE)}`;
 }
 
 /** Rows in the shape of mirror-common.ts StateRow (times are UTC: SYSUTCDATETIME()). */
 export function readStateSql(schema: string): string {
   return `SELECT table_name, lsn, schema_hash, fingerprint,
   CONVERT(varchar(30), populated_at, 126) + 'Z' AS populated_at, CONVERT(varchar(30), last_sync_at, 126) + 'Z' AS last_sync_at,
-  CONVERT(varchar(20), row_count) AS row_count
+  CONVERT(varchar(20), row_count) AS row_count, CAST(needs_backfill AS int) AS needs_backfill
 FROM ${tableRef(schema, STATE_TABLE)} ORDER BY table_name`;
 }
 
-export type StateColumn = 'lsn' | 'schema_hash' | 'fingerprint' | 'populated_at' | 'last_sync_at' | 'row_count';
+export type StateColumn = 'lsn' | 'schema_hash' | 'fingerprint' | 'populated_at' | 'last_sync_at' | 'row_count' | 'needs_backfill';
 
 /**
  * Sets some state columns of one table (inserting its row if absent). Values are fixed expressions chosen by the
@@ -107,7 +176,7 @@ export function createTableSql(schema: string, name: string, table: TableSchema)
     const key = keys.get(i);
     return columnDef(c, c.nullable && !key, declarations[i], key?.collated ? KEY_COLLATION : undefined);
   });
-  cols.push(`PRIMARY KEY (${table.primaryKey.map(q).join(', ')})`);
+  if (table.primaryKey.length > 0) cols.push(`PRIMARY KEY (${table.primaryKey.map(q).join(', ')})`);
   return `CREATE TABLE ${tableRef(schema, name)} (\n  ${cols.join(',\n  ')}\n)`;
 }
 
@@ -128,9 +197,6 @@ export function countRowsSql(schema: string, name: string): string {
   return `SELECT CONVERT(varchar(20), COUNT_BIG(*)) AS n FROM ${tableRef(schema, name)}`;
 }
 
-/** Tables of the tenant schema other than the state table (wipe). */
-export const SCHEMA_TABLES_SQL = `SELECT t.name FROM sys.tables AS t WHERE t.schema_id = SCHEMA_ID(@schema)
-  AND t.name NOT IN (N'_mirror_state', N'_mirror_shadow')`;
 
 /**
  * A session temporary table of nvarchar(max) columns c0..cn (plus `op` for changes) that bulk loads land in before

@@ -24,6 +24,7 @@ import { schemaHash } from '../core/schema-hash';
 import type {
   ApplyResult,
   KeyValues,
+  Fence,
   Mirror,
   MirrorTableState,
   PopulationProgress,
@@ -122,18 +123,53 @@ export class MssqlMirror implements Mirror {
 
   private async createStateTables(tx: sql.Transaction): Promise<void> {
     await this.exec(tx, mirrorSql.ensureSchemaSql(this.schema), [{ name: 'schema', type: sql.NVarChar(128), value: this.schema }]);
-    await this.exec(tx, mirrorSql.ensureStateTableSql(this.schema), [
-      { name: 'state', type: sql.NVarChar(300), value: tableRef(this.schema, mirrorSql.STATE_TABLE) },
+    const state = { name: 'state', type: sql.NVarChar(300), value: tableRef(this.schema, mirrorSql.STATE_TABLE) };
+    await this.exec(tx, mirrorSql.ensureStateTableSql(this.schema), [state]);
+    await this.exec(tx, mirrorSql.addBackfillColumnSql(this.schema), [state]);
+    await this.exec(tx, mirrorSql.ensureFenceTableSql(this.schema), [
+      { name: 'fence', type: sql.NVarChar(300), value: tableRef(this.schema, mirrorSql.FENCE_TABLE) },
     ]);
     await this.exec(tx, mirrorSql.ensureShadowTableSql(this.schema), [
       { name: 'shadowState', type: sql.NVarChar(300), value: tableRef(this.schema, mirrorSql.SHADOW_TABLE) },
     ]);
   }
 
+  relationKey(table: string): string {
+    // Default SQL Server collations compare names without case: "Orders" and "orders" are one table here.
+    return mirrorSql.mirrorRelation(table).toLowerCase();
+  }
+
+  async takeFence(scope: string, holder: string): Promise<Fence> {
+    const epoch = await this.inTransaction(this.ctx('take fence'), async (tx) => {
+      await this.lock(tx);
+      const res = await this.exec(tx, mirrorSql.takeFenceSql(this.schema), [
+        { name: 'scope', type: sql.NVarChar(450), value: scope },
+        { name: 'holder', type: sql.NVarChar(400), value: holder.slice(0, 400) },
+      ]);
+      return res.recordsets.flat().map((r) => (r as { epoch?: string }).epoch).find((e) => e !== undefined);
+    });
+    if (epoch === undefined) throw new MirrorError(FailureType.MirrorWriteFailed, 'no fence epoch', this.ctx('take fence'));
+    return { scope, epoch };
+  }
+
+  /** Fails unless `fence` is still the newest claim on its scope; holds it until the transaction ends. */
+  private async checkFence(tx: sql.Transaction, fence: Fence, ctx: ErrorContext): Promise<void> {
+    const res = await this.exec(tx, mirrorSql.checkFenceSql(this.schema), [{ name: 'scope', type: sql.NVarChar(450), value: fence.scope }]);
+    const epoch = (res.recordset[0] as { epoch?: string } | undefined)?.epoch;
+    if (epoch !== fence.epoch) {
+      throw new MirrorError(FailureType.Fenced, `a newer writer took over ${fence.scope} (epoch ${epoch ?? 'none'}, ours ${fence.epoch})`, ctx);
+    }
+  }
+
+  private async owned(tx: sql.Transaction, table: string): Promise<{ live: boolean; shadow: boolean }> {
+    const row = (await this.exec(tx, mirrorSql.ownedSql(this.schema), [this.tableParam(table)])).recordset[0] as { live: number; shadow: number } | undefined;
+    return { live: row?.live === 1, shadow: row?.shadow === 1 };
+  }
+
   async readState(): Promise<MirrorTableState[]> {
     try {
-      const res = await (await this.pool()).request().query<StateRow>(mirrorSql.readStateSql(this.schema));
-      return res.recordset.map(toTableState);
+      const res = await (await this.pool()).request().query<StateRow & { needs_backfill: number | null }>(mirrorSql.readStateSql(this.schema));
+      return res.recordset.map((r) => ({ ...toTableState(r), needsBackfill: r.needs_backfill === 1 }));
     } catch (err) {
       if (errorNumber(err) === INVALID_OBJECT) return [];
       throw toMirrorError(err, this.ctx('read state'), FailureType.Unavailable);
@@ -158,18 +194,27 @@ export class MssqlMirror implements Mirror {
     const hash = schemaHash(schema);
     return this.inTransaction(this.ctx('apply schema', schema.name), async (tx) => {
       await this.lock(tx, schema.name);
-      const step = schemaStep(await this.readTable(tx, live), storedSchema(schema), { keyTypeFixed: true });
+      const existing = await this.readTable(tx, live);
       const table = this.tableParam(schema.name);
+      if (existing && !(await this.owned(tx, schema.name)).live) {
+        throw new MirrorError(
+          FailureType.TableFailed,
+          `a table named ${JSON.stringify(live)} already exists in the mirror schema and was not created by tenant-mirror: rename it, or exclude the source table`,
+          this.ctx('apply schema', schema.name),
+        );
+      }
+      const step = schemaStep(existing, storedSchema(schema), { keyTypeFixed: true });
       const setHash = (): Promise<unknown> => this.exec(tx, mirrorSql.setSchemaHashSql(this.schema), [table, { name: 'hash', type: sql.VarChar(64), value: hash }]);
       switch (step.step) {
         case 'create':
           await this.exec(tx, mirrorSql.createTableSql(this.schema, live, schema));
-          // A state row without its table (dropped by hand) would claim rows the new, empty table lacks.
-          await this.exec(tx, mirrorSql.deleteStateSql(this.schema), [table]);
+          await this.exec(tx, mirrorSql.registerTableSql(this.schema), [table]);
           break;
         case 'alter':
           for (const text of mirrorSql.alterStatements(this.schema, live, schema, step.changes)) await this.exec(tx, text);
           await setHash();
+          // Remembered with the change itself, so a failure before anyone acts on it cannot lose the backfill.
+          if (step.changes.some((c) => c.kind === 'addColumn')) await this.exec(tx, mirrorSql.markBackfillSql(this.schema), [table]);
           break;
         case 'unchanged':
           await setHash();
@@ -177,8 +222,9 @@ export class MssqlMirror implements Mirror {
         case 'replace':
           await this.exec(tx, mirrorSql.dropTableSql(this.schema, live));
           await this.exec(tx, mirrorSql.dropTableSql(this.schema, mirrorSql.shadowRelation(schema.name)));
-          await this.exec(tx, mirrorSql.deleteStateSql(this.schema), [table]);
           await this.exec(tx, mirrorSql.deleteMarkerSql(this.schema), [table]);
+          await this.exec(tx, mirrorSql.createTableSql(this.schema, live, schema));
+          await this.exec(tx, mirrorSql.registerTableSql(this.schema), [table]);
       }
       return schemaResult(step);
     });
@@ -204,7 +250,7 @@ export class MssqlMirror implements Mirror {
   async copyIntoShadow(
     schema: TableSchema,
     rows: Readable,
-    opts: { resume: boolean; chunkBytes: number; onChunk: (progress: PopulationProgress) => void },
+    opts: { resume: boolean; version: Version; chunkBytes: number; fence: Fence; onChunk: (progress: PopulationProgress) => void },
   ): Promise<PopulationProgress> {
     const ctx = this.ctx('populate', schema.name);
     const shadow = mirrorSql.shadowRelation(schema.name);
@@ -218,8 +264,12 @@ export class MssqlMirror implements Mirror {
       const current = await this.readMarker(tx, schema.name);
       const exists = (await this.exec(tx, mirrorSql.OBJECT_EXISTS_SQL, [{ name: 'object', type: sql.NVarChar(300), value: tableRef(this.schema, shadow) }]))
         .recordset[0]?.present === 1;
-      if (opts.resume && exists && current && current.schemaHash === hash) return current;
-      const fresh: ShadowProgress = { table: schema.name, schemaHash: hash, lastKey: null, rows: 0 };
+      if (opts.resume && exists && current && current.schemaHash === hash && current.version === opts.version) return current;
+      await this.checkFence(tx, opts.fence, ctx);
+      if (!(await this.owned(tx, schema.name)).live) {
+        throw new MirrorError(FailureType.TableFailed, 'the mirror table is not registered (applySchema first)', ctx);
+      }
+      const fresh: ShadowProgress = { table: schema.name, schemaHash: hash, version: opts.version, lastKey: null, rows: 0 };
       await this.exec(tx, mirrorSql.dropTableSql(this.schema, shadow));
       await this.exec(tx, mirrorSql.createTableSql(this.schema, shadow, schema));
       await this.exec(tx, mirrorSql.writeMarkerSql(this.schema), [table, markerParam(fresh)]);
@@ -234,9 +284,10 @@ export class MssqlMirror implements Mirror {
 
     const flush = async (): Promise<void> => {
       if (batch.length === 0) return;
-      const next: ShadowProgress = { table: schema.name, schemaHash: hash, lastKey: batchKey, rows: progress.rows + batch.length };
+      const next: ShadowProgress = { ...marker, lastKey: batchKey, rows: progress.rows + batch.length };
       const rowsNow = batch;
       await this.inTransaction(ctx, async (tx) => {
+        await this.checkFence(tx, opts.fence, ctx);
         await this.bulkLoad(tx, LOAD_TABLE, schema.columns.length, false, rowsNow);
         await this.exec(tx, insert);
         await this.exec(tx, mirrorSql.dropLoadTableSql(LOAD_TABLE));
@@ -289,7 +340,7 @@ export class MssqlMirror implements Mirror {
     return typeof text === 'string' ? parseShadowProgress(text) : null;
   }
 
-  async shadowLastKey(schema: TableSchema): Promise<KeyValues | null> {
+  async shadowProgress(schema: TableSchema): Promise<ShadowProgress | null> {
     const hash = schemaHash(schema);
     const shadow = mirrorSql.shadowRelation(schema.name);
     return this.inTransaction(
@@ -302,19 +353,20 @@ export class MssqlMirror implements Mirror {
           if (errorNumber(err) === INVALID_OBJECT) return null;
           throw err;
         });
-        return marker && marker.schemaHash === hash ? marker.lastKey : null;
+        return marker && marker.schemaHash === hash ? marker : null;
       },
       FailureType.Unavailable,
     );
   }
 
-  async swapInShadow(schema: TableSchema, lsn: Version, fingerprint: SourceFingerprint): Promise<{ rows: number }> {
+  async swapInShadow(schema: TableSchema, lsn: Version, fingerprint: SourceFingerprint, fence: Fence): Promise<{ rows: number }> {
     const live = mirrorSql.mirrorRelation(schema.name);
     const shadow = mirrorSql.shadowRelation(schema.name);
     const hash = schemaHash(schema);
     const table = this.tableParam(schema.name);
     return this.inTransaction(this.ctx('swap in population', schema.name), async (tx) => {
       await this.lock(tx, schema.name);
+      await this.checkFence(tx, fence, this.ctx('swap in population', schema.name));
       const marker = await this.readMarker(tx, schema.name);
       const exists = (await this.exec(tx, mirrorSql.OBJECT_EXISTS_SQL, [{ name: 'object', type: sql.NVarChar(300), value: tableRef(this.schema, shadow) }]))
         .recordset[0]?.present === 1;
@@ -335,6 +387,7 @@ export class MssqlMirror implements Mirror {
           populated_at: 'SYSUTCDATETIME()',
           last_sync_at: 'SYSUTCDATETIME()',
           row_count: '@rows',
+          needs_backfill: '0',
         }),
         [
           table,
@@ -351,18 +404,17 @@ export class MssqlMirror implements Mirror {
   async applyChanges(
     schema: TableSchema,
     changes: Readable,
-    opts: { toVersion: Version; fingerprint: SourceFingerprint; batchBytes: number },
+    opts: { fromVersion: Version; toVersion: Version; fingerprint: SourceFingerprint; batchBytes: number; fence: Fence },
   ): Promise<ApplyResult> {
     const ctx = this.ctx('apply changes', schema.name);
     const live = mirrorSql.mirrorRelation(schema.name);
     const plan = keyPlanIn(schema, ctx);
-    const hash = schemaHash(schema);
     const table = this.tableParam(schema.name);
     const text = {
       del: mirrorSql.deleteStagedKeysSql(this.schema, live, schema, STAGING_TABLE),
       ins: mirrorSql.insertFromLoadSql(this.schema, live, schema, STAGING_TABLE, true),
       adjust: mirrorSql.adjustRowCountSql(this.schema),
-      record: mirrorSql.upsertStateSql(this.schema, { lsn: '@lsn', fingerprint: '@fp', last_sync_at: 'SYSUTCDATETIME()', schema_hash: '@hash' }),
+      record: mirrorSql.recordSyncSql(this.schema),
     };
     const result: ApplyResult = { upserts: 0, deletes: 0, bytes: 0 };
     let batch: (string | null)[][] = [];
@@ -372,6 +424,12 @@ export class MssqlMirror implements Mirror {
       const rows = batch;
       const ups = rows.filter((r) => r[0] === 'U').length;
       await this.inTransaction(ctx, async (tx) => {
+        // Every batch: still our scope, and the LSN still the one the changes were read from.
+        await this.checkFence(tx, opts.fence, ctx);
+        const lsn = ((await this.exec(tx, mirrorSql.lockStateRowSql(this.schema), [table])).recordset[0] as { lsn?: string | null } | undefined)?.lsn;
+        if (lsn !== opts.fromVersion) {
+          throw new MirrorError(FailureType.Fenced, `the LSN moved to ${lsn ?? 'none'} while changes from ${opts.fromVersion} were applied`, ctx);
+        }
         if (rows.length > 0) {
           await this.bulkLoad(tx, STAGING_TABLE, schema.columns.length, true, rows);
           const deleted = (await this.exec(tx, text.del)).rowsAffected.reduce((a, b) => a + b, 0);
@@ -380,12 +438,13 @@ export class MssqlMirror implements Mirror {
           await this.exec(tx, text.adjust, [table, { name: 'delta', type: sql.BigInt, value: inserted - deleted }]);
         }
         if (isLast) {
-          await this.exec(tx, text.record, [
+          const res = await this.exec(tx, text.record, [
             table,
             { name: 'lsn', type: sql.VarChar(40), value: opts.toVersion },
+            { name: 'from', type: sql.VarChar(40), value: opts.fromVersion },
             { name: 'fp', type: sql.NVarChar(sql.MAX), value: JSON.stringify(opts.fingerprint) },
-            { name: 'hash', type: sql.VarChar(64), value: hash },
           ]);
+          if ((res.recordset[0] as { moved?: number } | undefined)?.moved !== 1) throw new MirrorError(FailureType.Fenced, `the LSN is no longer ${opts.fromVersion}`, ctx);
         }
       });
       result.upserts += ups;
@@ -417,12 +476,26 @@ export class MssqlMirror implements Mirror {
     return result;
   }
 
+  /** Drops what the registry says the mirror owns for `table` (its table, its shadow) and their rows. */
+  private async dropOwned(tx: sql.Transaction, table: string): Promise<void> {
+    const owned = await this.owned(tx, table);
+    if (owned.shadow) await this.exec(tx, mirrorSql.dropTableSql(this.schema, mirrorSql.shadowRelation(table)));
+    if (owned.live) await this.exec(tx, mirrorSql.dropTableSql(this.schema, mirrorSql.mirrorRelation(table)));
+    await this.exec(tx, mirrorSql.deleteStateSql(this.schema), [this.tableParam(table)]);
+    await this.exec(tx, mirrorSql.deleteMarkerSql(this.schema), [this.tableParam(table)]);
+  }
+
   async dropTable(table: string): Promise<void> {
-    const live = mirrorSql.mirrorRelation(table);
     await this.inTransaction(this.ctx('drop table', table), async (tx) => {
       await this.lock(tx, table);
-      await this.exec(tx, mirrorSql.dropTableSql(this.schema, live));
-      await this.exec(tx, mirrorSql.dropTableSql(this.schema, mirrorSql.shadowRelation(table)));
+      await this.dropOwned(tx, table);
+    });
+  }
+
+  async release(table: string): Promise<void> {
+    await this.inTransaction(this.ctx('release table', table), async (tx) => {
+      await this.lock(tx, table);
+      if ((await this.owned(tx, table)).shadow) await this.exec(tx, mirrorSql.dropTableSql(this.schema, mirrorSql.shadowRelation(table)));
       await this.exec(tx, mirrorSql.deleteStateSql(this.schema), [this.tableParam(table)]);
       await this.exec(tx, mirrorSql.deleteMarkerSql(this.schema), [this.tableParam(table)]);
     });
@@ -432,11 +505,9 @@ export class MssqlMirror implements Mirror {
     await this.inTransaction(this.ctx('wipe'), async (tx) => {
       await this.lock(tx);
       await this.createStateTables(tx);
-      // Everything in the tenant's schema but the two state tables is a mirrored table or a shadow.
-      const tables = await this.exec(tx, mirrorSql.SCHEMA_TABLES_SQL, [{ name: 'schema', type: sql.NVarChar(128), value: this.schema }]);
-      for (const r of tables.recordset) await this.exec(tx, mirrorSql.dropTableSql(this.schema, String(r.name)));
-      await this.exec(tx, `DELETE FROM ${tableRef(this.schema, mirrorSql.STATE_TABLE)}`);
-      await this.exec(tx, `DELETE FROM ${tableRef(this.schema, mirrorSql.SHADOW_TABLE)}`);
+      // Only what the registry names: the partner's own tables in this schema stay.
+      const tables = await this.exec(tx, mirrorSql.ownedTablesSql(this.schema));
+      for (const r of tables.recordset) await this.dropOwned(tx, String(r.table_name));
     });
   }
 
@@ -449,14 +520,14 @@ function keyPlanIn(schema: TableSchema, ctx: ErrorContext): KeyPlan {
   try {
     return keyPlan(schema);
   } catch (err) {
-    throw toMirrorError(err, ctx, FailureType.BadConfig);
+    throw toMirrorError(err, ctx, FailureType.TableFailed);
   }
 }
 
 /** Fails the table, before anything is written, when a staged row's key cannot be stored (mirror-keys.ts). */
 function assertKeyFits(schema: TableSchema, plan: KeyPlan, row: readonly (string | null)[], offset: number, ctx: ErrorContext): void {
   const misfit = keyMisfit(schema, plan, row, offset);
-  if (misfit) throw new MirrorError(FailureType.BadConfig, misfit, ctx);
+  if (misfit) throw new MirrorError(FailureType.TableFailed, misfit, ctx);
 }
 
 /** SQL Server error numbers: duplicate key in a unique index / in a primary key constraint. */
@@ -472,7 +543,7 @@ function duplicateKeyError(err: unknown, ctx: ErrorContext): MirrorError | null 
   const n = errorNumber(err instanceof MirrorError ? err.cause : err);
   if (n === undefined || !DUPLICATE_KEY.has(n)) return null;
   return new MirrorError(
-    FailureType.BadConfig,
+    FailureType.TableFailed,
     'two source keys are equal under SQL Server comparison rules (keys that differ only in trailing spaces collide); mirror this table to PostgreSQL or exclude it',
     ctx,
   );

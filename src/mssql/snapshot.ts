@@ -90,7 +90,8 @@ export function rowsSql(
   const select = table.columns.map((c, i) => `${readExpr(c.type, col('t', c.name))} AS ${q(`c${i}`)}`).join(',\n  ');
   const where = afterKey ? `\nWHERE ${keyAfterPredicate(table, 't', (i) => `@k${i}`, declaredType)}` : '';
   const order = table.primaryKey.map((k) => col('t', k)).join(', ');
-  return `SELECT ${select}\nFROM ${tableRef(schema, name)} AS t${where}\nORDER BY ${order}`;
+  // A table without a key is read in no particular order (it is refreshed whole, never resumed).
+  return `SELECT ${select}\nFROM ${tableRef(schema, name)} AS t${where}${order ? `\nORDER BY ${order}` : ''}`;
 }
 
 /**

@@ -28,7 +28,7 @@ import { estimateRows, listTables, readDeclaredTypes, readFingerprint, type Decl
 import { LazyPool } from './connection';
 import { MssqlSnapshot } from './snapshot';
 import { CURRENT_VERSION_SQL } from './snapshot';
-import { enableTracking } from './tracking';
+import { enableTracking, untrack } from './tracking';
 
 export type MssqlChangeSourceOptions = SourceOptions;
 
@@ -112,6 +112,10 @@ export class MssqlChangeSource implements ChangeSource {
       await tx.rollback().catch(() => undefined);
       throw toMirrorError(err, ctx, FailureType.SourceReadFailed);
     }
+  }
+
+  untrack(select: (name: string) => boolean): Promise<string[]> {
+    return this.run(this.ctx('untrack'), FailureType.SourceReadFailed, (p) => untrack(p, select));
   }
 
   /** SQL Server cleans up by itself (AUTO_CLEANUP = ON, set when tracking is enabled); min valid versions follow. */

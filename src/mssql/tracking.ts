@@ -7,6 +7,7 @@
 import sql from 'mssql';
 import { FailureType, MirrorError } from '../core/errors';
 import type { TableSchema } from '../core/types';
+import { mirrorName } from './catalog';
 import { errorNumber } from './connection';
 import { RESET_ISOLATION_SQL } from './snapshot';
 import { q, tableRef } from './tsql';
@@ -186,6 +187,29 @@ function permissionError(err: unknown, statement: string): MirrorError | null {
     {},
     { cause: err },
   );
+}
+
+/** Tables with Change Tracking on, by schema and name. */
+export const TRACKED_TABLES_SQL = `SELECT s.name AS schema_name, t.name AS table_name
+FROM sys.change_tracking_tables AS ctt
+JOIN sys.tables AS t ON t.object_id = ctt.object_id
+JOIN sys.schemas AS s ON s.schema_id = t.schema_id`;
+
+export function disableTableTrackingSql(schema: string, table: string): string {
+  return `ALTER TABLE ${tableRef(schema, table)} DISABLE CHANGE_TRACKING`;
+}
+
+/** Turns Change Tracking off on every tracked table `select` names; returns their names. The database option stays (other users may rely on it). */
+export async function untrack(p: sql.ConnectionPool, select: (name: string) => boolean): Promise<string[]> {
+  const tracked = (await p.request().query<{ schema_name: string; table_name: string }>(TRACKED_TABLES_SQL)).recordset;
+  const removed: string[] = [];
+  for (const t of tracked) {
+    const name = mirrorName(t.schema_name, t.table_name);
+    if (!select(name)) continue;
+    await p.request().batch(`${RESET_ISOLATION_SQL};\n${disableTableTrackingSql(t.schema_name, t.table_name)}`);
+    removed.push(name);
+  }
+  return removed;
 }
 
 async function ignoreNumber<T>(p: Promise<T>, number: number, fallback?: T): Promise<T | undefined> {

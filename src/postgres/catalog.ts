@@ -15,7 +15,6 @@ export interface Queryable {
 /** The tracking objects' schema; never offered for mirroring. */
 export const TRACKING_SCHEMA = 'tenant_mirror_ct';
 
-export const NO_PRIMARY_KEY = 'no primary key: change tracking needs one';
 export const NO_SELECT_PRIVILEGE = 'no SELECT privilege';
 
 /** A source table's name in the mirror: `schema.table`, with `public.` dropped. */
@@ -41,6 +40,8 @@ interface ColRow {
 interface KeyRow {
   oid: string;
   key: string[];
+  index_name: string;
+  is_primary: boolean;
 }
 
 // Plain and partitioned tables; partitions are read through their parent. Schemas starting with pg_ are reserved
@@ -76,16 +77,38 @@ const COLUMNS_SQL = `${RELATIONS_CTE}
   JOIN pg_catalog.pg_type e ON e.oid = CASE WHEN b.typcategory = 'A' AND b.typelem <> 0 THEN b.typelem ELSE b.oid END
   ORDER BY a.attrelid, a.attnum`;
 
-// Key columns only (indnkeyatts), not INCLUDE columns, in index order.
-const PRIMARY_KEYS_SQL = `${RELATIONS_CTE}
-  SELECT i.indrelid::int8::text AS oid, array_agg(a.attname::text ORDER BY k.ord) AS key
-  FROM rel
-  JOIN pg_catalog.pg_index i ON i.indrelid = rel.oid AND i.indisprimary
-  CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
-  JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-  WHERE k.ord <= i.indnkeyatts
-  GROUP BY i.indrelid`;
+/**
+ * The replication key of the relation `rel.oid`: its primary key, or else the unique index that can stand in for
+ * one (immediate, valid, no predicate, no expressions, every key column NOT NULL), the narrowest first, then by
+ * name, so the choice is stable. Key columns only (indnkeyatts), not INCLUDE columns, in index order.
+ */
+const KEY_INDEX_LATERAL = `
+  SELECT i.indexrelid, ic.relname::text AS index_name, i.indisprimary AS is_primary
+  FROM pg_catalog.pg_index i
+  JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
+  WHERE i.indrelid = rel.oid
+    AND (i.indisprimary OR (i.indisunique AND i.indimmediate AND i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL))
+    AND (i.indisprimary OR NOT EXISTS (
+          SELECT 1 FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS o(attnum, ord)
+          JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = o.attnum
+          WHERE o.ord <= i.indnkeyatts AND NOT a.attnotnull))
+  ORDER BY i.indisprimary DESC, i.indnkeyatts, ic.relname
+  LIMIT 1`;
 
+const KEYS_SQL = `${RELATIONS_CTE}
+  SELECT rel.oid::int8::text AS oid, array_agg(a.attname::text ORDER BY o.ord) AS key, k.index_name, k.is_primary
+  FROM rel
+  CROSS JOIN LATERAL (${KEY_INDEX_LATERAL}) k
+  JOIN pg_catalog.pg_index i ON i.indexrelid = k.indexrelid
+  CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS o(attnum, ord)
+  JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = o.attnum
+  WHERE o.ord <= i.indnkeyatts
+  GROUP BY rel.oid, k.index_name, k.is_primary`;
+
+/**
+ * Every table the filter admits. A table with neither a primary key nor a unique index that can stand in for one
+ * is listed with an empty key: it can only be mirrored by periodic refresh (the caller decides, by configuration).
+ */
 export async function listTables(db: Queryable, filter: (name: string) => boolean): Promise<SourceTables> {
   const rels = (await db.query<RelRow>(RELATIONS_SQL)).rows;
   const wanted = rels.filter((r) => filter(mirrorName(r.schema, r.table)));
@@ -97,30 +120,28 @@ export async function listTables(db: Queryable, filter: (name: string) => boolea
     list.push({ name: c.name, type: pgTypeToLogical(c.type, c.is_enum), nullable: !c.not_null });
     columns.set(c.oid, list);
   }
-  const keys = new Map<string, string[]>();
-  for (const k of (await db.query<KeyRow>(PRIMARY_KEYS_SQL)).rows) keys.set(k.oid, k.key);
+  const keys = new Map((await db.query<KeyRow>(KEYS_SQL)).rows.map((k) => [k.oid, k]));
 
   const result: SourceTables = { tables: [], skipped: [] };
   for (const r of wanted) {
     const name = mirrorName(r.schema, r.table);
-    const primaryKey = keys.get(r.oid);
-    if (!primaryKey || primaryKey.length === 0) {
-      result.skipped.push({ name, reason: NO_PRIMARY_KEY });
-    } else if (!r.readable) {
+    if (!r.readable) {
       result.skipped.push({ name, reason: NO_SELECT_PRIVILEGE });
-    } else {
-      result.tables.push({
-        name,
-        source: { schema: r.schema, table: r.table },
-        columns: columns.get(r.oid) ?? [],
-        primaryKey,
-      });
+      continue;
     }
+    const key = keys.get(r.oid);
+    result.tables.push({
+      name,
+      source: { schema: r.schema, table: r.table },
+      columns: columns.get(r.oid) ?? [],
+      primaryKey: key?.key ?? [],
+      ...(key && !key.is_primary ? { keyIndex: key.index_name } : {}),
+    });
   }
   return result;
 }
 
-/** A primary key column as the source declares it: the exact type (and collation) to recreate or cast to. */
+/** A key column as the source declares it: the exact type (and collation) to recreate or cast to. */
 export interface NativeKeyColumn {
   name: string;
   /** format_type() text, valid as a type in DDL and casts. */
@@ -129,23 +150,24 @@ export interface NativeKeyColumn {
   collation: string | null;
 }
 
-/** The table's current primary key, in key order; empty when it has none or does not exist. */
+/** The table's current replication key (see KEY_INDEX_LATERAL), in key order; empty when it has none or does not exist. */
 export async function readNativeKey(db: Queryable, table: TableSchema): Promise<NativeKeyColumn[]> {
   const { rows } = await db.query<{ name: string; type: string; collation: string | null }>(
     `SELECT a.attname::text AS name,
             pg_catalog.format_type(a.atttypid, a.atttypmod) AS type,
             CASE WHEN a.attcollation <> 0 AND a.attcollation <> t.typcollation
                  THEN pg_catalog.quote_ident(cn.nspname) || '.' || pg_catalog.quote_ident(co.collname) END AS collation
-     FROM pg_catalog.pg_class c
-     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-     JOIN pg_catalog.pg_index i ON i.indrelid = c.oid AND i.indisprimary
-     CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
-     JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
+     FROM (SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+           WHERE n.nspname = $1 AND c.relname = $2) rel
+     CROSS JOIN LATERAL (${KEY_INDEX_LATERAL}) k
+     JOIN pg_catalog.pg_index i ON i.indexrelid = k.indexrelid
+     CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS o(attnum, ord)
+     JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = o.attnum
      JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
      LEFT JOIN pg_catalog.pg_collation co ON co.oid = a.attcollation
      LEFT JOIN pg_catalog.pg_namespace cn ON cn.oid = co.collnamespace
-     WHERE n.nspname = $1 AND c.relname = $2 AND k.ord <= i.indnkeyatts
-     ORDER BY k.ord`,
+     WHERE o.ord <= i.indnkeyatts
+     ORDER BY o.ord`,
     [table.source.schema, table.source.table],
   );
   return rows;

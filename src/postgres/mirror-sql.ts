@@ -8,7 +8,11 @@
  * - its shadow (population in progress) is `_shadow_<name>`;
  * - primary key constraints (and so their indexes, which share the schema's relation namespace) are
  *   `_pk_<table>`, chosen by us rather than PostgreSQL so a swap can give the new table its predecessor's name;
- * - `_mirror_state` holds the per-table LSNs.
+ * - `_mirror_state` holds the per-table LSNs, and is the registry of what the mirror owns: a table or shadow is
+ *   ours only when its state row names it (`relation`, `shadow`); anything else in the schema is the partner's
+ *   and is never altered, dropped or swapped;
+ * - `_mirror_fence` holds one epoch per writer scope (the tenant's sync session, each table's population): a
+ *   writer that took the fence before a newer one cannot commit any more.
  * Table names that would fall into these reserved spaces are refused (see mirrorRelation).
  */
 import { createHash } from 'node:crypto';
@@ -19,6 +23,7 @@ import type { TableSchema } from '../core/types';
 import { logicalToPgType } from './types';
 
 export const STATE_TABLE = '_mirror_state';
+export const FENCE_TABLE = '_mirror_fence';
 export const STAGING_TABLE = '_mirror_staging';
 const SHADOW_PREFIX = '_shadow_';
 const PK_PREFIX = '_pk_';
@@ -29,10 +34,10 @@ function sha256Hex(text: string): string {
 
 /** The mirror table's identifier for a TableSchema.name. */
 export function mirrorRelation(name: string): string {
-  if (name === STATE_TABLE || name.startsWith(SHADOW_PREFIX) || name.startsWith(PK_PREFIX)) {
+  if (name === STATE_TABLE || name === FENCE_TABLE || name.startsWith(SHADOW_PREFIX) || name.startsWith(PK_PREFIX)) {
     throw new MirrorError(
       FailureType.BadConfig,
-      `table name ${JSON.stringify(name)} is reserved by the mirror (${STATE_TABLE}, ${SHADOW_PREFIX}*, ${PK_PREFIX}*)`,
+      `table name ${JSON.stringify(name)} is reserved by the mirror (${STATE_TABLE}, ${FENCE_TABLE}, ${SHADOW_PREFIX}*, ${PK_PREFIX}*)`,
       { table: name },
     );
   }
@@ -69,8 +74,87 @@ export function createStateTableSql(schema: string): string {
   populated_at timestamptz,
   last_sync_at timestamptz,
   row_count bigint,
+  relation text,
+  shadow text,
+  needs_backfill boolean NOT NULL DEFAULT false,
   CONSTRAINT ${quotePg(pkConstraintName(STATE_TABLE))} PRIMARY KEY (table_name)
 )`;
+}
+
+/** Columns the state table gained since its first layout, added in place (name, definition). */
+export const STATE_COLUMNS_SINCE_FIRST_LAYOUT: readonly [string, string][] = [
+  ['relation', 'text'],
+  ['shadow', 'text'],
+  ['needs_backfill', 'boolean NOT NULL DEFAULT false'],
+];
+
+/** $1 schema: the state table's column names (empty when it does not exist). */
+export const STATE_COLUMNS_SQL = `SELECT a.attname::text AS name FROM pg_attribute a
+JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = $1 AND c.relname = '${STATE_TABLE}' AND a.attnum > 0 AND NOT a.attisdropped`;
+
+export function addStateColumnSql(schema: string, column: string, definition: string): string {
+  return `ALTER TABLE ${qualified(schema, STATE_TABLE)} ADD COLUMN IF NOT EXISTS ${quotePg(column)} ${definition}`;
+}
+
+export function createFenceTableSql(schema: string): string {
+  return `CREATE TABLE IF NOT EXISTS ${qualified(schema, FENCE_TABLE)} (
+  scope text NOT NULL,
+  epoch bigint NOT NULL,
+  holder text,
+  taken_at timestamptz NOT NULL DEFAULT now(),
+  CONSTRAINT ${quotePg(pkConstraintName(FENCE_TABLE))} PRIMARY KEY (scope)
+)`;
+}
+
+/** $1 scope, $2 holder: a new epoch for the scope, which every older holder's next write sees as lost. */
+export function takeFenceSql(schema: string): string {
+  return (
+    `INSERT INTO ${qualified(schema, FENCE_TABLE)} AS f (scope, epoch, holder, taken_at) VALUES ($1, 1, $2, now()) ` +
+    `ON CONFLICT (scope) DO UPDATE SET epoch = f.epoch + 1, holder = EXCLUDED.holder, taken_at = now() RETURNING epoch::text AS epoch`
+  );
+}
+
+/**
+ * $1 scope: the scope's epoch, share-locked until the writer's transaction ends, so a newer holder's takeFence
+ * waits for a write in flight and every write after it sees the new epoch.
+ */
+export function checkFenceSql(schema: string): string {
+  return `SELECT epoch::text AS epoch FROM ${qualified(schema, FENCE_TABLE)} WHERE scope = $1 FOR SHARE`;
+}
+
+/** $1 table: the table's LSN, row-locked until the writer's transaction ends (one writer per table at a time). */
+export function lockStateRowSql(schema: string): string {
+  return `SELECT lsn::text AS lsn FROM ${qualified(schema, STATE_TABLE)} WHERE table_name = $1 FOR UPDATE`;
+}
+
+/** $1 table, $2 relation: registers a table the mirror has just created (not populated yet: no LSN). */
+export function registerTableSql(schema: string): string {
+  return (
+    `INSERT INTO ${qualified(schema, STATE_TABLE)} AS st (table_name, relation) VALUES ($1, $2) ` +
+    `ON CONFLICT (table_name) DO UPDATE SET relation = EXCLUDED.relation, lsn = NULL, schema_hash = NULL, fingerprint = NULL, ` +
+    `populated_at = NULL, last_sync_at = NULL, row_count = NULL, needs_backfill = false`
+  );
+}
+
+/** $1 table, $2 shadow relation (or NULL): records the shadow a population fills. */
+export function registerShadowSql(schema: string): string {
+  return `UPDATE ${qualified(schema, STATE_TABLE)} SET shadow = $2 WHERE table_name = $1`;
+}
+
+/** $1 table: a column was added in place; the rows already mirrored need its values (repopulate). */
+export function markBackfillSql(schema: string): string {
+  return `UPDATE ${qualified(schema, STATE_TABLE)} SET needs_backfill = true WHERE table_name = $1`;
+}
+
+/** $1 table: the relations the state row registers (no row: the mirror owns nothing of that name). */
+export function ownedRelationsSql(schema: string): string {
+  return `SELECT relation, shadow FROM ${qualified(schema, STATE_TABLE)} WHERE table_name = $1`;
+}
+
+/** Every registered relation of the tenant: live tables and shadows. */
+export function allOwnedRelationsSql(schema: string): string {
+  return `SELECT table_name, relation, shadow FROM ${qualified(schema, STATE_TABLE)}`;
 }
 
 /**
@@ -82,7 +166,7 @@ export function createTableSql(schema: string, relation: string, table: TableSch
   const defs = table.columns.map(
     (c) => `  ${quotePg(c.name)} ${logicalToPgType(c.type)}${c.nullable && !keys.has(c.name) ? '' : ' NOT NULL'}`,
   );
-  if (opts.primaryKey) {
+  if (opts.primaryKey && table.primaryKey.length > 0) {
     defs.push(`  CONSTRAINT ${quotePg(pkConstraintName(relation))} PRIMARY KEY (${columnList(table.primaryKey)})`);
   }
   return `CREATE TABLE ${qualified(schema, relation)} (\n${defs.join(',\n')}\n)`;
@@ -191,28 +275,28 @@ export function alterTableSql(schema: string, relation: string, changes: SchemaC
 
 // ---- state rows. Parameters are listed beside each statement. ----
 
-/** $1 table, $2 lsn (decimal text), $3 schema hash, $4 fingerprint (json text), $5 row count. */
+/** $1 table, $2 lsn (decimal text), $3 schema hash, $4 fingerprint (json text), $5 row count, $6 relation. */
 export function recordPopulationSql(schema: string): string {
   return (
     `INSERT INTO ${qualified(schema, STATE_TABLE)} AS st ` +
-    `(table_name, lsn, schema_hash, fingerprint, populated_at, last_sync_at, row_count) ` +
-    `VALUES ($1, $2::numeric, $3, $4::jsonb, now(), now(), $5) ` +
+    `(table_name, lsn, schema_hash, fingerprint, populated_at, last_sync_at, row_count, relation, shadow, needs_backfill) ` +
+    `VALUES ($1, $2::numeric, $3, $4::jsonb, now(), now(), $5, $6, NULL, false) ` +
     `ON CONFLICT (table_name) DO UPDATE SET lsn = EXCLUDED.lsn, schema_hash = EXCLUDED.schema_hash, ` +
     `fingerprint = EXCLUDED.fingerprint, populated_at = EXCLUDED.populated_at, ` +
-    `last_sync_at = EXCLUDED.last_sync_at, row_count = EXCLUDED.row_count`
+    `last_sync_at = EXCLUDED.last_sync_at, row_count = EXCLUDED.row_count, relation = EXCLUDED.relation, ` +
+    `shadow = NULL, needs_backfill = false`
   );
 }
 
 /**
- * Records a finished change cycle. $1 table, $2 lsn, $3 fingerprint (json text), $4 row count change of this
- * transaction, $5 schema hash. A table without a state row (never swapped in) gets one with an unknown count.
+ * Records a finished change cycle, moving the LSN only from the one the changes were read from: $1 table, $2 lsn,
+ * $3 fingerprint (json text), $4 row count change of this transaction, $5 the LSN the batch started from. No row
+ * updated means another writer moved the LSN first: the caller rolls back.
  */
 export function recordSyncSql(schema: string): string {
   return (
-    `INSERT INTO ${qualified(schema, STATE_TABLE)} AS st (table_name, lsn, fingerprint, last_sync_at, schema_hash) ` +
-    `VALUES ($1, $2::numeric, $3::jsonb, now(), $5) ` +
-    `ON CONFLICT (table_name) DO UPDATE SET lsn = EXCLUDED.lsn, fingerprint = EXCLUDED.fingerprint, ` +
-    `last_sync_at = EXCLUDED.last_sync_at, row_count = ${adjustedCount('st.row_count', '$4')}`
+    `UPDATE ${qualified(schema, STATE_TABLE)} AS st SET lsn = $2::numeric, fingerprint = $3::jsonb, last_sync_at = now(), ` +
+    `row_count = ${adjustedCount('st.row_count', '$4')} WHERE st.table_name = $1 AND st.lsn = $5::numeric`
   );
 }
 
@@ -236,9 +320,6 @@ export function deleteStateSql(schema: string): string {
   return `DELETE FROM ${qualified(schema, STATE_TABLE)} WHERE table_name = $1`;
 }
 
-export function deleteAllStateSql(schema: string): string {
-  return `DELETE FROM ${qualified(schema, STATE_TABLE)}`;
-}
 
 /** A timestamptz as ISO 8601 UTC text with milliseconds (what Date.toISOString() writes). */
 function isoUtc(column: string): string {
@@ -249,7 +330,7 @@ function isoUtc(column: string): string {
 export function readStateSql(schema: string): string {
   return (
     `SELECT table_name, lsn::text AS lsn, schema_hash, fingerprint, ${isoUtc('populated_at')} AS populated_at, ` +
-    `${isoUtc('last_sync_at')} AS last_sync_at, row_count::text AS row_count ` +
+    `${isoUtc('last_sync_at')} AS last_sync_at, row_count::text AS row_count, needs_backfill ` +
     `FROM ${qualified(schema, STATE_TABLE)} ORDER BY table_name`
   );
 }
@@ -282,11 +363,22 @@ export const SHADOW_MARKERS_SQL = `SELECT obj_description(c.oid, 'pg_class') AS 
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND starts_with(c.relname, '${SHADOW_PREFIX}')`;
 
-/** Every table in the schema except the state table ($1 schema, $2 state table name). */
-export const SCHEMA_TABLES_SQL = `SELECT c.relname AS name
-FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND c.relname <> $2
-ORDER BY c.relname`;
+/**
+ * $1 schema, $2 relation, $3 pkConstraintName($2): whether the relation carries the primary key constraint the
+ * mirror gives its own tables (how a table created by the first layout, which registered tables only once
+ * populated, is recognised as ours).
+ */
+export const HAS_OUR_KEY_SQL = `SELECT EXISTS (SELECT 1 FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = $1 AND c.relname = $2 AND k.contype = 'p' AND k.conname = $3) AS ours`;
+
+/** $1 type names: which of them the mirror database knows (to_regtype resolves them in its search path). */
+export const KNOWN_TYPES_SQL = `SELECT t AS name, to_regtype(t) IS NOT NULL AS known FROM unnest($1::text[]) AS t`;
+
+/** Bounds the wait for a table lock held by someone else (a partner's long query); SET takes no parameter. */
+export function lockTimeoutSql(ms: number): string {
+  return `SET LOCAL lock_timeout = ${Math.max(1, Math.round(ms))}`;
+}
 
 /** Serialises schema changes of one table (or the state set-up) across workers: $1 lock name. */
 export const ADVISORY_XACT_LOCK_SQL = `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`;

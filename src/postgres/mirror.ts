@@ -2,12 +2,24 @@
  * The PostgreSQL mirror: one tenant's tables inside one schema of the partner's database, with `_mirror_state`
  * holding each table's LSN, always written in the same transaction as the data it covers.
  *
+ * The mirror owns only what it created: `_mirror_state` registers each table it creates and each shadow it
+ * fills, and no DDL here touches a relation the registry does not name — the partner's own tables in the same
+ * schema (`public` included) are never dropped, altered or swapped. A name taken by one of them makes that one
+ * table fail (TableFailed), not the tenant.
+ *
  * Population goes into a shadow table that has no primary key while it loads (COPY into a heap without an index
  * is markedly faster, and the key is built once, in sorted bulk, at swap time). Its progress is recorded in the
- * shadow's own COMMENT, in the same transaction as each chunk: `{schemaHash, lastKey, rows}`. That gives
- * shadowLastKey an exact, O(1) answer in the *source's* key order (an `ORDER BY pk DESC LIMIT 1` over the
- * unindexed shadow would scan the whole table, and would sort text keys by the mirror's collation, which need
+ * shadow's own COMMENT, in the same transaction as each chunk: `{table, schemaHash, version, lastKey, rows}`.
+ * That gives shadowProgress an exact, O(1) answer in the *source's* key order (an `ORDER BY pk DESC LIMIT 1` over
+ * the unindexed shadow would scan the whole table, and would sort text keys by the mirror's collation, which need
  * not be the source's), and the marker disappears with the shadow when it is dropped or swapped in.
+ *
+ * Writers are fenced (`_mirror_fence`): every write transaction share-locks its scope's epoch and fails if a
+ * newer writer took it; a change batch also locks its table's state row and checks the LSN it started from, so
+ * a duplicate or timed-out session can neither move an LSN back nor commit older rows after newer ones.
+ *
+ * DDL waits at most DDL_LOCK_TIMEOUT_MS for a lock a partner's query holds, then fails as MirrorBusy (retried
+ * later), so a long report neither blocks a swap for ever nor queues the partner's readers behind our request.
  */
 import type { Readable } from 'node:stream';
 import type { Pool, PoolClient } from 'pg';
@@ -19,12 +31,14 @@ import type { ExistingTable } from '../core/schema-compat';
 import { schemaHash } from '../core/schema-hash';
 import type {
   ApplyResult,
+  Fence,
   KeyValues,
+  LogicalType,
   Mirror,
+  MirrorOptions,
   MirrorTableState,
   PopulationProgress,
   SchemaApplyResult,
-  MirrorOptions,
   ShadowProgress,
   SourceFingerprint,
   TableSchema,
@@ -35,23 +49,41 @@ import * as sql from './mirror-sql';
 import { createPgPool, withClient, withTransaction } from './connection';
 import { logicalToPgType, pgTypeToLogical } from './types';
 
-export type PgMirrorOptions = MirrorOptions;
+export interface PgMirrorOptions extends MirrorOptions {
+  /** How long mirror DDL (create, alter, swap, drop) waits for a table lock: default DDL_LOCK_TIMEOUT_MS. */
+  ddlLockTimeoutMs?: number;
+}
+
+/** DDL on a mirror table waits this long at most for a partner's lock. */
+export const DDL_LOCK_TIMEOUT_MS = 5_000;
+
+interface Owned {
+  relation: string;
+  shadow: string | null;
+}
 
 export class PgMirror implements Mirror {
   private readonly pool: Pool;
   private readonly schema: string;
+  private readonly ddlLockTimeoutMs: number;
+  private readonly ctx: (operation: string, table?: string) => ErrorContext;
+  /** Native type names the mirror database knows, learnt once per adapter (one activity). */
+  private readonly knownTypes = new Map<string, boolean>();
   private closed = false;
 
   constructor(opts: PgMirrorOptions) {
     this.schema = opts.schema;
+    this.ddlLockTimeoutMs = opts.ddlLockTimeoutMs ?? DDL_LOCK_TIMEOUT_MS;
     this.ctx = contextFor(opts.tenant, 'mirror');
     this.pool = createPgPool(opts.url, { max: opts.maxConnections ?? 4, applicationName: 'tenant-mirror' });
   }
 
-  private readonly ctx: (operation: string, table?: string) => ErrorContext;
-
   async ping(): Promise<void> {
     await withClient(this.pool, this.ctx('ping'), (c) => c.query('SELECT 1'), FailureType.Unavailable);
+  }
+
+  relationKey(table: string): string {
+    return sql.mirrorRelation(table);
   }
 
   async ensureState(): Promise<void> {
@@ -64,9 +96,34 @@ export class PgMirror implements Mirror {
         await c.query(sql.ADVISORY_XACT_LOCK_SQL, [mirrorLockName(this.schema)]);
         await c.query(sql.createSchemaSql(this.schema));
         await c.query(sql.createStateTableSql(this.schema));
+        await c.query(sql.createFenceTableSql(this.schema));
+        // A state table of the first layout gains its registry columns (ALTER only when one is missing: it locks).
+        const have = new Set((await c.query<{ name: string }>(sql.STATE_COLUMNS_SQL, [this.schema])).rows.map((r) => r.name));
+        for (const [column, definition] of sql.STATE_COLUMNS_SINCE_FIRST_LAYOUT) {
+          if (!have.has(column)) await c.query(sql.addStateColumnSql(this.schema, column, definition));
+        }
       },
       FailureType.MirrorWriteFailed,
     );
+  }
+
+  async takeFence(scope: string, holder: string): Promise<Fence> {
+    const epoch = await withClient(
+      this.pool,
+      this.ctx('take fence'),
+      async (c) => (await c.query<{ epoch: string }>(sql.takeFenceSql(this.schema), [scope, holder])).rows[0]?.epoch,
+      FailureType.MirrorWriteFailed,
+    );
+    if (epoch === undefined) throw new MirrorError(FailureType.MirrorWriteFailed, 'no fence epoch', this.ctx('take fence'));
+    return { scope, epoch };
+  }
+
+  /** Fails unless `fence` is still the newest claim on its scope; holds it until the transaction ends. */
+  private async checkFence(c: PoolClient, fence: Fence, ctx: ErrorContext): Promise<void> {
+    const epoch = (await c.query<{ epoch: string }>(sql.checkFenceSql(this.schema), [fence.scope])).rows[0]?.epoch;
+    if (epoch !== fence.epoch) {
+      throw new MirrorError(FailureType.Fenced, `a newer writer took over ${fence.scope} (epoch ${epoch ?? 'none'}, ours ${fence.epoch})`, ctx);
+    }
   }
 
   async readState(): Promise<MirrorTableState[]> {
@@ -74,15 +131,15 @@ export class PgMirror implements Mirror {
       this.pool,
       this.ctx('read state'),
       async (c) => {
-        let rows: StateRow[];
+        let rows: (StateRow & { needs_backfill?: boolean })[];
         try {
-          rows = (await c.query<StateRow>(sql.readStateSql(this.schema))).rows;
+          rows = (await c.query<StateRow & { needs_backfill?: boolean }>(sql.readStateSql(this.schema))).rows;
         } catch (err) {
           // No state table yet (ensureState not run): nothing is mirrored.
           if (pgCode(err) === '42P01' || pgCode(err) === '3F000') return [];
           throw err;
         }
-        return rows.map(toTableState);
+        return rows.map((r) => ({ ...toTableState(r), needsBackfill: r.needs_backfill === true }));
       },
       FailureType.Unavailable,
     );
@@ -103,45 +160,102 @@ export class PgMirror implements Mirror {
     );
   }
 
+  /** What the state registry says this mirror owns for `table`; null when it owns nothing of that name. */
+  private async owned(c: PoolClient, table: string): Promise<Owned | null> {
+    let row: { relation: string | null; shadow: string | null } | undefined;
+    try {
+      row = (await c.query<{ relation: string | null; shadow: string | null }>(sql.ownedRelationsSql(this.schema), [table])).rows[0];
+    } catch (err) {
+      if (pgCode(err) === '42P01' || pgCode(err) === '3F000') return null;
+      throw err;
+    }
+    // A row of the first layout names no relation: its table is the one the naming rule gives.
+    return row ? { relation: row.relation ?? sql.mirrorRelation(table), shadow: row.shadow } : null;
+  }
+
   async applySchema(schema: TableSchema): Promise<SchemaApplyResult> {
     const live = sql.mirrorRelation(schema.name);
     const hash = schemaHash(schema);
+    const ctx = this.ctx('apply schema', schema.name);
     return withTransaction(
       this.pool,
-      this.ctx('apply schema', schema.name),
+      ctx,
       async (c) => {
+        await c.query(sql.lockTimeoutSql(this.ddlLockTimeoutMs));
         await c.query(sql.ADVISORY_XACT_LOCK_SQL, [mirrorLockName(this.schema, schema.name)]);
-        const step = schemaStep(await this.readTable(c, live), normalised(schema), { keyTypeFixed: false });
+        const { stored, notes } = await this.storedShape(c, schema);
+        const existing = await this.readTable(c, live);
+        if (existing && !(await this.owned(c, schema.name)) && !(await this.adopt(c, schema.name, live))) {
+          throw new MirrorError(
+            FailureType.TableFailed,
+            `a table named ${JSON.stringify(live)} already exists in the mirror schema and was not created by tenant-mirror: rename it, or exclude the source table`,
+            ctx,
+          );
+        }
+        const step = schemaStep(existing, normalised(stored), { keyTypeFixed: false });
         switch (step.step) {
           case 'create':
-            await c.query(sql.createTableSql(this.schema, live, schema, { primaryKey: true }));
-            // A state row without its table (dropped by hand) would claim rows the new, empty table lacks.
-            await c.query(sql.deleteStateSql(this.schema), [schema.name]);
+            await c.query(sql.createTableSql(this.schema, live, stored, { primaryKey: true }));
+            await c.query(sql.registerTableSql(this.schema), [schema.name, live]);
             break;
           case 'alter': {
             const alter = sql.alterTableSql(this.schema, live, step.changes);
             if (alter) await c.query(alter);
             await c.query(sql.setSchemaHashSql(this.schema), [schema.name, hash]);
+            // Remembered with the change itself, so a failure before anyone acts on it cannot lose the backfill.
+            if (step.changes.some((ch) => ch.kind === 'addColumn')) await c.query(sql.markBackfillSql(this.schema), [schema.name]);
             break;
           }
           case 'unchanged':
             await c.query(sql.setSchemaHashSql(this.schema), [schema.name, hash]);
             break;
           case 'replace':
-            await c.query(sql.dropTableSql(this.schema, live));
-            await c.query(sql.dropTableSql(this.schema, sql.shadowRelation(schema.name)));
-            await c.query(sql.deleteStateSql(this.schema), [schema.name]);
+            await this.dropOwned(c, schema.name);
+            await c.query(sql.createTableSql(this.schema, live, stored, { primaryKey: true }));
+            await c.query(sql.registerTableSql(this.schema), [schema.name, live]);
         }
-        return schemaResult(step);
+        return { ...schemaResult(step), ...(notes.length ? { notes } : {}) };
       },
       FailureType.MirrorWriteFailed,
     );
   }
 
+  /** A table of the first layout, created but never populated, had no state row: recognise it by our key's name. */
+  private async adopt(c: PoolClient, table: string, live: string): Promise<boolean> {
+    const ours = (await c.query<{ ours: boolean }>(sql.HAS_OUR_KEY_SQL, [this.schema, live, sql.pkConstraintName(live)])).rows[0]?.ours;
+    if (ours) await c.query(sql.registerTableSql(this.schema), [table, live]);
+    return ours === true;
+  }
+
+  /**
+   * The shape the mirror stores the table in: a native type this database does not have (a composite, a domain
+   * over one, an extension's type, a range of a custom type) is stored as its text form, with a note saying so.
+   */
+  private async storedShape(c: PoolClient, schema: TableSchema): Promise<{ stored: TableSchema; notes: string[] }> {
+    const natives = [...new Set(schema.columns.map((col) => nativeName(col.type)).filter((n): n is string => n !== null))];
+    const unknown = natives.filter((n) => !this.knownTypes.has(n));
+    if (unknown.length) {
+      for (const r of (await c.query<{ name: string; known: boolean }>(sql.KNOWN_TYPES_SQL, [unknown])).rows) this.knownTypes.set(r.name, r.known);
+    }
+    const notes: string[] = [];
+    const columns = schema.columns.map((col) => {
+      const name = nativeName(col.type);
+      if (name === null || this.knownTypes.get(name) !== false) return col;
+      notes.push(`column ${JSON.stringify(col.name)} (type ${name}) is stored as text: the mirror database has no type ${name}`);
+      return { ...col, type: { kind: 'string' } as LogicalType };
+    });
+    return { stored: { ...schema, columns }, notes };
+  }
+
+  /** storedShape for the statements that only need the shape (types are learnt by applySchema first). */
+  private async stored(c: PoolClient, schema: TableSchema): Promise<TableSchema> {
+    return (await this.storedShape(c, schema)).stored;
+  }
+
   async copyIntoShadow(
     schema: TableSchema,
     rows: Readable,
-    opts: { resume: boolean; chunkBytes: number; onChunk: (progress: PopulationProgress) => void },
+    opts: { resume: boolean; version: Version; chunkBytes: number; fence: Fence; onChunk: (progress: PopulationProgress) => void },
   ): Promise<PopulationProgress> {
     const ctx = this.ctx('populate', schema.name);
     const shadow = sql.shadowRelation(schema.name);
@@ -154,7 +268,7 @@ export class PgMirror implements Mirror {
       this.pool,
       ctx,
       async (c) => {
-        const marker = await this.prepareShadow(c, schema, shadow, hash, opts.resume);
+        const marker = await this.prepareShadow(c, schema, shadow, { hash, ...opts });
         let shadowRows = marker.rows;
         total.lastKey = marker.lastKey;
         try {
@@ -165,11 +279,12 @@ export class PgMirror implements Mirror {
               needsLastFlag: false,
               open: async () => {
                 await c.query('BEGIN');
+                await this.checkFence(c, opts.fence, ctx);
                 return c.query(copyFrom(copySql)) as CopyInStream;
               },
               close: async (chunk: ChunkInfo) => {
-                const lastKey = chunk.lastLine === null ? total.lastKey : keyOf(chunk.lastLine, keyIndexes, 0);
-                const next: ShadowProgress = { table: schema.name, schemaHash: hash, lastKey, rows: shadowRows + chunk.rows };
+                const lastKey = chunk.lastLine === null || keyIndexes.length === 0 ? total.lastKey : keyOf(chunk.lastLine, keyIndexes, 0);
+                const next: ShadowProgress = { ...marker, lastKey, rows: shadowRows + chunk.rows };
                 await c.query(sql.commentOnTableSql(this.schema, shadow, JSON.stringify(next)));
                 await c.query('COMMIT');
                 shadowRows = next.rows;
@@ -193,25 +308,32 @@ export class PgMirror implements Mirror {
   }
 
   /**
-   * Makes sure a shadow built for this exact schema exists, and returns its progress. Without `resume`, or when
-   * the shadow was built for another schema (or lost its marker), it starts over from an empty shadow.
+   * Makes sure a shadow built for this exact schema and version exists, and returns its progress. Without
+   * `resume`, or when the shadow was built for another schema or version (or lost its marker), it starts over
+   * from an empty shadow, registered as ours in the same transaction.
    */
   private async prepareShadow(
     c: PoolClient,
     schema: TableSchema,
     shadow: string,
-    hash: string,
-    resume: boolean,
+    opts: { hash: string; resume: boolean; version: Version; fence: Fence },
   ): Promise<ShadowProgress> {
-    if (resume) {
+    if (opts.resume) {
       const marker = await this.readMarker(c, shadow);
-      if (marker && marker.schemaHash === hash) return marker;
+      if (marker && marker.schemaHash === opts.hash && marker.version === opts.version) return marker;
     }
-    const fresh: ShadowProgress = { table: schema.name, schemaHash: hash, lastKey: null, rows: 0 };
+    const fresh: ShadowProgress = { table: schema.name, schemaHash: opts.hash, version: opts.version, lastKey: null, rows: 0 };
     await c.query('BEGIN');
     try {
-      await c.query(sql.dropTableSql(this.schema, shadow));
-      await c.query(sql.createTableSql(this.schema, shadow, schema, { primaryKey: false }));
+      await c.query(sql.lockTimeoutSql(this.ddlLockTimeoutMs));
+      await this.checkFence(c, opts.fence, this.ctx('populate', schema.name));
+      const owned = await this.owned(c, schema.name);
+      if (!owned) throw new MirrorError(FailureType.TableFailed, 'the mirror table is not registered (applySchema first)', this.ctx('populate', schema.name));
+      if (owned.shadow) await c.query(sql.dropTableSql(this.schema, owned.shadow));
+      // The first layout did not register shadows; one that carries our marker is ours all the same.
+      else if (await this.readMarker(c, shadow)) await c.query(sql.dropTableSql(this.schema, shadow));
+      await c.query(sql.createTableSql(this.schema, shadow, await this.stored(c, schema), { primaryKey: false }));
+      await c.query(sql.registerShadowSql(this.schema), [schema.name, shadow]);
       await c.query(sql.commentOnTableSql(this.schema, shadow, JSON.stringify(fresh)));
       await c.query('COMMIT');
     } catch (err) {
@@ -228,45 +350,48 @@ export class PgMirror implements Mirror {
     return text ? parseShadowProgress(text) : null;
   }
 
-  async shadowLastKey(schema: TableSchema): Promise<KeyValues | null> {
-    const shadow = sql.shadowRelation(schema.name);
+  async shadowProgress(schema: TableSchema): Promise<ShadowProgress | null> {
     const hash = schemaHash(schema);
     return withClient(
       this.pool,
       this.ctx('read shadow progress', schema.name),
       async (c) => {
-        const marker = await this.readMarker(c, shadow);
-        // A shadow built for another schema is rebuilt by copyIntoShadow, so it has no key to resume after.
-        return marker && marker.schemaHash === hash ? marker.lastKey : null;
+        const owned = await this.owned(c, schema.name);
+        if (!owned?.shadow) return null;
+        const marker = await this.readMarker(c, owned.shadow);
+        // A shadow built for another schema is rebuilt by copyIntoShadow, so it has nothing to resume.
+        return marker && marker.schemaHash === hash ? marker : null;
       },
       FailureType.Unavailable,
     );
   }
 
-  async swapInShadow(schema: TableSchema, lsn: Version, fingerprint: SourceFingerprint): Promise<{ rows: number }> {
+  async swapInShadow(schema: TableSchema, lsn: Version, fingerprint: SourceFingerprint, fence: Fence): Promise<{ rows: number }> {
     const live = sql.mirrorRelation(schema.name);
-    const shadow = sql.shadowRelation(schema.name);
     const hash = schemaHash(schema);
+    const ctx = this.ctx('swap in population', schema.name);
     return withTransaction(
       this.pool,
-      this.ctx('swap in population', schema.name),
+      ctx,
       async (c) => {
+        await c.query(sql.lockTimeoutSql(this.ddlLockTimeoutMs));
         await c.query(sql.ADVISORY_XACT_LOCK_SQL, [mirrorLockName(this.schema, schema.name)]);
-        const marker = await this.readMarker(c, shadow);
-        if (!marker) {
-          throw new MirrorError(FailureType.MirrorWriteFailed, 'no population to swap in (shadow table missing)');
-        }
-        if (marker.schemaHash !== hash) {
-          throw new MirrorError(FailureType.MirrorWriteFailed, 'the population was built for another table schema');
-        }
+        await this.checkFence(c, fence, ctx);
+        const owned = await this.owned(c, schema.name);
+        const marker = owned?.shadow ? await this.readMarker(c, owned.shadow) : null;
+        if (!owned?.shadow || !marker) throw new MirrorError(FailureType.MirrorWriteFailed, 'no population to swap in (shadow table missing)', ctx);
+        if (marker.schemaHash !== hash) throw new MirrorError(FailureType.MirrorWriteFailed, 'the population was built for another table schema', ctx);
+        const shadow = owned.shadow;
         // The key is built on the shadow before the live table is locked, so readers of the live table are
         // blocked only for the drop and the renames, not for the index build.
-        await c.query(sql.addPrimaryKeySql(this.schema, shadow, schema));
+        if (schema.primaryKey.length > 0) await c.query(sql.addPrimaryKeySql(this.schema, shadow, schema));
         await c.query(sql.commentOnTableSql(this.schema, shadow, null));
-        await c.query(sql.dropTableSql(this.schema, live));
+        await c.query(sql.dropTableSql(this.schema, owned.relation));
         await c.query(sql.renameTableSql(this.schema, shadow, live));
-        await c.query(sql.renameConstraintSql(this.schema, live, sql.pkConstraintName(shadow), sql.pkConstraintName(live)));
-        await c.query(sql.recordPopulationSql(this.schema), [schema.name, lsn, hash, JSON.stringify(fingerprint), marker.rows]);
+        if (schema.primaryKey.length > 0) {
+          await c.query(sql.renameConstraintSql(this.schema, live, sql.pkConstraintName(shadow), sql.pkConstraintName(live)));
+        }
+        await c.query(sql.recordPopulationSql(this.schema), [schema.name, lsn, hash, JSON.stringify(fingerprint), marker.rows, live]);
         return { rows: marker.rows };
       },
       FailureType.MirrorWriteFailed,
@@ -276,29 +401,39 @@ export class PgMirror implements Mirror {
   async applyChanges(
     schema: TableSchema,
     changes: Readable,
-    opts: { toVersion: Version; fingerprint: SourceFingerprint; batchBytes: number },
+    opts: { fromVersion: Version; toVersion: Version; fingerprint: SourceFingerprint; batchBytes: number; fence: Fence },
   ): Promise<ApplyResult> {
     const ctx = this.ctx('apply changes', schema.name);
     const live = sql.mirrorRelation(schema.name);
-    const hash = schemaHash(schema);
     const fingerprint = JSON.stringify(opts.fingerprint);
-    const text = {
-      staging: sql.createStagingSql(schema),
-      copy: sql.copyStagingSql(schema),
-      analyze: sql.analyzeStagingSql(),
-      del: sql.deleteFromStagingSql(this.schema, live, schema),
-      upsert: sql.upsertFromStagingSql(this.schema, live, schema),
-      recordSync: sql.recordSyncSql(this.schema),
-      adjust: sql.adjustRowCountSql(this.schema),
-    };
     const result: ApplyResult = { upserts: 0, deletes: 0, bytes: 0 };
 
     return withClient(
       this.pool,
       ctx,
       async (c) => {
-        const recordSync = (delta: number) =>
-          c.query(text.recordSync, [schema.name, opts.toVersion, fingerprint, delta, hash]);
+        const stored = await this.stored(c, schema);
+        const text = {
+          staging: sql.createStagingSql(stored),
+          copy: sql.copyStagingSql(stored),
+          analyze: sql.analyzeStagingSql(),
+          del: sql.deleteFromStagingSql(this.schema, live, stored),
+          upsert: sql.upsertFromStagingSql(this.schema, live, stored),
+          recordSync: sql.recordSyncSql(this.schema),
+          adjust: sql.adjustRowCountSql(this.schema),
+        };
+        /** Every batch: still our scope, and the LSN still the one the changes were read from. */
+        const claim = async (): Promise<void> => {
+          await this.checkFence(c, opts.fence, ctx);
+          const lsn = (await c.query<{ lsn: string | null }>(sql.lockStateRowSql(this.schema), [schema.name])).rows[0]?.lsn;
+          if (lsn !== opts.fromVersion) {
+            throw new MirrorError(FailureType.Fenced, `the LSN moved to ${lsn ?? 'none'} while changes from ${opts.fromVersion} were applied`, ctx);
+          }
+        };
+        const recordSync = async (delta: number): Promise<void> => {
+          const moved = (await c.query(text.recordSync, [schema.name, opts.toVersion, fingerprint, delta, opts.fromVersion])).rowCount;
+          if (moved !== 1) throw new MirrorError(FailureType.Fenced, `the LSN is no longer ${opts.fromVersion}`, ctx);
+        };
         try {
           await copyInChunks(
             changes,
@@ -308,6 +443,7 @@ export class PgMirror implements Mirror {
               needsLastFlag: true,
               open: async () => {
                 await c.query('BEGIN');
+                await claim();
                 await c.query(text.staging);
                 return c.query(copyFrom(text.copy)) as CopyInStream;
               },
@@ -327,7 +463,10 @@ export class PgMirror implements Mirror {
                 result.bytes += chunk.bytes;
               },
               empty: async () => {
+                await c.query('BEGIN');
+                await claim();
                 await recordSync(0);
+                await c.query('COMMIT');
               },
             },
             (err) => toMirrorError(err, { ...ctx, side: 'source' }, FailureType.SourceReadFailed),
@@ -342,14 +481,36 @@ export class PgMirror implements Mirror {
     );
   }
 
+  /** Drops the relations the registry names for `table`, and its state row. */
+  private async dropOwned(c: PoolClient, table: string): Promise<void> {
+    const owned = await this.owned(c, table);
+    if (!owned) return;
+    if (owned.shadow) await c.query(sql.dropTableSql(this.schema, owned.shadow));
+    await c.query(sql.dropTableSql(this.schema, owned.relation));
+    await c.query(sql.deleteStateSql(this.schema), [table]);
+  }
+
   async dropTable(table: string): Promise<void> {
     await withTransaction(
       this.pool,
       this.ctx('drop table', table),
       async (c) => {
+        await c.query(sql.lockTimeoutSql(this.ddlLockTimeoutMs));
         await c.query(sql.ADVISORY_XACT_LOCK_SQL, [mirrorLockName(this.schema, table)]);
-        await c.query(sql.dropTableSql(this.schema, sql.mirrorRelation(table)));
-        await c.query(sql.dropTableSql(this.schema, sql.shadowRelation(table)));
+        await this.dropOwned(c, table);
+      },
+      FailureType.MirrorWriteFailed,
+    );
+  }
+
+  async release(table: string): Promise<void> {
+    await withTransaction(
+      this.pool,
+      this.ctx('release table', table),
+      async (c) => {
+        await c.query(sql.ADVISORY_XACT_LOCK_SQL, [mirrorLockName(this.schema, table)]);
+        const owned = await this.owned(c, table);
+        if (owned?.shadow) await c.query(sql.dropTableSql(this.schema, owned.shadow));
         await c.query(sql.deleteStateSql(this.schema), [table]);
       },
       FailureType.MirrorWriteFailed,
@@ -361,13 +522,11 @@ export class PgMirror implements Mirror {
       this.pool,
       this.ctx('wipe'),
       async (c) => {
+        await c.query(sql.lockTimeoutSql(this.ddlLockTimeoutMs));
         await c.query(sql.ADVISORY_XACT_LOCK_SQL, [mirrorLockName(this.schema)]);
-        await c.query(sql.createSchemaSql(this.schema));
-        await c.query(sql.createStateTableSql(this.schema));
-        // Everything in the tenant's schema but the state table is a mirrored table or a shadow.
-        const tables = await c.query<{ name: string }>(sql.SCHEMA_TABLES_SQL, [this.schema, sql.STATE_TABLE]);
-        for (const { name } of tables.rows) await c.query(sql.dropTableSql(this.schema, name));
-        await c.query(sql.deleteAllStateSql(this.schema));
+        // Only what the registry names: the partner's own tables in this schema stay.
+        const owned = (await c.query<{ table_name: string }>(sql.allOwnedRelationsSql(this.schema))).rows;
+        for (const { table_name: table } of owned) await this.dropOwned(c, table);
       },
       FailureType.MirrorWriteFailed,
     );
@@ -388,6 +547,15 @@ export class PgMirror implements Mirror {
       primaryKey: pk.rows.map((r) => r.name),
     };
   }
+}
+
+/** The native PostgreSQL type a column names (an array's element type included), or null for a portable type. */
+function nativeName(type: LogicalType): string | null {
+  if (type.kind === 'array') {
+    const element = nativeName(type.element);
+    return element === null ? null : `${element}[]`;
+  }
+  return type.kind === 'native' && type.dialect === 'postgres' ? type.name : null;
 }
 
 /** The schema as this mirror would store it (types through the PostgreSQL mapping and back). */

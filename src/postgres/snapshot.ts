@@ -11,7 +11,7 @@ import { literalPg, quotePg } from '../core/identifiers';
 import { discontinuity } from '../core/versions';
 import { readFingerprint, readNativeKey, type NativeKeyColumn, type Queryable } from './catalog';
 import { connectClient } from './connection';
-import { isUsable, qualifiedSide, qualifiedTable, readTrackingState, sideKeyColumn } from './tracking';
+import { isUsable, qualifiedSide, qualifiedTable, readTracking } from './tracking';
 
 /**
  * One REPEATABLE READ READ ONLY transaction on one dedicated connection. Its version is the snapshot's xmin
@@ -93,10 +93,11 @@ export class PgSourceSnapshot implements SourceSnapshot {
     const ctx = this.ctx('read min valid version', table);
     return this.exclusive(async () => {
       try {
-        const state = await readTrackingState(this.db, table);
-        // Tracking that stopped recording (table recreated, triggers dropped or disabled, key changed) counts as
-        // absent: the caller enables it again, which raises the min valid version.
-        return isUsable(state, table) ? state.minValidVersion : null;
+        const { state, key } = await readTracking(this.db, table);
+        // Tracking that stopped recording (table recreated, triggers dropped or disabled, key renamed or retyped,
+        // partitions attached or detached) counts as absent: the caller enables it again, which raises the min
+        // valid version.
+        return isUsable(state, key) ? state.minValidVersion : null;
       } catch (err) {
         throw toMirrorError(err, ctx, FailureType.SourceReadFailed);
       }
@@ -115,13 +116,21 @@ export class PgSourceSnapshot implements SourceSnapshot {
       // Horizons never go back on one server: a mirror ahead of the source saw a different history.
       const restored = discontinuity(fromVersion, this.version, null);
       if (restored) throw new MirrorError(restored.type, restored.detail, ctx);
-      const state = await readTrackingState(this.db, table);
-      if (!isUsable(state, table)) {
-        throw new MirrorError(FailureType.TrackingExpired, 'change tracking is not (or no longer) recording this table', ctx);
+      const { state, key } = await readTracking(this.db, table);
+      if (!isUsable(state, key)) {
+        throw new MirrorError(
+          FailureType.TrackingExpired,
+          'change tracking is not (or no longer) recording this table as it is now (its key, partitions or triggers changed)',
+          ctx,
+        );
       }
       const expired = discontinuity(fromVersion, this.version, state.minValidVersion);
       if (expired) throw new MirrorError(expired.type, expired.detail, ctx);
-      return changesSql(table, state.sideTable, fromVersion, this.version);
+      if (await this.hasKeylessEntries(state.sideTable, fromVersion)) {
+        throw new MirrorError(FailureType.TrackingExpired, 'a key column was renamed or dropped while writes were recorded: repopulate', ctx);
+      }
+      await this.lockForRead(table, ctx);
+      return changesSql(table, state.sideTable, state.keyTypes, fromVersion, this.version);
     });
   }
 
@@ -129,8 +138,50 @@ export class PgSourceSnapshot implements SourceSnapshot {
     const ctx = this.ctx('read rows', table);
     return this.stream(ctx, async () => {
       const after = afterKey && afterKey.length > 0 ? await this.keyPredicate(table, afterKey, ctx) : null;
+      await this.lockForRead(table, ctx);
       return rowsSql(table, after);
     });
+  }
+
+  /** A side entry with a NULL key: the trigger could not read a key column (renamed, dropped) when it fired. */
+  private async hasKeylessEntries(side: string, from: Version): Promise<boolean> {
+    const { rows } = await this.db.query<{ found: boolean }>(
+      `SELECT EXISTS (SELECT 1 FROM ${qualifiedSide(side)}
+                       WHERE xid >= ${literalPg(from)}::xid8 AND xid < ${literalPg(this.version)}::xid8
+                         AND pg_catalog.array_position(k, NULL) IS NOT NULL) AS found`,
+    );
+    return rows[0]?.found === true;
+  }
+
+  /**
+   * TRUNCATE and the table-rewriting forms of ALTER TABLE are not MVCC-safe (PostgreSQL docs, 13.6): once one has
+   * committed, a snapshot taken before it sees the table empty, which a change read would turn into "every key
+   * deleted". So before reading a table this snapshot takes ACCESS SHARE on it — a rewrite can then no longer
+   * commit while we read — and checks that no rewrite committed since the snapshot began (the relation's storage,
+   * as the snapshot's catalog rows record it, is still the one the server uses now). NOWAIT under a savepoint: a
+   * DDL holding or waiting for the table makes us skip it this cycle, not wait (nor make the tenant wait behind us).
+   */
+  private async lockForRead(table: TableSchema, ctx: ErrorContext): Promise<void> {
+    await this.client.query('SAVEPOINT tenant_mirror_read');
+    try {
+      await this.client.query(`LOCK TABLE ${qualifiedTable(table)} IN ACCESS SHARE MODE NOWAIT`);
+    } catch (err) {
+      await this.client.query('ROLLBACK TO SAVEPOINT tenant_mirror_read');
+      if (pgCode(err) === '55P03') throw new MirrorError(FailureType.SourceBusy, 'the table is locked by DDL right now', ctx);
+      throw err;
+    }
+    await this.client.query('RELEASE SAVEPOINT tenant_mirror_read');
+    const { rows } = await this.db.query<{ rewritten: boolean }>(
+      // The table itself and, when it is partitioned, its leaves (a plain table has no partition tree).
+      `SELECT coalesce(bool_or(c.relfilenode <> pg_catalog.pg_relation_filenode(c.oid)), false) AS rewritten
+         FROM pg_catalog.pg_class c
+        WHERE c.oid = $1::regclass
+           OR c.oid IN (SELECT t.relid FROM pg_catalog.pg_partition_tree($1::regclass) t WHERE t.isleaf)`,
+      [qualifiedTable(table)],
+    );
+    if (rows[0]?.rewritten) {
+      throw new MirrorError(FailureType.SourceBusy, 'the table was rewritten (TRUNCATE or ALTER TABLE) after this snapshot began', ctx);
+    }
   }
 
   /** `(k1, k2) > ('v1'::type1, 'v2'::type2)` — COPY takes no bind parameters, so the values become literals. */
@@ -217,7 +268,9 @@ function copyInto(copy: Readable, out: Writable): Promise<void> {
 export function rowsSql(table: TableSchema, after: string | null): string {
   const cols = table.columns.map((c) => columnExpr(quotePg(c.name), c.type)).join(', ');
   const order = table.primaryKey.map(quotePg).join(', ');
-  return `COPY (SELECT ${cols} FROM ${qualifiedTable(table)}${after ? ` WHERE ${after}` : ''} ORDER BY ${order}) TO STDOUT`;
+  // A table without a key is read in no particular order (it is refreshed whole, never resumed).
+  const orderBy = order ? ` ORDER BY ${order}` : '';
+  return `COPY (SELECT ${cols} FROM ${qualifiedTable(table)}${after ? ` WHERE ${after}` : ''}${orderBy}) TO STDOUT`;
 }
 
 /** The row-comparison predicate for "key greater than these values"; values are COPY text fields (decoded). */
@@ -235,21 +288,24 @@ export function keyAfterPredicate(key: string[], types: string[], values: KeyVal
 /**
  * Net changes as COPY text, one line per key: `U` + the current row when the key has a row in this snapshot,
  * else `D` + the key (other columns NULL). The recorded op is not consulted: xids do not order two writes to
- * the same key, the row itself does.
+ * the same key, the row itself does. Keys are recorded as text and cast back to the key types they were
+ * recorded under (`keyTypes`, equal to the current ones: see isUsable).
  */
-export function changesSql(table: TableSchema, side: string, from: Version, to: Version): string {
+export function changesSql(table: TableSchema, side: string, keyTypes: string[], from: Version, to: Version): string {
   const keyIndex = new Map(table.primaryKey.map((c, i) => [c, i]));
+  const keyAlias = (i: number): string => quotePg(`k${i + 1}`);
   const cols = table.columns.map((c) => {
     const i = keyIndex.get(c.name);
-    return i === undefined ? columnExpr(`t.${quotePg(c.name)}`, c.type) : columnExpr(`k.${sideKeyColumn(i)}`, c.type);
+    return i === undefined ? columnExpr(`t.${quotePg(c.name)}`, c.type) : columnExpr(`kk.${keyAlias(i)}`, c.type);
   });
-  const sideCols = table.primaryKey.map((_, i) => sideKeyColumn(i)).join(', ');
-  const join = table.primaryKey.map((c, i) => `t.${quotePg(c)} = k.${sideKeyColumn(i)}`).join(' AND ');
+  const casts = keyTypes.map((type, i) => `(c.k[${i + 1}])::${type} AS ${keyAlias(i)}`).join(', ');
+  const join = table.primaryKey.map((c, i) => `t.${quotePg(c)} = kk.${keyAlias(i)}`).join(' AND ');
   const exists = `CASE WHEN t.${quotePg(table.primaryKey[0] ?? '')} IS NULL THEN 'D' ELSE 'U' END`;
   return (
     `COPY (SELECT ${[exists, ...cols].join(', ')} ` +
-    `FROM (SELECT DISTINCT ${sideCols} FROM ${qualifiedSide(side)} ` +
-    `WHERE xid >= ${literalPg(assertVersion(from))}::xid8 AND xid < ${literalPg(assertVersion(to))}::xid8) k ` +
+    `FROM (SELECT DISTINCT k FROM ${qualifiedSide(side)} ` +
+    `WHERE xid >= ${literalPg(assertVersion(from))}::xid8 AND xid < ${literalPg(assertVersion(to))}::xid8) c ` +
+    `CROSS JOIN LATERAL (SELECT ${casts}) kk ` +
     `LEFT JOIN ${qualifiedTable(table)} t ON ${join}) TO STDOUT`
   );
 }
@@ -267,4 +323,8 @@ export function columnExpr(expr: string, type: LogicalType): string {
 export function assertVersion(v: string): string {
   if (!/^\d{1,20}$/.test(v)) throw new MirrorError(FailureType.BadConfig, `not a PostgreSQL source version: ${JSON.stringify(v)}`);
   return v;
+}
+
+function pgCode(err: unknown): string {
+  return typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : '';
 }

@@ -9,11 +9,14 @@ import { FailureType, type ErrorContext, contextFor } from '../core/errors';
 import { estimateRows, listTables } from './catalog';
 import { createPgPool, withClient } from './connection';
 import { PgSourceSnapshot } from './snapshot';
-import { cleanupTracking, enableTracking } from './tracking';
+import { cleanupTracking, enableTracking, untrack } from './tracking';
 
 /** maxConnections: a snapshot holds one connection for its lifetime; default 4. */
 export interface PgChangeSourceOptions extends SourceOptions {
-  /** How long enableTracking waits for the table lock before failing (retryably). Default 10 s. */
+  /**
+   * How long enableTracking (and untrack) waits for a table lock before failing, retryably. Short, because the
+   * tenant's writers queue behind the waiting request: default 1 s.
+   */
   lockTimeoutMs?: number;
 }
 
@@ -24,7 +27,7 @@ export class PgChangeSource implements ChangeSource {
 
   constructor(opts: PgChangeSourceOptions) {
     this.ctx = contextFor(opts.tenant, 'source');
-    this.lockTimeoutMs = opts.lockTimeoutMs ?? 10_000;
+    this.lockTimeoutMs = opts.lockTimeoutMs ?? 1_000;
     this.pool = createPgPool(opts.url, { max: opts.maxConnections ?? 4, applicationName: 'tenant-mirror' });
   }
 
@@ -46,6 +49,10 @@ export class PgChangeSource implements ChangeSource {
     const snap = await PgSourceSnapshot.open(this.pool, this.ctx('snapshot'), (s) => this.openSnapshots.delete(s));
     this.openSnapshots.add(snap);
     return snap;
+  }
+
+  untrack(select: (name: string) => boolean): Promise<string[]> {
+    return untrack(this.pool, select, this.lockTimeoutMs, this.ctx('untrack'));
   }
 
   cleanup(retentionMs: number): Promise<void> {

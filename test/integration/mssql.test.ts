@@ -23,7 +23,7 @@ import { from as copyFrom } from 'pg-copy-streams';
 import sql from 'mssql';
 import { encodeLine } from '../../src/core/copy-text';
 import { FailureType, MirrorError } from '../../src/core/errors';
-import type { ChangeSource, LogicalType, Mirror, SourceFingerprint, TableSchema, Version } from '../../src/core/types';
+import type { ChangeSource, Fence, LogicalType, Mirror, SourceFingerprint, TableSchema, Version } from '../../src/core/types';
 import { continuityBreak } from '../../activities/decide';
 import { EmbeddedPg } from '../../dev/embedded-postgres';
 import { logicalToPgType } from '../../src/postgres/types';
@@ -245,13 +245,37 @@ function pgRow(id: number, v: number): string {
     '\\x0001${(v % 256).toString(16).padStart(2, '0')}', gen_random_uuid(), '{"k": ${v}, "s": "x"}', ARRAY[${v}, ${v + 1}], '<a v="${v}"/>')`;
 }
 
+/** The fence a populateTable or syncSession activity takes, once per mirror and scope. */
+const fences = new WeakMap<Mirror, Map<string, Fence>>();
+async function fenceOf(mirror: Mirror, scope: string): Promise<Fence> {
+  const known = fences.get(mirror) ?? new Map<string, Fence>();
+  fences.set(mirror, known);
+  let fence = known.get(scope);
+  if (!fence) {
+    fence = await mirror.takeFence(scope, 'mssql test');
+    known.set(scope, fence);
+  }
+  return fence;
+}
+
+/** copyIntoShadow with the version and fence a populateTable activity gives. */
+async function copyRows(mirror: Mirror, table: TableSchema, rows: Readable, version: Version, opts: { resume?: boolean; chunkBytes: number }) {
+  return mirror.copyIntoShadow(table, rows, {
+    resume: opts.resume ?? false,
+    version,
+    chunkBytes: opts.chunkBytes,
+    fence: await fenceOf(mirror, `populate:${table.name}`),
+    onChunk: () => undefined,
+  });
+}
+
 async function populate(source: ChangeSource, mirror: Mirror, table: TableSchema): Promise<Version> {
   await mirror.applySchema(table);
   await source.enableTracking(table, WEEK);
   const snap = await source.snapshot();
   try {
-    await mirror.copyIntoShadow(table, snap.rows(table), { resume: false, chunkBytes: 2048, onChunk: () => undefined });
-    await mirror.swapInShadow(table, snap.version, snap.fingerprint);
+    await copyRows(mirror, table, snap.rows(table), snap.version, { chunkBytes: 2048 });
+    await mirror.swapInShadow(table, snap.version, snap.fingerprint, await fenceOf(mirror, `populate:${table.name}`));
     return snap.version;
   } finally {
     await snap.close();
@@ -261,7 +285,13 @@ async function populate(source: ChangeSource, mirror: Mirror, table: TableSchema
 async function sync(source: ChangeSource, mirror: Mirror, table: TableSchema, from: Version): Promise<{ version: Version; upserts: number; deletes: number }> {
   const snap = await source.snapshot();
   try {
-    const r = await mirror.applyChanges(table, snap.changes(table, from), { toVersion: snap.version, fingerprint: snap.fingerprint, batchBytes: 1024 });
+    const r = await mirror.applyChanges(table, snap.changes(table, from), {
+      fromVersion: from,
+      toVersion: snap.version,
+      fingerprint: snap.fingerprint,
+      batchBytes: 1024,
+      fence: await fenceOf(mirror, 'session'),
+    });
     return { version: snap.version, upserts: r.upserts, deletes: r.deletes };
   } finally {
     await snap.close();
@@ -412,13 +442,13 @@ describe.skipIf(!MSSQL_URL)('SQL Server against a real server (MSSQL_URL)', () =
       try {
         const all = (await drain(snap.rows(table))).split('\n').filter(Boolean);
         const firstTen = all.slice(0, 10).join('\n') + '\n';
-        await mirror.copyIntoShadow(table, Readable.from([firstTen]), { resume: false, chunkBytes: 1, onChunk: () => undefined });
-        const lastKey = await mirror.shadowLastKey(table);
+        await copyRows(mirror, table, Readable.from([firstTen]), snap.version, { chunkBytes: 1 });
+        const lastKey = (await mirror.shadowProgress(table))?.lastKey ?? null;
         expect(lastKey).toEqual([all[9]!.split('\t')[0]]);
         const rest = snap.rows(table, lastKey!);
-        const progress = await mirror.copyIntoShadow(table, rest, { resume: true, chunkBytes: 4096, onChunk: () => undefined });
+        const progress = await copyRows(mirror, table, rest, snap.version, { resume: true, chunkBytes: 4096 });
         expect(progress.rows).toBe(all.length);
-        await mirror.swapInShadow(table, snap.version, snap.fingerprint);
+        await mirror.swapInShadow(table, snap.version, snap.fingerprint, await fenceOf(mirror, `populate:${table.name}`));
         lsn = snap.version;
       } finally {
         await snap.close();
@@ -760,8 +790,8 @@ describe.skipIf(!MSSQL_URL)('SQL Server against a real server (MSSQL_URL)', () =
       try {
         const all = (await drain(snap.rows(table))).split('\n').filter(Boolean);
         expect(all).toHaveLength(30);
-        await mirror.copyIntoShadow(table, Readable.from([all.slice(0, 5).join('\n') + '\n']), { resume: false, chunkBytes: 1, onChunk: () => undefined });
-        const lastKey = await mirror.shadowLastKey(table);
+        await copyRows(mirror, table, Readable.from([all.slice(0, 5).join('\n') + '\n']), snap.version, { chunkBytes: 1 });
+        const lastKey = (await mirror.shadowProgress(table))?.lastKey ?? null;
         expect(lastKey).toEqual(['2024-01-01 00:00:00.997', '5']);
         // A new process: the declared types are read again for the resume.
         const fresh = new MssqlChangeSource({ url: msUrl, tenant: 'ticks' });
@@ -769,13 +799,13 @@ describe.skipIf(!MSSQL_URL)('SQL Server against a real server (MSSQL_URL)', () =
         try {
           const rest = (await drain(again.rows(table, lastKey!))).split('\n').filter(Boolean);
           expect(rest).toEqual(all.slice(5));
-          const progress = await mirror.copyIntoShadow(table, Readable.from([rest.join('\n') + '\n']), { resume: true, chunkBytes: 4096, onChunk: () => undefined });
+          const progress = await copyRows(mirror, table, Readable.from([rest.join('\n') + '\n']), snap.version, { resume: true, chunkBytes: 4096 });
           expect(progress.rows).toBe(30);
         } finally {
           await again.close();
           await fresh.close();
         }
-        await mirror.swapInShadow(table, snap.version, await snap.tableFingerprint(table));
+        await mirror.swapInShadow(table, snap.version, await snap.tableFingerprint(table), await fenceOf(mirror, `populate:${table.name}`));
       } finally {
         await snap.close();
       }
@@ -875,9 +905,9 @@ async function facts(src: ChangeSource, table: TableSchema): Promise<{ sourceVer
 async function populateRecording(source: ChangeSource, mirror: Mirror, table: TableSchema): Promise<{ lsn: Version; fingerprint: SourceFingerprint }> {
   const snap = await source.snapshot();
   try {
-    await mirror.copyIntoShadow(table, snap.rows(table), { resume: false, chunkBytes: 2048, onChunk: () => undefined });
+    await copyRows(mirror, table, snap.rows(table), snap.version, { chunkBytes: 2048 });
     const fingerprint = await snap.tableFingerprint(table);
-    await mirror.swapInShadow(table, snap.version, fingerprint);
+    await mirror.swapInShadow(table, snap.version, fingerprint, await fenceOf(mirror, `populate:${table.name}`));
     return { lsn: snap.version, fingerprint };
   } finally {
     await snap.close();

@@ -11,7 +11,7 @@ import { to as copyTo } from 'pg-copy-streams';
 import { encodeLine } from '../../src/core/copy-text';
 import { FailureType, MirrorError } from '../../src/core/errors';
 import { schemaHash } from '../../src/core/schema-hash';
-import type { KeyValues, PopulationProgress, TableSchema } from '../../src/core/types';
+import type { Fence, KeyValues, PopulationProgress, TableSchema } from '../../src/core/types';
 import { EmbeddedPg } from '../../dev/embedded-postgres';
 import { PgMirror } from '../../src/postgres/mirror';
 import { waitFor } from '../support/wait';
@@ -120,6 +120,43 @@ async function columnsOf(relation: string): Promise<{ name: string; type: string
   return res.rows.map((r) => ({ name: r.name, type: r.type, notNull: r.not_null }));
 }
 
+/** One population fence per table (taking a fence again would end the claim of the tests before). */
+const fences = new Map<string, Fence>();
+async function fenceFor(table: string, on: PgMirror = mirror): Promise<Fence> {
+  const known = fences.get(table);
+  if (known) return known;
+  const fence = await on.takeFence(`populate:${table}`, 'pg-mirror test');
+  fences.set(table, fence);
+  return fence;
+}
+
+/** Population with the version and fence a populateTable activity gives. */
+async function copy(
+  schema: TableSchema,
+  rows: Readable,
+  opts: { resume?: boolean; chunkBytes: number; onChunk?: (p: PopulationProgress) => void; version?: string },
+): Promise<PopulationProgress> {
+  return mirror.copyIntoShadow(schema, rows, {
+    resume: opts.resume ?? false,
+    version: opts.version ?? '1',
+    chunkBytes: opts.chunkBytes,
+    fence: await fenceFor(schema.name),
+    onChunk: opts.onChunk ?? (() => undefined),
+  });
+}
+
+async function swap(schema: TableSchema, lsn: string): Promise<{ rows: number }> {
+  return mirror.swapInShadow(schema, lsn, FINGERPRINT, await fenceFor(schema.name));
+}
+
+let sessionFence: Fence | null = null;
+/** A change batch from the LSN the mirror holds now, as a sync session sends it. */
+async function apply(schema: TableSchema, changes: Readable, toVersion: string, batchBytes: number, on: PgMirror = mirror) {
+  sessionFence ??= await mirror.takeFence('session', 'pg-mirror test');
+  const fromVersion = (await stateOf(schema.name))?.lsn ?? '0';
+  return on.applyChanges(schema, changes, { fromVersion, toVersion, fingerprint: FINGERPRINT, batchBytes, fence: sessionFence });
+}
+
 async function expectFailure(promise: Promise<unknown>, type: string): Promise<MirrorError> {
   const err = await promise.then(
     () => null,
@@ -165,11 +202,7 @@ describe('PgMirror', () => {
   it('populates a shadow in chunks, invisible until the swap, then swaps it in with its LSN', async () => {
     const rows = Array.from({ length: 400 }, (_, i) => manyRow(i + 1));
     const progress: PopulationProgress[] = [];
-    const result = await mirror.copyIntoShadow(manyTypes, linesStream(rows), {
-      resume: false,
-      chunkBytes: 4000,
-      onChunk: (p) => progress.push(p),
-    });
+    const result = await copy(manyTypes, linesStream(rows), { chunkBytes: 4000, onChunk: (p) => progress.push(p), version: '1000' });
     expect(result.rows).toBe(400);
     expect(result.bytes).toBe(Buffer.byteLength(copyText(rows)));
     expect(result.lastKey).toEqual(['400']);
@@ -181,11 +214,13 @@ describe('PgMirror', () => {
 
     expect(await count('many')).toBe(0);
     expect(await count('_shadow_many')).toBe(400);
-    expect(await mirror.shadowLastKey(manyTypes)).toEqual(['400']);
+    expect(await mirror.shadowProgress(manyTypes)).toMatchObject({ table: 'many', version: '1000', lastKey: ['400'], rows: 400 });
+    expect(await mirror.readPopulations()).toEqual([{ table: 'many', rows: 400 }]);
 
-    expect(await mirror.swapInShadow(manyTypes, '1000', FINGERPRINT)).toEqual({ rows: 400 });
+    expect(await swap(manyTypes, '1000')).toEqual({ rows: 400 });
     expect(await dump(manyTypes)).toBe(copyText(rows));
-    expect(await mirror.shadowLastKey(manyTypes)).toBeNull();
+    expect(await mirror.shadowProgress(manyTypes)).toBeNull();
+    expect(await mirror.readPopulations()).toEqual([]);
     const state = await stateOf('many');
     expect(state).toMatchObject({ lsn: '1000', schemaHash: schemaHash(manyTypes), fingerprint: FINGERPRINT, rows: 400 });
     expect(state?.populatedAt).not.toBeNull();
@@ -194,8 +229,8 @@ describe('PgMirror', () => {
 
   it('repopulates an existing table: the swap replaces it (key names do not collide)', async () => {
     const rows = Array.from({ length: 50 }, (_, i) => manyRow(i * 2 + 1, 7));
-    await mirror.copyIntoShadow(manyTypes, linesStream(rows), { resume: false, chunkBytes: 1 << 20, onChunk: () => undefined });
-    expect(await mirror.swapInShadow(manyTypes, '1001', FINGERPRINT)).toEqual({ rows: 50 });
+    await copy(manyTypes, linesStream(rows), { chunkBytes: 1 << 20 });
+    expect(await swap(manyTypes, '1001')).toEqual({ rows: 50 });
     expect(await dump(manyTypes)).toBe(copyText(rows));
     const pk = await db.query<{ conname: string }>(
       `SELECT conname FROM pg_constraint WHERE conrelid = to_regclass($1) AND contype = 'p'`,
@@ -207,9 +242,9 @@ describe('PgMirror', () => {
   it('an empty population swaps in an empty table', async () => {
     const empty = schemaOf('empty', [{ name: 'id', type: { kind: 'int32' }, nullable: false }]);
     await mirror.applySchema(empty);
-    const result = await mirror.copyIntoShadow(empty, Readable.from([]), { resume: false, chunkBytes: 100, onChunk: () => undefined });
+    const result = await copy(empty, Readable.from([]), { chunkBytes: 100 });
     expect(result).toEqual({ rows: 0, bytes: 0, lastKey: null });
-    expect(await mirror.swapInShadow(empty, '5', FINGERPRINT)).toEqual({ rows: 0 });
+    expect(await swap(empty, '5')).toEqual({ rows: 0 });
     expect(await stateOf('empty')).toMatchObject({ lsn: '5', rows: 0 });
   });
 
@@ -234,11 +269,11 @@ describe('PgMirror', () => {
       );
       const seen: PopulationProgress[] = [];
       const err = await expectFailure(
-        mirror.copyIntoShadow(odd, failing, { resume: false, chunkBytes: 500, onChunk: (p) => seen.push(p) }),
+        copy(odd, failing, { chunkBytes: 500, onChunk: (p) => seen.push(p), version: '77' }),
         FailureType.SourceReadFailed,
       );
       expect(err.context.side).toBe('source');
-      const last = await mirror.shadowLastKey(odd);
+      const last = (await mirror.shadowProgress(odd))?.lastKey ?? null;
       expect(last).toEqual(seen.at(-1)?.lastKey);
       const done = seen.at(-1)!.rows;
       expect(done).toBeGreaterThan(0);
@@ -249,22 +284,25 @@ describe('PgMirror', () => {
       const after = (row: (string | null)[], key: KeyValues): boolean =>
         Number(row[0]) > Number(key[0]) || (Number(row[0]) === Number(key[0]) && Number(row[1]) > Number(key[1]));
       const rest = all.filter((r) => after(r, last!));
-      const resumed = await mirror.copyIntoShadow(odd, linesStream(rest), { resume: true, chunkBytes: 500, onChunk: () => undefined });
+      const resumed = await copy(odd, linesStream(rest), { resume: true, chunkBytes: 500, version: '77' });
       expect(resumed.rows).toBe(rest.length);
-      expect(await mirror.swapInShadow(odd, '77', FINGERPRINT)).toEqual({ rows: 300 });
+      expect(await swap(odd, '77')).toEqual({ rows: 300 });
       const expected = [...all].sort((a, b) => Number(a[0]) - Number(b[0]) || Number(a[1]) - Number(b[1]));
       expect(await dump(odd)).toBe(copyText(expected));
       expect(await stateOf(odd.name)).toMatchObject({ lsn: '77', rows: 300 });
     });
 
-    it('a resume of a shadow built for another schema starts over', async () => {
-      await mirror.copyIntoShadow(odd, linesStream(all.slice(0, 10)), { resume: false, chunkBytes: 100, onChunk: () => undefined });
+    it('a resume of a shadow built for another schema, or at another version, starts over', async () => {
+      await copy(odd, linesStream(all.slice(0, 10)), { chunkBytes: 100, version: '80' });
       const changed: TableSchema = { ...odd, columns: [...odd.columns, { name: 'extra', type: { kind: 'int32' }, nullable: true }] };
-      expect(await mirror.shadowLastKey(changed)).toBeNull();
+      expect(await mirror.shadowProgress(changed)).toBeNull();
       const rows = all.slice(0, 4).map((r) => [...r, '9']);
-      const result = await mirror.copyIntoShadow(changed, linesStream(rows), { resume: true, chunkBytes: 100, onChunk: () => undefined });
+      const result = await copy(changed, linesStream(rows), { resume: true, chunkBytes: 100, version: '80' });
       expect(result.rows).toBe(4);
       expect(await count(`_shadow_${odd.name}`)).toBe(4);
+      const otherVersion = await copy(changed, linesStream(rows.slice(0, 2)), { resume: true, chunkBytes: 100, version: '81' });
+      expect(otherVersion.rows).toBe(2);
+      expect(await count(`_shadow_${odd.name}`)).toBe(2);
     });
 
     it('dropTable removes the table, its shadow and its state', async () => {
@@ -298,8 +336,8 @@ describe('PgMirror', () => {
     beforeAll(async () => {
       await mirror.applySchema(kv);
       const initial = Array.from({ length: 20 }, (_, i) => put(i + 1, `v${i + 1}`));
-      await mirror.copyIntoShadow(kv, linesStream(initial), { resume: false, chunkBytes: 1 << 16, onChunk: () => undefined });
-      await mirror.swapInShadow(kv, '100', FINGERPRINT);
+      await copy(kv, linesStream(initial), { chunkBytes: 1 << 16, version: '100' });
+      await swap(kv, '100');
     });
 
     it('applies U and D lines across batches; only the last batch moves the LSN', async () => {
@@ -319,7 +357,7 @@ describe('PgMirror', () => {
         })(),
       );
       const firstBytes = Buffer.byteLength(copyText(first));
-      const result = await mirror.applyChanges(kv, changes, { toVersion: '200', fingerprint: FINGERPRINT, batchBytes: firstBytes });
+      const result = await apply(kv, changes, '200', firstBytes);
       expect(result).toEqual({ upserts: 6, deletes: 3, bytes: firstBytes + Buffer.byteLength(copyText(second)) });
       expect(await dump(kv)).toBe(modelText());
       expect(await stateOf('kv')).toMatchObject({ lsn: '200', rows: model.size, fingerprint: FINGERPRINT });
@@ -328,22 +366,21 @@ describe('PgMirror', () => {
     it('re-applying the same changes is idempotent', async () => {
       const before = modelText();
       const lines = [U(1, 'one'), D(3), U(21, 'new', '\\x00ff0a5c')];
-      const result = await mirror.applyChanges(kv, linesStream(lines), { toVersion: '201', fingerprint: FINGERPRINT, batchBytes: 10 });
+      const result = await apply(kv, linesStream(lines), '201', 10);
       expect(result.deletes).toBe(0);
       expect(await dump(kv)).toBe(before);
       expect(await stateOf('kv')).toMatchObject({ lsn: '201', rows: model.size });
     });
 
-    it('a rejected value rolls the batch back: data and LSN unchanged, MirrorWriteFailed', async () => {
+    it('a rejected value rolls the batch back: data and LSN unchanged; the table fails alone (TableFailed), naming no value', async () => {
       const before = await dump(kv);
       const stateBefore = await stateOf('kv');
       const lines = [['U', '1', 'changed', null], ['D', '2', null, null], ['U', '8', 'far too long for ten', null]];
-      const err = await expectFailure(
-        mirror.applyChanges(kv, linesStream(lines), { toVersion: '300', fingerprint: FINGERPRINT, batchBytes: 1 << 20 }),
-        FailureType.MirrorWriteFailed,
-      );
+      const err = await expectFailure(apply(kv, linesStream(lines), '300', 1 << 20), FailureType.TableFailed);
       expect(err.context).toMatchObject({ table: 'kv', operation: 'apply changes', side: 'mirror' });
-      expect(err.retryable).toBe(true);
+      expect(err.message).toMatch(/value too long for type character varying\(10\) \(SQLSTATE 22001, column v\)/);
+      expect(err.message).not.toContain('far too long');
+      expect(err.retryable).toBe(false);
       expect(await dump(kv)).toBe(before);
       expect(await stateOf('kv')).toEqual(stateBefore);
       // The pool is still usable.
@@ -364,14 +401,11 @@ describe('PgMirror', () => {
             sent++;
           },
         });
-        await expectFailure(
-          single.applyChanges(kv, stream, { toVersion: '300', fingerprint: FINGERPRINT, batchBytes: 64 << 20 }),
-          FailureType.MirrorWriteFailed,
-        );
+        await expectFailure(apply(kv, stream, '300', 64 << 20, single), FailureType.TableFailed);
         expect(await dump(kv)).toBe(before);
         // The only connection of that pool still works, for a query and for another COPY.
         await single.ping();
-        const ok = await single.applyChanges(kv, linesStream([U(8, 'eight')]), { toVersion: '201', fingerprint: FINGERPRINT, batchBytes: 100 });
+        const ok = await apply(kv, linesStream([U(8, 'eight')]), '202', 100, single);
         expect(ok.upserts).toBe(1);
         expect(await dump(kv)).toBe(modelText());
       } finally {
@@ -379,20 +413,38 @@ describe('PgMirror', () => {
       }
     });
 
-    it('a malformed line also fails as MirrorWriteFailed and leaves everything as it was', async () => {
+    it('a malformed line also fails the table and leaves everything as it was', async () => {
       const before = await dump(kv);
-      const err = await expectFailure(
-        mirror.applyChanges(kv, Readable.from(['U\t1\tonly two fields\n']), { toVersion: '300', fingerprint: FINGERPRINT, batchBytes: 100 }),
-        FailureType.MirrorWriteFailed,
-      );
+      const err = await expectFailure(apply(kv, Readable.from(['U\t1\tonly two fields\n']), '300', 100), FailureType.TableFailed);
       expect(err.message).not.toContain('postgres:postgres');
+      expect(err.message).not.toContain('only two fields');
       expect(await dump(kv)).toBe(before);
-      expect((await stateOf('kv'))?.lsn).toBe('201');
+      expect((await stateOf('kv'))?.lsn).toBe('202');
+    });
+
+    it('a stale writer cannot write: an LSN that moved, or a fence a newer session took', async () => {
+      const before = await dump(kv);
+      const stateBefore = await stateOf('kv');
+      const fence = await mirror.takeFence('session', 'the newer session');
+      const stale = await expectFailure(
+        mirror.applyChanges(kv, linesStream([['U', '1', 'stale', null]]), { fromVersion: '100', toVersion: '150', fingerprint: FINGERPRINT, batchBytes: 100, fence }),
+        FailureType.Fenced,
+      );
+      expect(stale.message).toMatch(/the LSN moved to 202 while changes from 100 were applied/);
+      const older = sessionFence!;
+      sessionFence = fence;
+      const fenced = await expectFailure(
+        mirror.applyChanges(kv, linesStream([['U', '1', 'stale', null]]), { fromVersion: '202', toVersion: '250', fingerprint: FINGERPRINT, batchBytes: 100, fence: older }),
+        FailureType.Fenced,
+      );
+      expect(fenced.message).toMatch(/a newer writer took over session/);
+      expect(await dump(kv)).toBe(before);
+      expect(await stateOf('kv')).toEqual(stateBefore);
     });
 
     it('an empty change stream still records the version and the sync time', async () => {
       const before = await stateOf('kv');
-      const result = await mirror.applyChanges(kv, Readable.from([]), { toVersion: '400', fingerprint: FINGERPRINT, batchBytes: 100 });
+      const result = await apply(kv, Readable.from([]), '400', 100);
       expect(result).toEqual({ upserts: 0, deletes: 0, bytes: 0 });
       const after = await stateOf('kv');
       expect(after?.lsn).toBe('400');
@@ -406,10 +458,12 @@ describe('PgMirror', () => {
         { name: 'b', type: { kind: 'string' }, nullable: false },
       ], ['a', 'b']);
       await mirror.applySchema(keys);
+      await copy(keys, Readable.from([]), { chunkBytes: 100 });
+      await swap(keys, '0');
       const lines = [['U', '1', 'x'], ['U', '1', 'y'], ['U', '2', 'x']];
-      expect(await mirror.applyChanges(keys, linesStream(lines), { toVersion: '1', fingerprint: FINGERPRINT, batchBytes: 100 })).toMatchObject({ upserts: 3 });
+      expect(await apply(keys, linesStream(lines), '1', 100)).toMatchObject({ upserts: 3 });
       const again = [['U', '1', 'x'], ['D', '2', 'x']];
-      expect(await mirror.applyChanges(keys, linesStream(again), { toVersion: '2', fingerprint: FINGERPRINT, batchBytes: 100 })).toMatchObject({ upserts: 0, deletes: 1 });
+      expect(await apply(keys, linesStream(again), '2', 100)).toMatchObject({ upserts: 0, deletes: 1 });
       expect(await dump(keys)).toBe(copyText([['1', 'x'], ['1', 'y']]));
     });
   });
@@ -424,8 +478,8 @@ describe('PgMirror', () => {
 
     beforeAll(async () => {
       await mirror.applySchema(base);
-      await mirror.copyIntoShadow(base, linesStream(rows), { resume: false, chunkBytes: 1000, onChunk: () => undefined });
-      await mirror.swapInShadow(base, '10', FINGERPRINT);
+      await copy(base, linesStream(rows), { chunkBytes: 1000 });
+      await swap(base, '10');
     });
 
     it('alters compatible differences in place and keeps the data', async () => {
@@ -446,11 +500,15 @@ describe('PgMirror', () => {
         { name: 'added', type: 'date', notNull: false },
       ]);
       expect(await dump(next)).toBe(copyText(rows.map((r) => [r[0]!, r[1]!, null])));
-      expect(await stateOf('evolve')).toMatchObject({ schemaHash: schemaHash(next), lsn: '10', rows: 10 });
+      // The added column's values are owed, recorded with the change (a crash now cannot lose the backfill).
+      expect(await stateOf('evolve')).toMatchObject({ schemaHash: schemaHash(next), lsn: '10', rows: 10, needsBackfill: true });
       expect(await mirror.applySchema(next)).toEqual({ outcome: 'unchanged' });
+      await copy(next, linesStream(rows.map((r) => [r[0]!, r[1]!, '2024-01-01'])), { chunkBytes: 1000 });
+      await swap(next, '11');
+      expect(await stateOf('evolve')).toMatchObject({ lsn: '11', needsBackfill: false });
     });
 
-    it('an incompatible change drops the table and its state', async () => {
+    it('an incompatible change replaces the table: its data and LSN are gone', async () => {
       const narrowed = schemaOf('evolve', [
         { name: 'id', type: { kind: 'int64' }, nullable: false },
         { name: 'name', type: { kind: 'string', length: 3 }, nullable: true },
@@ -458,9 +516,10 @@ describe('PgMirror', () => {
       const result = await mirror.applySchema(narrowed);
       expect(result.outcome).toBe('incompatible');
       if (result.outcome === 'incompatible') expect(result.reason).toContain('name');
-      expect(await columnsOf('evolve')).toEqual([]);
-      expect(await stateOf('evolve')).toBeUndefined();
-      expect(await mirror.applySchema(narrowed)).toEqual({ outcome: 'created' });
+      expect((await columnsOf('evolve')).map((c) => c.type)).toEqual(['bigint', 'character varying(3)']);
+      expect(await count('evolve')).toBe(0);
+      expect(await stateOf('evolve')).toMatchObject({ lsn: null, rows: null });
+      expect(await mirror.applySchema(narrowed)).toEqual({ outcome: 'unchanged' });
     });
 
     it('a primary key change is incompatible', async () => {
@@ -472,15 +531,57 @@ describe('PgMirror', () => {
     });
   });
 
-  it('wipeAll drops every table and state row but keeps the state table', async () => {
+  it('stores a type the mirror database lacks as text, and says so', async () => {
+    const odd = schemaOf('odd_types', [
+      { name: 'id', type: { kind: 'int32' }, nullable: false },
+      { name: 'p', type: { kind: 'native', dialect: 'postgres', name: 'pair' }, nullable: true },
+      { name: 'ps', type: { kind: 'array', element: { kind: 'native', dialect: 'postgres', name: 'pair' } }, nullable: true },
+      { name: 'net', type: { kind: 'native', dialect: 'postgres', name: 'inet' }, nullable: true },
+    ]);
+    const result = await mirror.applySchema(odd);
+    expect(result.outcome).toBe('created');
+    expect(result.notes).toEqual([
+      'column "p" (type pair) is stored as text: the mirror database has no type pair',
+      'column "ps" (type pair[]) is stored as text: the mirror database has no type pair[]',
+    ]);
+    expect((await columnsOf('odd_types')).map((c) => c.type)).toEqual(['integer', 'text', 'text', 'inet']);
+    const rows = [['1', '(1,2)', '{"(1,2)","(3,4)"}', '10.0.0.1']];
+    await copy(odd, linesStream(rows), { chunkBytes: 100 });
+    await swap(odd, '1');
+    expect(await dump(odd)).toBe(copyText(rows));
+    expect(await apply(odd, linesStream([['U', '2', '(5,6)', null, null]]), '2', 100)).toMatchObject({ upserts: 1 });
+    expect((await mirror.applySchema(odd)).outcome).toBe('unchanged');
+  });
+
+  it('a table without a key is created without one, populated and swapped in whole', async () => {
+    const heap = schemaOf('heap', [{ name: 'a', type: { kind: 'int32' }, nullable: true }, { name: 'b', type: { kind: 'string' }, nullable: true }], []);
+    expect((await mirror.applySchema(heap)).outcome).toBe('created');
+    const rows = [['1', 'x'], ['1', 'x'], [null, null]];
+    await copy(heap, linesStream(rows), { chunkBytes: 1 });
+    expect(await swap(heap, '3')).toEqual({ rows: 3 });
+    expect(await count('heap')).toBe(3);
+    const keys = await db.query(`SELECT 1 FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = 'heap'`, [SCHEMA]);
+    expect(keys.rowCount).toBe(0);
+    await copy(heap, linesStream(rows.slice(0, 1)), { chunkBytes: 100 });
+    expect(await swap(heap, '4')).toEqual({ rows: 1 });
+  });
+
+  it('never touches what it did not create: a partner table of a mirrored name fails that table, and survives wipe and drop', async () => {
+    await db.query(`CREATE TABLE "${SCHEMA}".partners_own (id int PRIMARY KEY, note text); INSERT INTO "${SCHEMA}".partners_own VALUES (1, 'keep me')`);
+    const clash = schemaOf('partners_own', [{ name: 'id', type: { kind: 'int32' }, nullable: false }]);
+    const err = await expectFailure(mirror.applySchema(clash), FailureType.TableFailed);
+    expect(err.message).toMatch(/a table named "partners_own" already exists in the mirror schema and was not created by tenant-mirror/);
+    await mirror.dropTable('partners_own');
+    expect(await count('partners_own')).toBe(1);
     expect((await mirror.readState()).length).toBeGreaterThan(0);
     await mirror.wipeAll();
     expect(await mirror.readState()).toEqual([]);
     const left = await db.query<{ relname: string }>(
-      `SELECT relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND relkind = 'r'`,
+      `SELECT relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND relkind = 'r' ORDER BY relname`,
       [SCHEMA],
     );
-    expect(left.rows.map((r) => r.relname)).toEqual(['_mirror_state']);
+    expect(left.rows.map((r) => r.relname)).toEqual(['_mirror_fence', '_mirror_state', 'partners_own']);
+    expect(await count('partners_own')).toBe(1);
   });
 
   it('an unreachable server is Unavailable', async () => {

@@ -10,8 +10,6 @@ import { Client } from 'pg';
 import { EmbeddedPg } from '../../dev/embedded-postgres';
 import { PgChangeSource } from '../../src/postgres/source';
 import { PORTABLE_TEXT_SETTINGS, startupOptions } from '../../src/postgres/connection';
-import { sideTableName } from '../../src/postgres/tracking';
-import { NO_PRIMARY_KEY } from '../../src/postgres/catalog';
 import { decodeLine } from '../../src/core/copy-text';
 import { FailureType, MirrorError } from '../../src/core/errors';
 import { quotePg } from '../../src/core/identifiers';
@@ -107,6 +105,15 @@ async function rejection(p: Promise<unknown>): Promise<MirrorError> {
   throw new Error('expected a rejection');
 }
 
+/** The side table of a tracked table, from the registry. */
+async function sideOf(table: string): Promise<string> {
+  const { rows } = await admin.query<{ side: string }>(
+    `SELECT side_table AS side FROM tenant_mirror_ct.tracked WHERE relid = to_regclass($1)`,
+    [quotePg(table)],
+  );
+  return `tenant_mirror_ct.${quotePg(rows[0]!.side)}`;
+}
+
 beforeAll(async () => {
   server = await EmbeddedPg.start({ dir: join(process.cwd(), '.data', 'test', 'pg-source') });
   url = await server.createDatabase('tenant_src');
@@ -142,6 +149,8 @@ beforeAll(async () => {
     CREATE TABLE pairs (a text, b int, v text, PRIMARY KEY (a, b));
     INSERT INTO pairs SELECT chr(97 + i % 3), i, 'v' || i FROM generate_series(1, 30) i;
     CREATE TABLE nopk (x int);
+    CREATE TABLE uniq (code text NOT NULL, n int NOT NULL, v text, UNIQUE (code, n));
+    CREATE TABLE uniq_nullable (code text UNIQUE, v text);
     CREATE SCHEMA sales;
     CREATE TABLE sales.orders (order_no bigint PRIMARY KEY, total numeric(12,2) NOT NULL);
     CREATE TABLE late (id int PRIMARY KEY, v text);
@@ -157,11 +166,15 @@ afterAll(async () => {
 });
 
 describe('PgChangeSource catalog', () => {
-  it('lists tables with logical types, nullability and keys, and skips tables without a primary key', async () => {
+  it('lists tables with logical types, nullability and keys; a unique index over NOT NULL columns stands in for a primary key', async () => {
     const { tables, skipped } = await source.listTables((n) => n !== 'hidden');
     const names = tables.map((t) => t.name).sort();
-    expect(names).toEqual(['kinds', 'late', 'pairs', 'sales.orders']);
-    expect(skipped).toEqual([{ name: 'nopk', reason: NO_PRIMARY_KEY }]);
+    expect(names).toEqual(['kinds', 'late', 'nopk', 'pairs', 'sales.orders', 'uniq', 'uniq_nullable']);
+    expect(skipped).toEqual([]);
+    expect(tables.find((t) => t.name === 'uniq')).toMatchObject({ primaryKey: ['code', 'n'], keyIndex: 'uniq_code_n_key' });
+    // No usable key: listed with an empty key (mirrored by refresh, or skipped, as the tenant configures).
+    expect(tables.find((t) => t.name === 'nopk')!.primaryKey).toEqual([]);
+    expect(tables.find((t) => t.name === 'uniq_nullable')!.primaryKey).toEqual([]);
 
     const kinds = tables.find((t) => t.name === 'kinds')!;
     expect(kinds.source).toEqual({ schema: 'public', table: 'kinds' });
@@ -184,7 +197,7 @@ describe('PgChangeSource catalog', () => {
     expect(tables.find((t) => t.name === 'sales.orders')!.source).toEqual({ schema: 'sales', table: 'orders' });
 
     const onlyNopk = await source.listTables((n) => n === 'nopk');
-    expect(onlyNopk).toEqual({ tables: [], skipped: [{ name: 'nopk', reason: NO_PRIMARY_KEY }] });
+    expect(onlyNopk.tables.map((t) => [t.name, t.primaryKey])).toEqual([['nopk', []]]);
     expect(await source.listTables((n) => n === 'kinds')).toMatchObject({ skipped: [] });
   });
 
@@ -290,8 +303,8 @@ describe('PgChangeSource rows and changes', () => {
     expect(BigInt(first.version)).toBeLessThanOrEqual(BigInt(xidA));
     expect(first.lines.map((l) => l[1])).not.toContain('1');
     // ...whereas "the largest xid seen so far" is already past it: a reader resuming after it would skip A.
-    const side = quotePg(sideTableName('public', 'late'));
-    const naive = (await admin.query<{ x: string }>(`SELECT max(xid)::text AS x FROM tenant_mirror_ct.${side}`)).rows[0]!.x;
+    const side = await sideOf('late');
+    const naive = (await admin.query<{ x: string }>(`SELECT max(xid)::text AS x FROM ${side}`)).rows[0]!.x;
     expect(naive).toBe(xidB);
     expect(BigInt(naive)).toBeGreaterThan(BigInt(xidA));
 
@@ -390,7 +403,7 @@ describe('PgChangeSource min valid version', () => {
     const before = (await minValid(aging))!;
     await admin.query('INSERT INTO aging SELECT generate_series(1, 5)');
     await admin.query('UPDATE aging SET id = id + 10 WHERE id = 1');
-    const side = `tenant_mirror_ct.${quotePg(sideTableName('public', 'aging'))}`;
+    const side = await sideOf('aging');
     const newest = (await admin.query<{ x: string }>(`SELECT max(xid)::text AS x FROM ${side}`)).rows[0]!.x;
 
     await source.cleanup(DAY);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { defaultMirrorSchema, parseConfig, tableFilter } from '../../src/config/load';
+import { defaultMirrorSchema, loadConfigFile, parseConfig, tableFilter } from '../../src/config/load';
 import { MirrorError } from '../../src/core/errors';
 
 const tenant = (over: Record<string, unknown> = {}) => ({
@@ -54,7 +54,35 @@ describe('tenant configuration', () => {
     expect(names.filter(tableFilter({ include: ['sales.*'], exclude: ['sales.audit'] }))).toEqual(['sales.lines']);
   });
 
-  it('derives a plain default mirror schema from the tenant id', () => {
-    expect(defaultMirrorSchema('Acme-EU.1')).toBe('tenant_acme_eu_1');
+  it('derives a default mirror schema from the tenant id that no other id shares', () => {
+    expect(defaultMirrorSchema('acme')).toBe('tenant_acme');
+    expect(defaultMirrorSchema('Acme-EU.1')).toMatch(/^tenant_acme_eu_1_[0-9a-f]{8}$/);
+    expect(defaultMirrorSchema('a.b')).not.toBe(defaultMirrorSchema('a-b'));
+    expect(defaultMirrorSchema('a.b')).not.toBe(defaultMirrorSchema('a_b'));
+    expect(defaultMirrorSchema('x'.repeat(63) + '.y').length).toBeLessThanOrEqual(63);
+  });
+
+  it('refuses two tenants that would share one mirror schema, naming both', () => {
+    const mirror = (schema?: string) => ({ kind: 'postgres', url: 'postgres://a:b@Partner:5432/dw', ...(schema ? { schema } : {}) });
+    const other = { ...tenant({ id: 'globex', mirror: { ...mirror('shared'), url: 'postgres://other:pw@partner/dw' } }) };
+    const err = errorOf(() => parseConfig({ tenants: [tenant({ mirror: mirror('shared') }), other] }, { SRC_PW: 'x' }));
+    expect(err.message).toMatch(/tenants "acme" and "globex" would share the mirror schema "shared" of one database/);
+    expect(err.message).not.toContain('pw');
+    // Ids that used to map to one default schema now get their own.
+    const [a, b] = parseConfig({ tenants: [tenant({ id: 'a.b', mirror: mirror() }), tenant({ id: 'a-b', mirror: mirror() })] }, { SRC_PW: 'x' });
+    expect(a!.mirror.schema).not.toBe(b!.mirror.schema);
+    // The same schema name in another database is fine.
+    expect(() => parseConfig({ tenants: [tenant({ mirror: mirror('s') }), tenant({ id: 'b', mirror: { kind: 'postgres', url: 'postgres://a:b@partner:5432/other', schema: 's' } })] }, { SRC_PW: 'x' })).not.toThrow();
+  });
+
+  it('reports a tenants file that is not YAML without quoting its lines (they may hold a password)', async () => {
+    const { writeFileSync, mkdtempSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const file = join(mkdtempSync(join(tmpdir(), 'tm-config-')), 'tenants.yaml');
+    writeFileSync(file, 'tenants:\n  - id: acme\n    source: { kind: postgres, url: postgres://u:hunter2@db/app\n    mirror: [\n');
+    const err = errorOf(() => loadConfigFile(file, {}));
+    expect(err.message).toMatch(/is not valid YAML: .*line \d+/);
+    expect(err.message).not.toContain('hunter2');
   });
 });

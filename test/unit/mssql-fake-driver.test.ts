@@ -412,8 +412,17 @@ describe('the SQL Server mirror never overlaps requests on its transactions', { 
   /** A mirror database: no tables at first, then the shadow exists with its marker. */
   function mirrorScript(): Script {
     let marker: string | null = null;
+    let lsn: string | null = null;
     return (text, params) => {
       if (text.startsWith('UPDATE') && text.includes('_mirror_shadow') && typeof params.marker === 'string') marker = params.marker;
+      if (text.includes('inserted.epoch') || text.includes('_mirror_fence] WITH (HOLDLOCK)')) return { rows: [{ epoch: '1' }] };
+      if (text.includes(' AS live,')) return { rows: [{ live: 1, shadow: marker ? 1 : 0 }] };
+      if (text.includes('WITH (UPDLOCK, HOLDLOCK)')) return { rows: [{ lsn }] };
+      if (text.includes('SELECT @@ROWCOUNT AS moved')) {
+        lsn = typeof params.lsn === 'string' ? params.lsn : lsn;
+        return { rows: [{ moved: 1 }] };
+      }
+      if (text.startsWith('UPDATE') && text.includes('_mirror_state') && typeof params.lsn === 'string') lsn = params.lsn;
       if (text.includes('SELECT marker FROM')) return { rows: marker ? [{ marker }] : [] };
       if (text.includes('AS present')) return { rows: [{ present: marker ? 1 : 0 }] };
       if (text.startsWith('DELETE m FROM')) return { rows: [], rowsAffected: 2 };
@@ -430,11 +439,18 @@ describe('the SQL Server mirror never overlaps requests on its transactions', { 
       expect(await mirror.applySchema(items)).toEqual({ outcome: 'created' });
       const lines = Array.from({ length: 30 }, (_, i) => encodeLine([`code-${i}`, String(i)]));
       const rows = Readable.from([lines.slice(0, 10).join(''), lines.slice(10).join('')]);
-      const progress = await mirror.copyIntoShadow(items, rows, { resume: false, chunkBytes: 64, onChunk: () => undefined });
+      const fence = await mirror.takeFence('populate:items', 'test');
+      const progress = await mirror.copyIntoShadow(items, rows, { resume: false, version: '100', fence, chunkBytes: 64, onChunk: () => undefined });
       expect(progress.rows).toBe(30);
-      expect(await mirror.swapInShadow(items, '100', { database_name: 'crm' })).toEqual({ rows: 30 });
+      expect(await mirror.swapInShadow(items, '100', { database_name: 'crm' }, fence)).toEqual({ rows: 30 });
       const changes = Readable.from([encodeLine(['U', 'a', '1']) + encodeLine(['D', 'b', null]) + encodeLine(['U', 'A', '2'])]);
-      const applied = await mirror.applyChanges(items, changes, { toVersion: '101', fingerprint: { database_name: 'crm' }, batchBytes: 8 });
+      const applied = await mirror.applyChanges(items, changes, {
+        fromVersion: '100',
+        toVersion: '101',
+        fingerprint: { database_name: 'crm' },
+        batchBytes: 8,
+        fence: await mirror.takeFence('session', 'test'),
+      });
       expect(applied).toMatchObject({ upserts: 2, deletes: 1 });
     } finally {
       await mirror.close();
@@ -452,9 +468,10 @@ describe('the SQL Server mirror never overlaps requests on its transactions', { 
     try {
       const secret = 'k'.repeat(451);
       const rows = Readable.from([encodeLine(['fine', '1']) + encodeLine([secret, '2'])]);
-      const err = await caught(mirror.copyIntoShadow(items, rows, { resume: false, chunkBytes: 1 << 20, onChunk: () => undefined }));
+      const fence = { scope: 'populate:items', epoch: '1' };
+      const err = await caught(mirror.copyIntoShadow(items, rows, { resume: false, version: '100', fence, chunkBytes: 1 << 20, onChunk: () => undefined }));
       expect(err).toBeInstanceOf(MirrorError);
-      expect((err as MirrorError).type).toBe(FailureType.BadConfig);
+      expect((err as MirrorError).type).toBe(FailureType.TableFailed);
       expect((err as MirrorError).message).toMatch(/column code has 451 UTF-16 characters.*\[tenant acme, mirror, table items, populate\]/);
       expect((err as MirrorError).message).not.toContain('kkkk');
       expect(recorder.sent.some((s) => s.kind === 'bulk')).toBe(false);
@@ -464,7 +481,7 @@ describe('the SQL Server mirror never overlaps requests on its transactions', { 
     expect(recorder.violations).toEqual([]);
   });
 
-  it('reports a duplicate key (keys equal only under SQL Server rules) as BadConfig without the driver message', async () => {
+  it('reports a duplicate key (keys equal only under SQL Server rules) as TableFailed without the driver message', async () => {
     const base = mirrorScript();
     recorder.reset((text, params, kind) =>
       text.startsWith('INSERT INTO [acme].[items__shadow]')
@@ -474,8 +491,9 @@ describe('the SQL Server mirror never overlaps requests on its transactions', { 
     const mirror = new MssqlMirror({ url: URL, tenant: 'acme', schema: 'acme' });
     try {
       const rows = Readable.from([encodeLine(['x', '1']) + encodeLine(['x ', '2'])]);
-      const err = await caught(mirror.copyIntoShadow(items, rows, { resume: false, chunkBytes: 1 << 20, onChunk: () => undefined }));
-      expect((err as MirrorError).type).toBe(FailureType.BadConfig);
+      const fence = { scope: 'populate:items', epoch: '1' };
+      const err = await caught(mirror.copyIntoShadow(items, rows, { resume: false, version: '100', fence, chunkBytes: 1 << 20, onChunk: () => undefined }));
+      expect((err as MirrorError).type).toBe(FailureType.TableFailed);
       expect((err as MirrorError).message).toContain('trailing spaces');
       expect((err as MirrorError).message).not.toContain('duplicate key value');
     } finally {

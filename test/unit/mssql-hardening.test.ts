@@ -64,13 +64,13 @@ describe('1. key columns get bounded types that fit a 900-byte clustered key', (
     expect(mirrorDeclarations(table('v', [col('k', { kind: 'string', length: 20 })], ['k']))).toEqual(['nvarchar(20)']);
   });
 
-  it('refuses, as BadConfig naming the table, a key no row could fit or SQL Server cannot index', () => {
+  it('refuses, as TableFailed (that table alone waits) naming the table, a key no row could fit or SQL Server cannot index', () => {
     const fixed = caught(() => keyPlan(table('wide', [col('k', { kind: 'string', length: 500, fixed: true })], ['k'])));
     expect(fixed).toBeInstanceOf(MirrorError);
-    expect((fixed as MirrorError).type).toBe(FailureType.BadConfig);
+    expect((fixed as MirrorError).type).toBe(FailureType.TableFailed);
     expect((fixed as MirrorError).message).toMatch(/table wide: its primary key needs at least 1000 bytes.*900/);
     const xml = caught(() => createTableSql('m', 'x', table('x', [col('k', { kind: 'xml' })], ['k'])));
-    expect((xml as MirrorError).type).toBe(FailureType.BadConfig);
+    expect((xml as MirrorError).type).toBe(FailureType.TableFailed);
     expect((xml as MirrorError).message).toContain('cannot index');
   });
 

@@ -300,3 +300,9 @@ describe('writing the mirror', () => {
     expect(q.APP_LOCK_SQL).toContain('IF @r < 0 THROW');
   });
 });
+
+describe('untracking', () => {
+  it('turns Change Tracking off on one table by its quoted two-part name', () => {
+    expect(q.disableTableTrackingSql('sales', "we]ird")).toBe('ALTER TABLE [sales].[we]]ird] DISABLE CHANGE_TRACKING');
+  });
+});

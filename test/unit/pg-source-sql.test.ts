@@ -25,34 +25,32 @@ const table: TableSchema = {
 };
 
 describe('sideTableName', () => {
-  it('keeps short names readable and fits long ones in 63 bytes, distinctly', () => {
-    expect(sideTableName('public', 'orders')).toBe('public.orders');
-    const a = sideTableName('public', 'x'.repeat(63));
-    const b = sideTableName('public', 'x'.repeat(62) + 'y');
+  it('keeps short names readable, unique by the table oid, and fits long ones in 63 bytes, distinctly', () => {
+    expect(sideTableName('public', 'orders', '16384')).toBe('public.orders#16384');
+    expect(sideTableName('public', 'orders', '16385')).not.toBe(sideTableName('public', 'orders', '16384'));
+    const a = sideTableName('public', 'x'.repeat(63), '1');
+    const b = sideTableName('public', 'x'.repeat(62) + 'y', '1');
     expect(Buffer.byteLength(a)).toBeLessThanOrEqual(63);
     expect(Buffer.byteLength(b)).toBeLessThanOrEqual(63);
     expect(a).not.toBe(b);
-    expect(Buffer.byteLength(sideTableName('ü'.repeat(31), 'é'.repeat(31)))).toBeLessThanOrEqual(63);
-  });
-
-  it('keeps dotted names apart that would otherwise read the same', () => {
-    expect(sideTableName('a.b', 'c')).not.toBe(sideTableName('a', 'b.c'));
+    expect(Buffer.byteLength(sideTableName('ü'.repeat(31), 'é'.repeat(31), '99999'))).toBeLessThanOrEqual(63);
   });
 });
 
 describe('changesSql', () => {
-  const sql = changesSql(table, 'side', '100', '250');
+  const sql = changesSql(table, 'side', ['text', 'integer'], '100', '250');
 
-  it('selects the op, then every column in schema order, keys from the side table', () => {
+  it('selects the op, then every column in schema order; keys recorded as text are cast back to their types', () => {
     expect(sql).toBe(
-      `COPY (SELECT CASE WHEN t."o'k" IS NULL THEN 'D' ELSE 'U' END, t."v", k."k2", k."k1" ` +
-        `FROM (SELECT DISTINCT "k1", "k2" FROM "tenant_mirror_ct"."side" WHERE xid >= '100'::xid8 AND xid < '250'::xid8) k ` +
-        `LEFT JOIN "s p"."we""ird; DROP TABLE x;--" t ON t."o'k" = k."k1" AND t."Id" = k."k2") TO STDOUT`,
+      `COPY (SELECT CASE WHEN t."o'k" IS NULL THEN 'D' ELSE 'U' END, t."v", kk."k2", kk."k1" ` +
+        `FROM (SELECT DISTINCT k FROM "tenant_mirror_ct"."side" WHERE xid >= '100'::xid8 AND xid < '250'::xid8) c ` +
+        `CROSS JOIN LATERAL (SELECT (c.k[1])::text AS "k1", (c.k[2])::integer AS "k2") kk ` +
+        `LEFT JOIN "s p"."we""ird; DROP TABLE x;--" t ON t."o'k" = kk."k1" AND t."Id" = kk."k2") TO STDOUT`,
     );
   });
 
   it('refuses versions that are not xid8 numbers', () => {
-    expect(() => changesSql(table, 'side', "1'::xid8 OR true --", '2')).toThrow(MirrorError);
+    expect(() => changesSql(table, 'side', ['text', 'integer'], "1'::xid8 OR true --", '2')).toThrow(MirrorError);
     expect(() => assertVersion('-1')).toThrow(MirrorError);
     expect(assertVersion('18446744073709551615')).toBe('18446744073709551615');
   });
@@ -75,38 +73,40 @@ describe('rowsSql and keyAfterPredicate', () => {
 });
 
 describe('tracking DDL', () => {
-  it('gives the side table positional key columns of the native types', () => {
-    const [create, index] = sideTableSql('s p.t', [
-      { name: 'op', type: 'text', collation: '"C"' },
-      { name: 'xid', type: 'numeric(20,5)', collation: null },
-    ]);
-    expect(create).toContain('"k1" text COLLATE "C" NOT NULL');
-    expect(create).toContain('"k2" numeric(20,5) NOT NULL');
+  it('keeps the key as text in the side table: no key type is fixed at install', () => {
+    const [create, index] = sideTableSql('s p.t#1');
+    expect(create).toContain('k text[]');
     expect(create).toContain('xid xid8 NOT NULL DEFAULT pg_current_xact_id()');
-    expect(index).toBe('CREATE INDEX ON "tenant_mirror_ct"."s p.t" (xid)');
+    expect(index).toBe('CREATE INDEX ON "tenant_mirror_ct"."s p.t#1" (xid)');
   });
 
-  it('generates a security-definer trigger function whose body is one quoted literal', () => {
-    const sql = triggerFunctionSql(table, 'side');
+  it('generates a security-definer trigger function that names no column outside a guarded block', () => {
+    const sql = triggerFunctionSql('side', ["o'k", 'Id']);
     expect(sql).toMatch(/SECURITY DEFINER SET search_path = pg_catalog, pg_temp/);
     const body = /AS '([\s\S]*)'$/.exec(sql)?.[1];
     expect(body).toBeDefined();
     // Every quote inside the literal is doubled, so nothing ends it early.
     expect(body!.replace(/''/g, '')).not.toContain("'");
-    expect(sql).toContain(`INSERT INTO "tenant_mirror_ct"."side" ("k1", "k2", op) VALUES (NEW."o''k", NEW."Id", ''I'');`);
-    expect(sql).toContain(`(OLD."o''k", OLD."Id", ''D''), (NEW."o''k", NEW."Id", ''I'')`);
-    expect(sql).toContain(`WHERE table_schema = ''s p'' AND table_name = ''we"ird; DROP TABLE x;--''`);
+    // A key column is read only inside an exception block that turns any error into a NULL key.
+    expect(sql).toContain(`BEGIN n := ARRAY[NEW."o''k"::text, NEW."Id"::text]; EXCEPTION WHEN OTHERS THEN n := ARRAY[NULL::text]; END;`);
+    expect(sql).toContain(`BEGIN o := ARRAY[OLD."o''k"::text, OLD."Id"::text]; EXCEPTION WHEN OTHERS THEN o := ARRAY[NULL::text]; END;`);
+    expect(body!.replace(/BEGIN [no] := ARRAY\[[^\]]*\]; EXCEPTION[^;]*; END;/g, '')).not.toMatch(/(NEW|OLD)\./);
+    // A side table dropped by hand stops recording instead of failing the tenant's write.
+    expect(sql).toContain(`pg_catalog.to_regclass(''tenant_mirror_ct."side"'') IS NULL THEN RETURN NULL`);
+    expect(sql).toContain(`INSERT INTO "tenant_mirror_ct"."side" (k, op) VALUES (o, ''D''), (n, ''I'')`);
   });
 
-  it('creates row and truncate triggers that fire in every replication role', () => {
-    const [row, truncate, always] = triggersSql(table, 'side');
+  it('creates a row trigger, and truncate triggers on the table and each partition, firing in every replication role', () => {
+    const [row, rowAlways, truncate, truncateAlways, partition] = triggersSql(table, '16384', 'side', ['"s p"."p1"']);
     expect(row).toBe(
       `CREATE TRIGGER "tenant_mirror_ct_row" AFTER INSERT OR UPDATE OR DELETE ON "s p"."we""ird; DROP TABLE x;--" ` +
         `FOR EACH ROW EXECUTE FUNCTION "tenant_mirror_ct"."side"()`,
     );
+    expect(rowAlways).toContain('ENABLE ALWAYS TRIGGER "tenant_mirror_ct_row"');
     expect(truncate).toContain('AFTER TRUNCATE');
-    expect(truncate).toContain('FOR EACH STATEMENT');
-    expect(always).toContain('ENABLE ALWAYS TRIGGER "tenant_mirror_ct_row", ENABLE ALWAYS TRIGGER "tenant_mirror_ct_truncate"');
+    expect(truncate).toContain(`EXECUTE FUNCTION "tenant_mirror_ct"."record_truncate"('16384')`);
+    expect(truncateAlways).toContain('ENABLE ALWAYS TRIGGER "tenant_mirror_ct_truncate"');
+    expect(partition).toContain('AFTER TRUNCATE ON "s p"."p1"');
   });
 });
 

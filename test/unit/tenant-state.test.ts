@@ -113,7 +113,7 @@ describe('tenant state', () => {
     const tables = withBackfill(s, [{ name: 'orders', action: 'mirror' }, { name: 'new', action: 'populate', reason: 'new table' }]);
     expect(tables[0]).toMatchObject({ name: 'orders', action: 'populate', reason: 'column added' });
     expect(s.backfill).toEqual(['orders']);
-    reconcileTables(s, { policy: s.policy, tables, skipped: [{ name: 'keyless', reason: 'no key' }], dropped: [], sourceRestored: null });
+    reconcileTables(s, { policy: s.policy, tables, skipped: [{ name: 'keyless', reason: 'no key' }], dropped: [], sourceRestored: null }, 0);
     expect(statusOf(s).tables.map((t) => [t.name, t.state])).toEqual([['orders', 'pending'], ['new', 'pending'], ['keyless', 'skipped']]);
     recordPopulated(s, { table: 'orders', rows: 5, lsn: '77', resumed: false, durationMs: 1 }, 1_000);
     expect(s.backfill).toEqual([]);
