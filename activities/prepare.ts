@@ -95,9 +95,9 @@ function mirrorable(listed: TableSchema[], tenant: TenantConfig, mirror: Mirror)
       tables.push(group[0]!);
       continue;
     }
+    const sources = group.map((t) => JSON.stringify(`${t.source.schema}.${t.source.table}`)).join(' and ');
     for (const table of group) {
-      const others = group.filter((t) => t !== table).map((t) => `${t.source.schema}.${t.source.table}`);
-      skipped.push({ name: table.name, reason: `its mirror table would be the same as that of ${others.join(', ')} (source ${table.source.schema}.${table.source.table}): rename one, or exclude all but one` });
+      skipped.push({ name: table.name, reason: `source tables ${sources} would be one table in the mirror: rename one, or exclude all but one` });
     }
   }
   return { tables, skipped };
@@ -134,7 +134,8 @@ async function setUpTable(source: ChangeSource, mirror: Mirror, table: TableSche
   try {
     if (mode === 'tracked' && (await source.enableTracking(table, tenant.retention))) log.info({ table: table.name }, 'change tracking enabled');
     const result = await mirror.applySchema(table);
-    const base = { name: table.name, mode, ...(result.notes?.length ? { notes: result.notes } : {}) } as const;
+    const due = mode === 'refresh' ? { refreshDueAt: Date.now() + tenant.refreshInterval } : {};
+    const base = { name: table.name, mode, ...due, ...(result.notes?.length ? { notes: result.notes } : {}) } as const;
     if (result.notes?.length) log.warn({ table: table.name, notes: result.notes }, 'columns stored differently than received');
     switch (result.outcome) {
       case 'created':
@@ -172,7 +173,11 @@ async function decide(table: TableSchema, state: MirrorTableState | undefined, s
     ...(keyless ? { refreshMs: tenant.refreshInterval } : {}),
   });
   const mode = keyless ? 'refresh' : 'tracked';
-  if (verdict.action === 'populate') return { name: table.name, mode, action: 'populate', reason: verdict.reason, detail: verdict.detail };
+  if (verdict.action === 'populate') {
+    // A refresh starting now is due again one interval later (counted from now: a little early, never late).
+    const due = keyless ? { refreshDueAt: Date.now() + tenant.refreshInterval } : {};
+    return { name: table.name, mode, action: 'populate', reason: verdict.reason, detail: verdict.detail, ...due };
+  }
   const refreshDueAt = keyless && state?.populatedAt ? Date.parse(state.populatedAt) + tenant.refreshInterval : undefined;
   return { name: table.name, mode, action: 'mirror', ...(refreshDueAt !== undefined ? { refreshDueAt } : {}) };
 }

@@ -98,7 +98,8 @@ async function cycle(args: {
 }): Promise<CycleOutcome> {
   const { tenant, source, mirror, synced, expected } = args;
   const listed = await source.listTables(tableFilter(tenant.tables));
-  const names = listed.tables.map((t) => t.name);
+  // As a set: two source tables may share one name (a collision the bootstrap skipped both of).
+  const names = [...new Set(listed.tables.map((t) => t.name))];
   if (names.length !== expected.size || names.some((n) => !expected.has(n))) {
     return { end: { reason: 'tablesChanged', detail: `source tables are now: ${names.join(', ') || 'none'}` }, changes: 0 };
   }

@@ -270,7 +270,9 @@ export function recordTableFailed(s: TenantState, table: string, message: string
  */
 export function sessionTables(s: TenantState, plan: TablePlan[]): { tables: string[]; others: string[] } {
   const synced = (t: TablePlan): boolean => t.mode !== 'refresh' && (t.action === 'mirror' || t.action === 'populate') && tableStatus(s, t.name).state !== 'failed';
-  return { tables: plan.filter(synced).map((t) => t.name), others: plan.filter((t) => !synced(t)).map((t) => t.name) };
+  // Skipped tables are listed by the source too (a name collision, a reserved name): their presence is no news either.
+  const skipped = s.tables.filter((t) => t.state === 'skipped').map((t) => t.name);
+  return { tables: plan.filter(synced).map((t) => t.name), others: [...plan.filter((t) => !synced(t)).map((t) => t.name), ...skipped] };
 }
 
 export function recordSession(s: TenantState, result: SessionResult): void {
