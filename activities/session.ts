@@ -52,8 +52,15 @@ export async function syncSession(deps: ActivityDeps, tenantId: string, input: S
       // From here on an older session of this tenant (a timed-out attempt still running somewhere) cannot write.
       const fence = await mirror.takeFence('session', holderOf(deps, ctx));
 
-      for (;;) {
-        const outcome = await cycle({ tenant, source, mirror, synced, expected, fence, log });
+      for (let config = tenant; ; ) {
+        // The tenants file is read again each cycle (only when it changed): a new include, batch size or poll
+        // interval applies at once; new connection details need new connections, so the workflow starts over.
+        const latest = deps.loadTenant(tenantId);
+        if (latest.source.url !== tenant.source.url || latest.mirror.url !== tenant.mirror.url || latest.mirror.schema !== tenant.mirror.schema) {
+          return result('tablesChanged', 'the connection settings in the configuration changed');
+        }
+        config = latest;
+        const outcome = await cycle({ tenant: config, source, mirror, synced, expected, fence, log });
         figures.cycles += 1;
         figures.changesApplied += outcome.changes;
         figures.lastCycleAt = new Date().toISOString();
@@ -67,7 +74,7 @@ export async function syncSession(deps: ActivityDeps, tenantId: string, input: S
           return result(outcome.end.reason, outcome.end.detail, outcome.end.tables);
         }
         if (Date.now() >= deadline) return result('timeLimit', null);
-        await watch.sleep(tenant.pollInterval);
+        await watch.sleep(config.pollInterval);
       }
 
       function result(reason: SessionEndReason, detail: string | null, tables: string[] = []): SessionResult {

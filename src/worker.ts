@@ -6,7 +6,7 @@ import { NativeConnection, Worker, type WorkflowBundleOption } from '@temporalio
 import { createActivities, type ActivityDeps } from '../activities';
 import { TASK_QUEUE } from '../contract';
 import { openMirror, openSource } from './adapters';
-import { findTenant, loadConfigFile } from './config/load';
+import { cachedConfigLoader, findTenant } from './config/load';
 import { logger } from './logging';
 
 /**
@@ -28,8 +28,9 @@ export interface WorkerOptions {
 
 /** Real dependencies: the tenants file is re-read on every activity, so a fixed configuration applies at once. */
 export function defaultDeps(configPath?: string): ActivityDeps {
+  const tenants = cachedConfigLoader(configPath);
   return {
-    loadTenant: (tenantId) => findTenant(loadConfigFile(configPath), tenantId),
+    loadTenant: (tenantId) => findTenant(tenants(), tenantId),
     openSource,
     openMirror,
     logger,

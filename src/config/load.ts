@@ -2,7 +2,7 @@
  * Loads the tenants file (TENANT_MIRROR_CONFIG, default ./tenants.yaml), substitutes ${VAR} references from the
  * environment and validates it. Every problem becomes one BadConfig error naming the tenant and the field.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
 import picomatch from 'picomatch';
@@ -89,6 +89,25 @@ function yamlProblem(err: unknown): string {
   const message = err instanceof Error ? err.message : String(err);
   const first = message.split('\n')[0] ?? message;
   return redact(first.replace(/:\s*$/, ''));
+}
+
+/**
+ * The tenants file, read again only when it changed (its modification time or size): activities ask for their
+ * tenant's configuration often (a sync session every cycle), and a change must apply without a restart.
+ */
+export function cachedConfigLoader(path = configPath(), env: NodeJS.ProcessEnv = process.env): () => TenantConfig[] {
+  let cached: { stamp: string; tenants: TenantConfig[] } | null = null;
+  return () => {
+    let stamp: string;
+    try {
+      const st = statSync(path);
+      stamp = `${st.mtimeMs}:${st.size}:${st.ino}`;
+    } catch {
+      stamp = 'missing';
+    }
+    if (cached?.stamp !== stamp) cached = { stamp, tenants: loadConfigFile(path, env) };
+    return cached.tenants;
+  };
 }
 
 export function findTenant(tenants: TenantConfig[], id: string): TenantConfig {

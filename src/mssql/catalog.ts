@@ -93,11 +93,8 @@ export async function listTables(pool: sql.ConnectionPool, filter: (name: string
     const { schema_name: schema, table_name: table } = rows[0]!;
     const name = mirrorName(schema, table);
     if (!filter(name)) continue;
+    // Without a primary key Change Tracking cannot track the table: it is listed keyless, mirrored by refresh.
     const keyed = rows.filter((r) => r.key_ordinal !== null).sort((a, b) => (a.key_ordinal ?? 0) - (b.key_ordinal ?? 0));
-    if (keyed.length === 0) {
-      skipped.push({ name, reason: 'no primary key: SQL Server Change Tracking requires one' });
-      continue;
-    }
     if (rows[0]!.clustered_columnstore) {
       skipped.push({ name, reason: 'clustered columnstore index: SQL Server Change Tracking cannot track such a table (error 35353)' });
       continue;
