@@ -15,6 +15,7 @@ import type { Fence, Mirror, ShadowProgress, SourceSnapshot, TableSchema, Versio
 import type { PopulateHeartbeat, PopulateResult } from '../contract';
 import { withSides, type ActivityDeps } from './deps';
 import { withFailures } from './failure';
+import { abandonable } from './streams';
 
 /** Heartbeats bring cancellations (wipe, pause): every second, so one arriving during a population is acted on promptly. */
 const KEEPALIVE_MS = 1_000;
@@ -91,11 +92,7 @@ async function copyRows(args: {
   report: (progress: { rows: number; bytes: number }) => void;
 }): Promise<void> {
   const { ctx, snapshot, mirror, schema } = args;
-  const rows = snapshot.rows(schema, args.resume?.lastKey ?? undefined);
-  // The mirror reads errors through its iterator, but only once its copy has started: a cancellation that
-  // destroys the stream before that (while the shadow is prepared) would be an unhandled 'error' event and
-  // take the worker process down.
-  rows.on('error', () => undefined);
+  const rows = abandonable(snapshot.rows(schema, args.resume?.lastKey ?? undefined));
   const onAbort = (): void => {
     rows.destroy(new CancelledFailure('population cancelled'));
   };

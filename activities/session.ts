@@ -18,6 +18,7 @@ import { continuityBreak } from './decide';
 import { withSides, type ActivityDeps } from './deps';
 import { withFailures } from './failure';
 import { cancelWatch } from './cancel-watch';
+import { abandonable } from './streams';
 import { holderOf } from './populate';
 
 /** Even an idle table records a sync this often (or a quarter of the retention, if shorter), so `lastSyncAt` and the retention rule stay truthful. */
@@ -160,14 +161,19 @@ async function syncTable(args: {
   const touchMs = Math.min(IDLE_TOUCH_MS, Math.floor(tenant.retention / 4));
   const recent = args.state.lastSyncAt !== null && Date.now() - Date.parse(args.state.lastSyncAt) < touchMs;
   if (idleTable && recent) return 0;
-  const applied = await mirror.applyChanges(schema, snapshot.changes(schema, lsn), {
-    fromVersion: lsn,
-    toVersion: snapshot.version,
-    fingerprint,
-    batchBytes: tenant.batchBytes,
-    fence: args.fence,
-  });
-  return applied.upserts + applied.deletes;
+  const changes = abandonable(snapshot.changes(schema, lsn));
+  try {
+    const applied = await mirror.applyChanges(schema, changes, {
+      fromVersion: lsn,
+      toVersion: snapshot.version,
+      fingerprint,
+      batchBytes: tenant.batchBytes,
+      fence: args.fence,
+    });
+    return applied.upserts + applied.deletes;
+  } finally {
+    changes.destroy();
+  }
 }
 
 async function tableFigures(mirror: Mirror, expected: Set<string>): Promise<SessionHeartbeat['tables']> {

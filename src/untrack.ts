@@ -14,7 +14,7 @@ export async function untrackTenant(tenant: TenantConfig, only?: string[]): Prom
     const registered = new Set((await mirror.readState().catch(() => [])).map((s) => s.table));
     const included = tableFilter(tenant.tables);
     const named = only?.length ? new Set(only) : null;
-    return await source.untrack((name) => (named ? named.has(name) : included(name) || registered.has(name)));
+    return await source.untrack((name) => (named ? named.has(name) : included(name) || registered.has(name)), { removeUnused: !named });
   } finally {
     await Promise.allSettled([source.close(), mirror.close()]);
   }

@@ -130,8 +130,10 @@ export interface SourceTracking {
   /**
    * Removes change tracking from every tracked table that `select` names (by its mirror name: tables dropped at
    * the source included), so nothing of ours stays on a table no longer mirrored. Returns the names untracked.
+   * `removeUnused` (the operator's untrack, never a session: other tenants may be setting up tracking in the same
+   * database meanwhile) also removes what tracking shares once no table is tracked.
    */
-  untrack(select: (name: string) => boolean): Promise<string[]>;
+  untrack(select: (name: string) => boolean, opts?: { removeUnused?: boolean }): Promise<string[]>;
 }
 
 /** A source's consistent reads of versions, rows and changes. */

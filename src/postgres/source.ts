@@ -51,8 +51,8 @@ export class PgChangeSource implements ChangeSource {
     return snap;
   }
 
-  untrack(select: (name: string) => boolean): Promise<string[]> {
-    return untrack(this.pool, select, this.lockTimeoutMs, this.ctx('untrack'));
+  untrack(select: (name: string) => boolean, opts: { removeUnused?: boolean } = {}): Promise<string[]> {
+    return untrack(this.pool, select, { lockTimeoutMs: this.lockTimeoutMs, removeUnused: opts.removeUnused ?? false }, this.ctx('untrack'));
   }
 
   cleanup(retentionMs: number): Promise<void> {

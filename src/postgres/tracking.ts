@@ -35,6 +35,11 @@ export const TRUNCATE_TRIGGER = 'tenant_mirror_ct_truncate';
 const TRUNCATE_FUNCTION = 'record_truncate';
 
 const S = quotePg(TRACKING_SCHEMA);
+/**
+ * The tracking schema's lock: taken exclusively to create or remove the schema, shared by every installation, so
+ * the schema never disappears under a table's set-up (other tenants may set up tables in the same database).
+ */
+const SCHEMA_LOCK = `hashtext(${literalPg(TRACKING_SCHEMA)})`;
 
 function sha1(text: string): string {
   return createHash('sha1').update(text).digest('hex');
@@ -267,7 +272,7 @@ async function ensureTrackingSchema(pool: Pool, ctx: ErrorContext, lockTimeoutMs
     pool,
     ctx,
     async (c) => {
-      await c.query(`SELECT pg_advisory_xact_lock(hashtext(${literalPg(TRACKING_SCHEMA)}))`);
+      await c.query(`SELECT pg_advisory_xact_lock(${SCHEMA_LOCK})`);
       if (await registryPresent(c)) return;
       await c.query(`SET LOCAL lock_timeout = ${Math.max(1, Math.round(lockTimeoutMs))}`);
       await migrateFirstLayout(c);
@@ -326,28 +331,40 @@ export async function enableTracking(pool: Pool, table: TableSchema, opts: Enabl
   if (table.primaryKey.length === 0) {
     throw new MirrorError(FailureType.BadConfig, 'a table without a key has no change tracking (it is mirrored by refresh)', ctx);
   }
-  await ensureTrackingSchema(pool, ctx, opts.lockTimeoutMs);
   const retention = `make_interval(secs => ${Math.max(0, opts.retentionMs) / 1000})`;
-  return withTransaction(
-    pool,
-    ctx,
-    async (c) => {
-      await c.query(`SET LOCAL lock_timeout = ${Math.max(1, Math.round(opts.lockTimeoutMs))}`);
-      await c.query(`SELECT pg_advisory_xact_lock(hashtext(${literalPg(TRACKING_SCHEMA)}), hashtext($1))`, [
-        `${table.source.schema}.${table.source.table}`,
-      ]);
-      const { state, key } = await readTracking(c, table);
-      if (isUsable(state, key) && sameNames(state.keyColumns, table.primaryKey)) {
-        await c.query(`UPDATE ${S}.tracked SET retention = ${retention} WHERE relid = $1::int8::oid AND retention IS DISTINCT FROM ${retention}`, [
-          state.relid,
+  // An operator's untrack may remove the schema between its creation and this transaction: create it again.
+  for (let attempt = 1; ; attempt++) {
+    await ensureTrackingSchema(pool, ctx, opts.lockTimeoutMs);
+    const enabled = await withTransaction(
+      pool,
+      ctx,
+      async (c) => {
+        await c.query(`SET LOCAL lock_timeout = ${Math.max(1, Math.round(opts.lockTimeoutMs))}`);
+        await c.query(`SELECT pg_advisory_xact_lock_shared(${SCHEMA_LOCK})`);
+        if (!(await registryPresent(c))) return null;
+        await c.query(`SELECT pg_advisory_xact_lock(hashtext(${literalPg(TRACKING_SCHEMA)}), hashtext($1))`, [
+          `${table.source.schema}.${table.source.table}`,
         ]);
-        return false;
-      }
-      await install(c, table, retention, ctx);
-      return true;
-    },
-    FailureType.SourceReadFailed,
-  );
+        return installOrKeep(c, table, retention, ctx);
+      },
+      FailureType.SourceReadFailed,
+    );
+    if (enabled !== null) return enabled;
+    if (attempt >= 3) throw new MirrorError(FailureType.SourceBusy, 'the tracking schema is being removed (tenant-mirror untrack): try again later', ctx);
+  }
+}
+
+/** Under the table's lock: keeps tracking that still records under the current key, or installs it anew. */
+async function installOrKeep(c: PoolClient, table: TableSchema, retention: string, ctx: ErrorContext): Promise<boolean> {
+  const { state, key } = await readTracking(c, table);
+  if (isUsable(state, key) && sameNames(state.keyColumns, table.primaryKey)) {
+    await c.query(`UPDATE ${S}.tracked SET retention = ${retention} WHERE relid = $1::int8::oid AND retention IS DISTINCT FROM ${retention}`, [
+      state.relid,
+    ]);
+    return false;
+  }
+  await install(c, table, retention, ctx);
+  return true;
 }
 
 function sameNames(a: string[], b: string[]): boolean {
@@ -443,9 +460,17 @@ async function trackedTables(c: Queryable): Promise<{ relid: string; name: strin
 
 /**
  * Removes tracking from every tracked table `select` names (by its name now), dropped tables included; returns
- * their names. When nothing stays tracked and everything was selected, the tracking schema goes too.
+ * their names. With `removeUnused`, the tracking schema goes too once no table is tracked: under the schema lock
+ * taken exclusively, which every installation holds shared, so a table another tenant is setting up meanwhile
+ * is either counted or sets up after the schema is gone (and creates it again).
  */
-export async function untrack(pool: Pool, select: (name: string) => boolean, lockTimeoutMs: number, ctx: ErrorContext): Promise<string[]> {
+export async function untrack(
+  pool: Pool,
+  select: (name: string) => boolean,
+  opts: { lockTimeoutMs: number; removeUnused: boolean },
+  ctx: ErrorContext,
+): Promise<string[]> {
+  const { lockTimeoutMs } = opts;
   const present = await withClient(pool, ctx, (c) => registryPresent(c), FailureType.SourceReadFailed);
   if (!present) return [];
   const tracked = await withClient(pool, ctx, (c) => trackedTables(c), FailureType.SourceReadFailed);
@@ -463,11 +488,14 @@ export async function untrack(pool: Pool, select: (name: string) => boolean, loc
     );
     removed.push(t.name);
   }
-  if (removed.length === tracked.length && tracked.every((t) => select(t.name))) {
+  if (opts.removeUnused) {
     await withTransaction(
       pool,
       ctx,
       async (c) => {
+        await c.query(`SET LOCAL lock_timeout = ${Math.max(1, Math.round(lockTimeoutMs))}`);
+        await c.query(`SELECT pg_advisory_xact_lock(${SCHEMA_LOCK})`);
+        if (!(await registryPresent(c))) return;
         const left = (await c.query<{ n: string }>(`SELECT count(*)::text AS n FROM ${S}.tracked`)).rows[0]?.n;
         if (left === '0') await c.query(`DROP SCHEMA ${S} CASCADE`);
       },

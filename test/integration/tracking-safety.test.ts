@@ -198,13 +198,62 @@ describe('untrack', () => {
     expect(registry.rowCount).toBe(0);
     await tenantWrites([`INSERT INTO gone_soon VALUES (1)`, `TRUNCATE gone_soon`]);
 
-    const all = await source.untrack(() => true);
+    const all = await source.untrack(() => true, { removeUnused: true });
     expect(all.length).toBeGreaterThan(0);
     const schema = await admin.query(`SELECT 1 FROM pg_namespace WHERE nspname = 'tenant_mirror_ct'`);
     expect(schema.rowCount).toBe(0);
     const ours = await admin.query(`SELECT tgname FROM pg_trigger WHERE tgname LIKE 'tenant_mirror%'`);
     expect(ours.rows).toEqual([]);
     await tenantWrites([`INSERT INTO renamed VALUES (99, 'after untrack')`, `TRUNCATE measures`]);
+  });
+});
+
+describe('tenants sharing one source database', () => {
+  /** Whether the table's tracking records: a side table, triggers and a registry row, all intact. */
+  const recording = async (schema: TableSchema): Promise<boolean> => {
+    const snap = await source.snapshot();
+    try {
+      return (await snap.minValidVersion(schema)) !== null;
+    } finally {
+      await snap.close();
+    }
+  };
+
+  it('a session untracking its last table never removes the tracking another tenant is setting up', async () => {
+    const other = new PgChangeSource({ url, tenant: 'neighbour' });
+    try {
+      for (let round = 0; round < 6; round++) {
+        await admin.query(`DROP TABLE IF EXISTS mine, theirs; CREATE TABLE mine (id int PRIMARY KEY); CREATE TABLE theirs (id int PRIMARY KEY)`);
+        const [mine, theirs] = [await table('mine'), await table('theirs')];
+        await source.enableTracking(mine, DAY);
+        // One tenant's session drops its last table while the other tenant's session sets its first one up.
+        await Promise.all([source.untrack((n) => n === 'mine' || n === 'nothing-here'), other.enableTracking(theirs, DAY)]);
+        expect(await recording(theirs)).toBe(true);
+        await tenantWrites([`INSERT INTO theirs VALUES (${round})`]);
+        await other.untrack((n) => n === 'theirs');
+        // Nothing is tracked now; a session's untrack still leaves the shared schema (and its epoch) alone.
+        expect((await admin.query(`SELECT 1 FROM pg_namespace WHERE nspname = 'tenant_mirror_ct'`)).rowCount).toBe(1);
+      }
+    } finally {
+      await other.close();
+    }
+  });
+
+  it("the operator's untrack removes the schema only when nothing is tracked, even with a neighbour setting up at the same moment", async () => {
+    const other = new PgChangeSource({ url, tenant: 'neighbour' });
+    try {
+      for (let round = 0; round < 6; round++) {
+        await admin.query(`DROP TABLE IF EXISTS mine, theirs; CREATE TABLE mine (id int PRIMARY KEY); CREATE TABLE theirs (id int PRIMARY KEY)`);
+        const [mine, theirs] = [await table('mine'), await table('theirs')];
+        await source.enableTracking(mine, DAY);
+        await Promise.all([source.untrack((n) => n === 'mine', { removeUnused: true }), other.enableTracking(theirs, DAY)]);
+        // Whichever went first, the neighbour's table records (its set-up created the schema again if it had to).
+        expect(await recording(theirs)).toBe(true);
+        await other.untrack((n) => n === 'theirs');
+      }
+    } finally {
+      await other.close();
+    }
   });
 });
 
