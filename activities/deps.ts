@@ -14,6 +14,8 @@ export interface ActivityDeps {
   logger: Logger;
   /** This worker's identity, recorded with the fences its activities take (who wrote the mirror). */
   identity?: string;
+  /** Aborted when the worker drains (SIGTERM): long activities stop at their next safe point. */
+  draining?: AbortSignal;
 }
 
 export interface Sides {

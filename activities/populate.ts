@@ -53,7 +53,7 @@ export async function populateTable(deps: ActivityDeps, tenantId: string, table:
           beat = { table, version, rows: base + p.rows, bytes: p.bytes };
           ctx.heartbeat(beat);
         };
-        await copyRows({ ctx, snapshot, mirror, schema, fence, version, resume: resumable, chunkBytes: tenant.batchBytes, report });
+        await copyRows({ ctx, snapshot, mirror, schema, fence, version, resume: resumable, chunkBytes: tenant.batchBytes, report, draining: deps.draining });
         const swapped = await mirror.swapInShadow(schema, version, await snapshot.tableFingerprint(schema), fence);
         log.info({ rows: swapped.rows, lsn: version, ms: Date.now() - started }, 'table populated');
         return { table, rows: swapped.rows, lsn: version, resumed: resumable !== null, durationMs: Date.now() - started };
@@ -90,13 +90,24 @@ async function copyRows(args: {
   chunkBytes: number;
   /** After each committed chunk: rows and bytes copied by this attempt. */
   report: (progress: { rows: number; bytes: number }) => void;
+  /** The worker drains: the chunk in flight rolls back, the committed ones stay, the next attempt resumes. */
+  draining?: AbortSignal | undefined;
 }): Promise<void> {
-  const { ctx, snapshot, mirror, schema } = args;
+  const { ctx, snapshot, mirror, schema, draining } = args;
   const rows = abandonable(snapshot.rows(schema, args.resume?.lastKey ?? undefined));
   const onAbort = (): void => {
     rows.destroy(new CancelledFailure('population cancelled'));
   };
+  const drained = (): MirrorError =>
+    new MirrorError(FailureType.WorkerLost, 'the worker is shutting down: the population resumes from its last committed chunk on another worker', {
+      table: schema.name,
+      operation: 'populate',
+    });
+  const onDrain = (): void => {
+    rows.destroy(drained());
+  };
   ctx.cancellationSignal.addEventListener('abort', onAbort, { once: true });
+  draining?.addEventListener('abort', onDrain, { once: true });
   try {
     await mirror.copyIntoShadow(schema, rows, {
       resume: args.resume !== null,
@@ -110,9 +121,11 @@ async function copyRows(args: {
     // The adapter reports the destroyed row stream as a failed read; it was a cancellation (a wipe or pause
     // arrived), and the history should say so rather than show a SourceReadFailed.
     if (ctx.cancellationSignal.aborted) throw new CancelledFailure('population cancelled');
+    if (draining?.aborted) throw drained();
     throw err;
   } finally {
     ctx.cancellationSignal.removeEventListener('abort', onAbort);
+    draining?.removeEventListener('abort', onDrain);
   }
   if (ctx.cancellationSignal.aborted) throw new CancelledFailure('population cancelled');
 }

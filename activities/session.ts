@@ -15,18 +15,21 @@ import type { Logger } from '../src/logging';
 import type { TenantConfig } from '../src/config/schema';
 import type { SessionEndReason, SessionHeartbeat, SessionInput, SessionResult } from '../contract';
 import { continuityBreak } from './decide';
-import { withSides, type ActivityDeps } from './deps';
+import { withSides, type ActivityDeps, type Sides } from './deps';
 import { withFailures } from './failure';
-import { cancelWatch } from './cancel-watch';
+import { cancelWatch, type CancelWatch } from './cancel-watch';
 import { abandonable } from './streams';
 import { holderOf } from './populate';
 
 /** Even an idle table records a sync this often (or a quarter of the retention, if shorter), so `lastSyncAt` and the retention rule stay truthful. */
 const IDLE_TOUCH_MS = 60_000;
-/** A heartbeat every 160 s: ~23 billable actions an hour (the workflow's heartbeat timeout is 8 minutes). */
-export const SESSION_HEARTBEAT_MS = 160_000;
-/** How often the session looks for a cancel request (a description read, not a billable action). */
-const LOOK_FOR_CANCEL_MS = 2_000;
+/**
+ * A heartbeat every 5 minutes: 12 billable actions an hour. Its timeout (11 minutes, activity-options.ts) is only
+ * the last resort for a dead worker: the fleet's reaper moves a dead worker's sessions within seconds.
+ */
+export const SESSION_HEARTBEAT_MS = 5 * 60_000;
+/** Between two long polls of the workflow's history for a cancel request (each held up to 20 s by the server). */
+const LOOK_GAP_MS = 5_000;
 
 interface SessionEnd {
   reason: SessionEndReason;
@@ -42,55 +45,70 @@ interface CycleOutcome {
 
 export async function syncSession(deps: ActivityDeps, tenantId: string, input: SessionInput): Promise<SessionResult> {
   return withFailures({ tenant: tenantId, operation: 'sync' }, () =>
-    withSides(deps, tenantId, async ({ tenant, source, mirror }) => {
+    withSides(deps, tenantId, async (sides) => {
       const ctx = Context.current();
-      const log = deps.logger.child({ tenantId, activity: 'syncSession' });
-      const deadline = Date.now() + input.maxDurationMs;
-      const figures: SessionHeartbeat = { cycles: 0, changesApplied: 0, lastCycleAt: null, lastSuccessAt: null, tables: [] };
-      const watch = cancelWatch(ctx, { everyMs: SESSION_HEARTBEAT_MS, lookEveryMs: LOOK_FOR_CANCEL_MS });
-      const synced = new Set(input.tables);
-      const expected = new Set([...input.tables, ...(input.others ?? [])]);
       // From here on an older session of this tenant (a timed-out attempt still running somewhere) cannot write.
-      const fence = await mirror.takeFence('session', holderOf(deps, ctx));
-
-      for (let config = tenant; ; ) {
-        // The tenants file is read again each cycle (only when it changed): a new include, batch size or poll
-        // interval applies at once; new connection details need new connections, so the workflow starts over.
-        const latest = deps.loadTenant(tenantId);
-        if (latest.source.url !== tenant.source.url || latest.mirror.url !== tenant.mirror.url || latest.mirror.schema !== tenant.mirror.schema) {
-          return result('tablesChanged', 'the connection settings in the configuration changed');
-        }
-        config = latest;
-        const outcome = await cycle({ tenant: config, source, mirror, synced, expected, fence, log });
-        figures.cycles += 1;
-        figures.changesApplied += outcome.changes;
-        figures.lastCycleAt = new Date().toISOString();
-        figures.lastSuccessAt = Date.now();
-        const ending = outcome.end !== null || Date.now() >= deadline;
-        // Per-table figures cost a read of the mirror's state: only for a heartbeat about to go out, or the result.
-        if (ending || watch.due()) figures.tables = await tableFigures(mirror, synced);
-        watch.beat(figures);
-        if (outcome.end) {
-          log.info({ reason: outcome.end.reason, detail: outcome.end.detail }, 'sync session returns to the workflow');
-          return result(outcome.end.reason, outcome.end.detail, outcome.end.tables);
-        }
-        if (Date.now() >= deadline) return result('timeLimit', null);
-        await watch.sleep(config.pollInterval);
-      }
-
-      function result(reason: SessionEndReason, detail: string | null, tables: string[] = []): SessionResult {
-        return {
-          reason,
-          detail,
-          tables,
-          cycles: figures.cycles,
-          changesApplied: figures.changesApplied,
-          lastSuccessAt: figures.lastSuccessAt,
-          tableStatus: figures.tables,
-        };
+      const fence = await sides.mirror.takeFence('session', holderOf(deps, ctx));
+      const watch = cancelWatch(ctx, { everyMs: SESSION_HEARTBEAT_MS, gapMs: LOOK_GAP_MS });
+      try {
+        return await runSession({ deps, tenantId, input, sides, fence, watch });
+      } finally {
+        watch.close();
       }
     }),
   );
+}
+
+/** Cycles until something needs the workflow's decision, the time limit, or the worker drains. */
+async function runSession(args: {
+  deps: ActivityDeps;
+  tenantId: string;
+  input: SessionInput;
+  sides: Sides;
+  fence: Fence;
+  watch: CancelWatch;
+}): Promise<SessionResult> {
+  const { deps, tenantId, input, fence, watch } = args;
+  const { tenant, source, mirror } = args.sides;
+  const log = deps.logger.child({ tenantId, activity: 'syncSession' });
+  const deadline = Date.now() + input.maxDurationMs;
+  const figures: SessionHeartbeat = { cycles: 0, changesApplied: 0, lastCycleAt: null, lastSuccessAt: null, tables: [] };
+  const synced = new Set(input.tables);
+  const expected = new Set([...input.tables, ...(input.others ?? [])]);
+  const result = (reason: SessionEndReason, detail: string | null, tables: string[] = []): SessionResult => ({
+    reason,
+    detail,
+    tables,
+    cycles: figures.cycles,
+    changesApplied: figures.changesApplied,
+    lastSuccessAt: figures.lastSuccessAt,
+    tableStatus: figures.tables,
+  });
+
+  for (;;) {
+    stopIfDraining(deps, tenantId);
+    // The tenants file is read again each cycle (only when it changed): a new include, batch size or poll
+    // interval applies at once; new connection details need new connections, so the workflow starts over.
+    const config = deps.loadTenant(tenantId);
+    if (config.source.url !== tenant.source.url || config.mirror.url !== tenant.mirror.url || config.mirror.schema !== tenant.mirror.schema) {
+      return result('tablesChanged', 'the connection settings in the configuration changed');
+    }
+    const outcome = await cycle({ tenant: config, source, mirror, synced, expected, fence, log, draining: deps.draining });
+    figures.cycles += 1;
+    figures.changesApplied += outcome.changes;
+    figures.lastCycleAt = new Date().toISOString();
+    figures.lastSuccessAt = Date.now();
+    const ending = outcome.end !== null || Date.now() >= deadline;
+    // Per-table figures cost a read of the mirror's state: only for a heartbeat about to go out, or the result.
+    if (ending || watch.due()) figures.tables = await tableFigures(mirror, synced);
+    watch.beat(figures);
+    if (outcome.end) {
+      log.info({ reason: outcome.end.reason, detail: outcome.end.detail }, 'sync session returns to the workflow');
+      return result(outcome.end.reason, outcome.end.detail, outcome.end.tables);
+    }
+    if (Date.now() >= deadline) return result('timeLimit', null);
+    await watch.sleep(config.pollInterval, deps.draining);
+  }
 }
 
 async function cycle(args: {
@@ -103,6 +121,7 @@ async function cycle(args: {
   expected: Set<string>;
   fence: Fence;
   log: Logger;
+  draining?: AbortSignal | undefined;
 }): Promise<CycleOutcome> {
   const { tenant, source, mirror, synced, expected } = args;
   const listed = await source.listTables(tableFilter(tenant.tables));
@@ -116,6 +135,8 @@ async function cycle(args: {
   let changes = 0;
   try {
     for (const schema of listed.tables.filter((t) => synced.has(t.name))) {
+      // Draining: what is committed stays; the rest of this cycle is the next session's.
+      if (args.draining?.aborted) break;
       const tableState = state.get(schema.name);
       if (!tableState || tableState.lsn === null) {
         // The mirror lost the table (restored from an older backup, dropped by hand): bootstrap decides.
@@ -173,6 +194,13 @@ async function syncTable(args: {
     return applied.upserts + applied.deletes;
   } finally {
     changes.destroy();
+  }
+}
+
+/** A draining worker hands the session back, between two tables' commits: the server retries it at once elsewhere. */
+function stopIfDraining(deps: ActivityDeps, tenantId: string): void {
+  if (deps.draining?.aborted) {
+    throw new MirrorError(FailureType.WorkerLost, 'the worker is shutting down: the session goes on on another worker', { tenant: tenantId, operation: 'sync' });
   }
 }
 

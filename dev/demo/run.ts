@@ -24,6 +24,7 @@ import { temporalTarget, EMBEDDED_UI_PORT } from '../../src/config/temporal';
 import { startEmbeddedTemporalIfNeeded } from '../temporal/embedded';
 import type { DevServer } from '../temporal/dev-server';
 import { createWorker, defaultDeps } from '../../src/worker';
+import { WORKER_HEARTBEAT_MS } from '../../src/fleet/liveness';
 import { tenantMirrorWorkflow } from '../../workflows/tenant-mirror';
 import { MIRROR_STATE_KEY, TENANT_ID_KEY, workflowIdFor } from '../../contract';
 import type { TenantConfig } from '../../src/config/schema';
@@ -174,7 +175,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     cleanups.push({ what: 'Temporal client', run: closeClient, ms: 5_000 });
     await terminateLeftover(client, print);
     print(opts.workflowBundlePath ? 'Starting the worker ...' : 'Starting the worker (bundling the workflow code takes a few seconds) ...');
-    const { worker, connection } = await createWorker({
+    const worker = await createWorker({
       address: temporal.address,
       namespace: temporal.namespace,
       taskQueue: DEMO_TASK_QUEUE,
@@ -185,9 +186,9 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     cleanups.push({
       what: 'worker',
       run: async (temporalUp) => {
-        if (worker.getState() === 'RUNNING') worker.shutdown();
+        worker.shutdown();
         // Without a server the worker would retry reporting its last activity for a long time: give up sooner.
-        if (await withTimeout(running, temporalUp ? 15_000 : 3_000)) await connection.close();
+        if (await withTimeout(running, temporalUp ? 15_000 : 3_000)) await worker.connection.close();
       },
       ms: 20_000,
     });
@@ -338,6 +339,7 @@ function quietLogs(): void {
   try {
     // The demo handles signals itself, in order: live changes, workflow, worker, servers.
     Runtime.install({
+      workerHeartbeatInterval: WORKER_HEARTBEAT_MS,
       logger: new DefaultLogger('ERROR'),
       telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'ERROR', other: 'ERROR' }), forward: {} } },
       shutdownSignals: [],

@@ -9,7 +9,7 @@ import { FailureType, MirrorError } from '../core/errors';
 import { connectClient, forceWipe, pauseTenant, resumeTenant, startTenant } from '../client';
 import { tenantReport, type TenantReport } from '../status';
 import { temporalTarget } from '../config/temporal';
-import { createWorker } from '../worker';
+import { createWorker, installWorkerRuntime, runWorker } from '../worker';
 import { logger } from '../logging';
 import { printStatus } from './status-format';
 
@@ -21,15 +21,15 @@ program
   .command('worker')
   .description('run the worker (starts the embedded Temporal dev server unless TEMPORAL_ADDRESS is set)')
   .action(async () => {
+    installWorkerRuntime();
     const target = temporalTarget();
     // The embedded dev server is a development convenience (dev/), loaded only when no cluster is configured.
     const server = target.embedded ? await (await import('../../dev/temporal/embedded')).startEmbeddedTemporalIfNeeded(target) : null;
     if (server) logger.info({ address: server.address, ui: server.uiUrl }, 'embedded Temporal dev server started');
     loadConfigFile(); // fail fast on a broken tenants file
-    const { worker, connection } = await createWorker({ address: target.address, namespace: target.namespace });
-    logger.info({ taskQueue: 'tenant-mirror', config: configPath() }, 'worker running (Ctrl-C to stop)');
-    await worker.run();
-    await connection.close();
+    const worker = await createWorker({ address: target.address, namespace: target.namespace });
+    logger.info({ taskQueue: 'tenant-mirror', config: configPath(), identity: worker.identity.name }, 'worker running (Ctrl-C to stop)');
+    await runWorker(worker);
     await server?.stop();
   });
 
