@@ -20,6 +20,11 @@ export interface TableStatus {
   notes?: string[];
   /** Set while the table is failed: it waits with backoff, and is tried again at `retryAt`. */
   failure?: TableFailure | null;
+  /**
+   * Seconds since the source version the mirror holds was current (0 when the source is still at it). Filled by
+   * the status route (src/status.ts) from the mirror and the source, never by the workflow.
+   */
+  lagSeconds?: number | null;
 }
 
 export type TableMode = 'tracked' | 'refresh';

@@ -11,7 +11,9 @@ import { tenantReport, type TenantReport } from '../status';
 import { temporalTarget } from '../config/temporal';
 import { createWorker, installWorkerRuntime, runWorker } from '../worker';
 import { logger } from '../logging';
-import { printStatus } from './status-format';
+import { formatList, listEntry, printStatus, statusJson } from './status-format';
+
+const LIST_CONCURRENCY = 8;
 
 const program = new Command('tenant-mirror')
   .description('Keeps a live mirror of each tenant database in a partner database, orchestrated by Temporal.')
@@ -58,21 +60,25 @@ program
     await withClient(async (client) => {
       const rows: TenantReport[] = [];
       for (const id of ids) rows.push(await tenantReport(client, id, tenants.find((t) => t.id === id)));
-      if (opts.json) console.log(JSON.stringify(rows.map(toJson), null, 2));
+      if (opts.json) console.log(JSON.stringify(rows.map(statusJson), null, 2));
       else printStatus(rows);
     });
   });
 
 program
   .command('list')
-  .description('list configured tenants and their workflow state')
-  .action(async () => {
+  .description('every configured tenant: state (stale when nothing syncs), tables mirroring/populating/failed, worst lag, last error')
+  .option('--json', 'machine-readable output')
+  .action(async (opts: { json?: boolean }) => {
     const tenants = loadConfigFile();
     await withClient(async (client) => {
-      for (const t of tenants) {
-        const { state } = await tenantReport(client, t.id);
-        console.log(`${t.id.padEnd(24)} ${state.padEnd(14)} ${t.source.kind} → ${t.mirror.kind} (schema ${t.mirror.schema})`);
+      const entries: ReturnType<typeof listEntry>[] = [];
+      // A few tenants at a time: each report reads the workflow, the mirror and the source.
+      for (let i = 0; i < tenants.length; i += LIST_CONCURRENCY) {
+        const batch = tenants.slice(i, i + LIST_CONCURRENCY);
+        entries.push(...(await Promise.all(batch.map(async (t) => listEntry(await tenantReport(client, t.id, t), t)))));
       }
+      console.log(opts.json ? JSON.stringify(entries, null, 2) : formatList(entries));
     });
   });
 
@@ -149,27 +155,6 @@ async function withClient(body: (client: import('@temporalio/client').Client) =>
   } finally {
     await close();
   }
-}
-
-function toJson(row: TenantReport) {
-  return {
-    tenantId: row.tenantId,
-    state: row.state,
-    reason: row.reason,
-    error: row.activityError,
-    notices: row.notices ?? [],
-    tables: row.tables.map((t) => ({
-      name: t.name,
-      state: t.state,
-      mode: t.mode ?? 'tracked',
-      lsn: t.lsn,
-      rows: t.rows,
-      lastSyncAt: t.lastSyncAt,
-      error: t.error,
-      notes: t.notes ?? [],
-      failure: t.failure ?? null,
-    })),
-  };
 }
 
 program.parseAsync(process.argv).catch((err: unknown) => {

@@ -3,10 +3,13 @@
  * A worker killed with SIGKILL has its sessions moved to the other by the fleet's reaper (Temporal's worker
  * heartbeats), long before the sessions' heartbeat timeout; a worker stopped with SIGTERM drains (its sessions
  * stop between two commits and are retried at once elsewhere) and exits cleanly; a worker restarted under its
- * stable identity reclaims its own sessions at start. Through all of it every change arrives, once.
+ * stable identity reclaims its own sessions at start. Through all of it every change arrives, once. With every
+ * worker gone, `list` and `status` say `stale` (with the age) instead of `mirroring`, answering without a worker.
  */
 import './../support/quiet-runtime';
+import { execFile } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
@@ -22,6 +25,7 @@ import { waitFor } from '../support/wait';
 import { mirrorRelation } from '../../src/postgres/mirror-sql';
 
 const { PendingActivityState } = temporal.api.enums.v1;
+const exec = promisify(execFile);
 const TENANTS = ['f1', 'f2', 'f3', 'f4'];
 const dir = join(process.cwd(), '.data', 'test', 'fleet');
 const taskQueue = `fleet-${process.pid}`;
@@ -76,6 +80,13 @@ async function waitHosted(expected: Record<string, string>, what: string, timeou
     { timeoutMs, intervalMs: 500, what },
   );
 }
+
+const cli = (...args: string[]) =>
+  exec('npx', ['tsx', 'src/cli/main.ts', ...args], {
+    env: { ...process.env, TENANT_MIRROR_CONFIG: tenantsFile, TEMPORAL_ADDRESS: temporalServer.address, TEMPORAL_NAMESPACE: temporalServer.namespace },
+  });
+const list = async (): Promise<{ tenantId: string; state: string; staleSeconds: number | null; worstLagSeconds: number | null; tables: { mirroring: number } }[]> =>
+  JSON.parse((await cli('list', '--json')).stdout);
 
 let seq = 0;
 /** One write per tenant, and the wait until every mirror holds it. */
@@ -168,5 +179,18 @@ describe('two workers share the tenants', () => {
       const [src, dst] = await Promise.all([tableChecksum(sourceUrl, `${t}.events`, 'id'), tableChecksum(mirrorUrl, mirrored(t), 'id')]);
       expect(dst).toEqual(src);
     }
+
+    // The list while healthy: every tenant mirroring, its lag known.
+    const healthy = await list();
+    expect(healthy.map((e) => e.state)).toEqual(TENANTS.map(() => 'mirroring'));
+    expect(healthy.every((e) => typeof e.worstLagSeconds === 'number' && e.tables.mirroring === 1)).toBe(true);
+
+    // The last worker stops: the sessions wait for a worker that does not come, and the list says so.
+    await a.stop(30_000);
+    await waitFor(async () => (await list()).every((e) => e.state === 'stale'), { timeoutMs: 90_000, intervalMs: 2_000, what: 'every tenant listed stale' });
+    const stale = await list();
+    expect(stale[0]!.staleSeconds).toBeGreaterThan(0);
+    const status = JSON.parse((await cli('status', 'fleet-f1', '--json')).stdout) as { state: string; stale: { why: string } }[];
+    expect(status[0]!.stale.why).toMatch(/no worker has started the sync session for \d+ s/);
   }, 600_000);
 });
