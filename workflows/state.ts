@@ -41,6 +41,8 @@ export interface TenantState {
   wake: boolean;
   /** Messages the workflow could not act on, newest last (at most MAX_NOTICES). */
   notices: string[];
+  /** Wipes in a row that failed for want of credentials or configuration (they wait longer each time). */
+  wipeFailures?: number;
 }
 
 const MAX_NOTICES = 20;
@@ -146,6 +148,11 @@ export function noteSuccess(s: TenantState, at: number | null): void {
 }
 
 /** How long a blocked tenant waits before looking again: at most `recheckMs`, and never past its retention. */
+/** A wipe the operator must unblock (AuthFailed, BadConfig) waits 10 s, 20 s, 40 s … at most `maxMs`, or until resumed. */
+export function wipeBackoffMs(failures: number, maxMs: number): number {
+  return Math.min(maxMs, 10_000 * 2 ** Math.max(0, Math.min(failures - 1, 20)));
+}
+
 export function blockedWaitMs(s: TenantState, now: number, recheckMs: number): number {
   if (s.lastSuccessAt === null) return recheckMs;
   return Math.min(recheckMs, Math.max(0, s.lastSuccessAt + s.policy.retentionMs - now) + 1);

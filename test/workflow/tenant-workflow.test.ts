@@ -227,6 +227,39 @@ describe('tenant workflow state machine', () => {
     });
   });
 
+  it('a wipe failing with AuthFailed waits with backoff instead of logging in again at once; resume retries it', async () => {
+    const stubs = new Stubs();
+    let rotated = true;
+    const base = stubs.activities();
+    const activities: TenantActivities = {
+      ...base,
+      wipeTables: async (tenant, input) => {
+        if (rotated) {
+          stubs.calls.push('wipe:refused');
+          throw ApplicationFailure.create({ type: 'AuthFailed', message: 'password authentication failed for user "partner" [tenant x, mirror, wipe]', nonRetryable: true });
+        }
+        return base.wipeTables(tenant, input);
+      },
+    };
+    stubs.activities = () => activities;
+    await withWorker(stubs, async (tq) => {
+      const handle = await start(tq);
+      await waitFor(async () => stateOf(await handle.query(statusQuery)) === 'mirroring');
+      await handle.executeUpdate(forceWipeUpdate, { args: [{}] });
+      await waitFor(async () => stateOf(await handle.query(statusQuery)) === 'blocked');
+      expect((await handle.query(statusQuery)).reason).toMatch(/^wipe failed \(attempt 1, next in 10 s\): password authentication failed/);
+      await new Promise((r) => setTimeout(r, 2_000));
+      // One refused login, not one per workflow task.
+      expect(stubs.calls.filter((c) => c === 'wipe:refused')).toHaveLength(1);
+      rotated = false;
+      await handle.signal(resumeSignal);
+      await waitFor(async () => stubs.calls.includes('wipe') && stateOf(await handle.query(statusQuery)) === 'mirroring');
+      expect((await handle.query(statusQuery)).pendingWipe).toBeNull();
+      await recordHistory(handle, 'wipe-backoff');
+      await handle.terminate('test done');
+    });
+  });
+
   it('blocks on bad credentials without retrying, and tries again on resume', async () => {
     const stubs = new Stubs();
     let credentialsFixed = false;
