@@ -120,3 +120,6 @@ function toFingerprint(value: unknown): SourceFingerprint | null {
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return null;
   return Object.fromEntries(Object.entries(parsed).map(([k, v]) => [k, String(v)]));
 }
+
+/** DDL on a mirror table (create, alter, swap, drop) waits this long at most for a partner's lock: then MirrorBusy. */
+export const DDL_LOCK_TIMEOUT_MS = 5_000;

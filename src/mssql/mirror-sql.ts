@@ -308,6 +308,11 @@ export function adjustRowCountSql(schema: string): string {
   WHEN row_count + @delta < 0 THEN 0 ELSE row_count + @delta END WHERE table_name = @table`;
 }
 
+/** How long any statement of the connection waits for a lock before failing with error 1222 (MirrorBusy). */
+export function lockTimeoutSql(ms: number): string {
+  return `SET LOCK_TIMEOUT ${Math.max(1, Math.round(ms))}`;
+}
+
 /**
  * Serializes the mirror's DDL per schema or table across workers, released with the transaction
  * (sp_getapplock; a result below 0 means the lock was not granted).

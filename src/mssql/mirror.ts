@@ -18,7 +18,7 @@ import type { Readable } from 'node:stream';
 import sql from 'mssql';
 import { decodeLine } from '../core/copy-text';
 import { FailureType, MirrorError, toMirrorError, type ErrorContext, type FailureTypeName, contextFor } from '../core/errors';
-import { mirrorLockName, parseShadowProgress, schemaResult, schemaStep, toTableState, type StateRow } from '../core/mirror-common';
+import { DDL_LOCK_TIMEOUT_MS, mirrorLockName, parseShadowProgress, schemaResult, schemaStep, toTableState, type StateRow } from '../core/mirror-common';
 import type { ExistingTable } from '../core/schema-compat';
 import { schemaHash } from '../core/schema-hash';
 import type {
@@ -70,7 +70,11 @@ export class MssqlMirror implements Mirror {
     return this.connections.get();
   }
 
-  /** Runs fn in one READ COMMITTED transaction; any failure rolls it back and becomes a typed failure. */
+  /**
+   * Runs fn in one READ COMMITTED transaction; any failure rolls it back and becomes a typed failure. Every lock
+   * it waits for is waited for at most DDL_LOCK_TIMEOUT_MS (a partner's long query on a mirror table must neither
+   * block a swap for ever nor queue the partner's readers behind it): then it fails as MirrorBusy, tried later.
+   */
   private async inTransaction<T>(
     ctx: ErrorContext,
     fn: (tx: sql.Transaction) => Promise<T>,
@@ -81,6 +85,7 @@ export class MssqlMirror implements Mirror {
       const pool = await this.pool();
       tx = new sql.Transaction(pool);
       await tx.begin(sql.ISOLATION_LEVEL.READ_COMMITTED);
+      await new sql.Request(tx).batch(mirrorSql.lockTimeoutSql(DDL_LOCK_TIMEOUT_MS));
       const result = await fn(tx);
       await tx.commit();
       return result;

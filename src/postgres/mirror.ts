@@ -26,7 +26,7 @@ import type { Pool, PoolClient } from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { decodeLine } from '../core/copy-text';
 import { FailureType, MirrorError, toMirrorError, type ErrorContext, contextFor } from '../core/errors';
-import { mirrorLockName, parseShadowProgress, schemaResult, schemaStep, toTableState, type StateRow } from '../core/mirror-common';
+import { DDL_LOCK_TIMEOUT_MS, mirrorLockName, parseShadowProgress, schemaResult, schemaStep, toTableState, type StateRow } from '../core/mirror-common';
 import type { ExistingTable } from '../core/schema-compat';
 import { schemaHash } from '../core/schema-hash';
 import type {
@@ -54,8 +54,6 @@ export interface PgMirrorOptions extends MirrorOptions {
   ddlLockTimeoutMs?: number;
 }
 
-/** DDL on a mirror table waits this long at most for a partner's lock. */
-export const DDL_LOCK_TIMEOUT_MS = 5_000;
 
 interface Owned {
   relation: string;

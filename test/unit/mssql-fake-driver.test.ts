@@ -456,6 +456,9 @@ describe('the SQL Server mirror never overlaps requests on its transactions', { 
       await mirror.close();
     }
     expect(recorder.violations).toEqual([]);
+    // Every transaction waits for a partner's lock at most DDL_LOCK_TIMEOUT_MS, set before anything else.
+    const begins = recorder.timeline.filter((t) => t.endsWith('BEGIN TRANSACTION')).length;
+    expect(recorder.sent.filter((s) => s.text === 'SET LOCK_TIMEOUT 5000').length).toBe(begins);
     // Several populations chunks and change batches, each its own transaction.
     expect(recorder.timeline.filter((t) => t.endsWith('COMMIT')).length).toBeGreaterThan(6);
     const staged = recorder.sent.filter((s) => s.kind === 'bulk' && s.text.includes('#staging'));

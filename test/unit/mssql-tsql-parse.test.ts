@@ -111,6 +111,7 @@ function corpus(): Case[] {
   for (const name of ['CURRENT_VERSION_SQL', 'MIN_VALID_VERSION_SQL', 'TABLE_TRACKING_SQL', 'RESET_ISOLATION_SQL'] as const) add(name, '', snapshot[name]);
   for (const name of ['DATABASE_TRACKING_STATE_SQL', 'TABLE_TRACKED_SQL', 'TRACKED_TABLES_SQL'] as const) add(name, '', tracking[name]);
   for (const name of ['OBJECT_EXISTS_SQL', 'APP_LOCK_SQL'] as const) add(name, '', mirrorSql[name]);
+  add('lockTimeoutSql', '5000', mirrorSql.lockTimeoutSql(5000));
   add('ping', '', 'SELECT 1 AS ok');
 
   // Change tracking set-up, alone and as sent (after resetting the isolation level, in one batch).
