@@ -46,7 +46,8 @@ import type {
 } from '../core/types';
 import { copyInChunks, type ChunkInfo, type CopyInStream } from './chunked-copy';
 import * as sql from './mirror-sql';
-import { createPgPool, withClient, withTransaction } from './connection';
+import { CONNECT_TIMEOUT_MS, createPgPool, withClient, withTransaction } from './connection';
+import { cappedClient, mirrorConnectionCap } from './connection-cap';
 import { logicalToPgType, pgTypeToLogical } from './types';
 
 export interface PgMirrorOptions extends MirrorOptions {
@@ -73,7 +74,9 @@ export class PgMirror implements Mirror {
     this.schema = opts.schema;
     this.ddlLockTimeoutMs = opts.ddlLockTimeoutMs ?? DDL_LOCK_TIMEOUT_MS;
     this.ctx = contextFor(opts.tenant, 'mirror');
-    this.pool = createPgPool(opts.url, { max: opts.maxConnections ?? 4, applicationName: 'tenant-mirror' });
+    // The cap's wait ends before the pool's connect timeout, so a full cap reads as MirrorBusy, not a timeout.
+    const Client = cappedClient(mirrorConnectionCap(opts.url), CONNECT_TIMEOUT_MS - 2_000);
+    this.pool = createPgPool(opts.url, { max: opts.maxConnections ?? 4, applicationName: 'tenant-mirror', Client });
   }
 
   async ping(): Promise<void> {
