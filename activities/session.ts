@@ -52,6 +52,12 @@ export async function syncSession(deps: ActivityDeps, tenantId: string, input: S
       const watch = cancelWatch(ctx, { everyMs: SESSION_HEARTBEAT_MS, gapMs: LOOK_GAP_MS });
       try {
         return await runSession({ deps, tenantId, input, sides, fence, watch });
+      } catch (err) {
+        if (err instanceof MirrorError && err.type === FailureType.Fenced) {
+          // Two sessions of one tenant at once (an attempt given up on while it still ran): the newer one writes.
+          deps.logger.warn({ tenantId, activity: 'syncSession', attempt: ctx.info.attempt, type: err.type, message: err.message }, 'a newer session took over: this one stops without writing');
+        }
+        throw err;
       } finally {
         watch.close();
       }
