@@ -12,6 +12,7 @@ import { FailureType, MirrorError } from '../src/core/errors';
 import { tableFilter } from '../src/config/load';
 import type { ChangeSource, Fence, Mirror, MirrorTableState, SourceSnapshot, TableSchema, Version } from '../src/core/types';
 import type { Logger } from '../src/logging';
+import type { MirrorMetrics } from '../src/metrics';
 import type { TenantConfig } from '../src/config/schema';
 import type { SessionEndReason, SessionHeartbeat, SessionInput, SessionResult } from '../contract';
 import { continuityBreak } from './decide';
@@ -41,55 +42,65 @@ interface CycleOutcome {
 }
 
 export async function syncSession(deps: ActivityDeps, tenantId: string, input: SessionInput): Promise<SessionResult> {
-  return withFailures({ tenant: tenantId, operation: 'sync' }, () =>
-    withSides(deps, tenantId, async ({ tenant, source, mirror }) => {
-      const ctx = Context.current();
-      const log = deps.logger.child({ tenantId, activity: 'syncSession' });
-      const deadline = Date.now() + input.maxDurationMs;
-      const figures: SessionHeartbeat = { cycles: 0, changesApplied: 0, lastCycleAt: null, lastSuccessAt: null, tables: [] };
-      const watch = cancelWatch(ctx, { everyMs: SESSION_HEARTBEAT_MS, lookEveryMs: LOOK_FOR_CANCEL_MS });
-      const synced = new Set(input.tables);
-      const expected = new Set([...input.tables, ...(input.others ?? [])]);
-      // From here on an older session of this tenant (a timed-out attempt still running somewhere) cannot write.
-      const fence = await mirror.takeFence('session', holderOf(deps, ctx));
-
-      for (let config = tenant; ; ) {
-        // The tenants file is read again each cycle (only when it changed): a new include, batch size or poll
-        // interval applies at once; new connection details need new connections, so the workflow starts over.
-        const latest = deps.loadTenant(tenantId);
-        if (latest.source.url !== tenant.source.url || latest.mirror.url !== tenant.mirror.url || latest.mirror.schema !== tenant.mirror.schema) {
-          return result('tablesChanged', 'the connection settings in the configuration changed');
+  return withFailures(
+    { tenant: tenantId, operation: 'sync' },
+    () =>
+      withSides(deps, tenantId, async ({ tenant, source, mirror }) => {
+        const ctx = Context.current();
+        const log = deps.logger.child({ tenantId, activity: 'syncSession' });
+        const deadline = Date.now() + input.maxDurationMs;
+        const figures: SessionHeartbeat = { cycles: 0, changesApplied: 0, lastCycleAt: null, lastSuccessAt: null, tables: [] };
+        const watch = cancelWatch(ctx, { everyMs: SESSION_HEARTBEAT_MS, lookEveryMs: LOOK_FOR_CANCEL_MS });
+        const synced = new Set(input.tables);
+        const expected = new Set([...input.tables, ...(input.others ?? [])]);
+        // From here on an older session of this tenant (a timed-out attempt still running somewhere) cannot write.
+        const fence = await mirror.takeFence('session', holderOf(deps, ctx));
+        deps.metrics.sessionStarted();
+        deps.metrics.tablesTo(tenantId, 'mirroring', input.tables);
+        try {
+          for (let config = tenant; ; ) {
+            // The tenants file is read again each cycle (only when it changed): a new include, batch size or poll
+            // interval applies at once; new connection details need new connections, so the workflow starts over.
+            const latest = deps.loadTenant(tenantId);
+            if (latest.source.url !== tenant.source.url || latest.mirror.url !== tenant.mirror.url || latest.mirror.schema !== tenant.mirror.schema) {
+              return result('tablesChanged', 'the connection settings in the configuration changed');
+            }
+            config = latest;
+            const outcome = await cycle({ tenant: config, source, mirror, synced, expected, fence, log, metrics: deps.metrics });
+            deps.metrics.cycleDone(tenantId);
+            figures.cycles += 1;
+            figures.changesApplied += outcome.changes;
+            figures.lastCycleAt = new Date().toISOString();
+            figures.lastSuccessAt = Date.now();
+            const ending = outcome.end !== null || Date.now() >= deadline;
+            // Per-table figures cost a read of the mirror's state: only for a heartbeat about to go out, or the result.
+            if (ending || watch.due()) figures.tables = await tableFigures(mirror, synced);
+            watch.beat(figures);
+            if (outcome.end) {
+              log.info({ reason: outcome.end.reason, detail: outcome.end.detail }, 'sync session returns to the workflow');
+              if (outcome.end.tables?.length) deps.metrics.tablesTo(tenantId, 'pending', outcome.end.tables);
+              return result(outcome.end.reason, outcome.end.detail, outcome.end.tables);
+            }
+            if (Date.now() >= deadline) return result('timeLimit', null);
+            await watch.sleep(config.pollInterval);
+          }
+        } finally {
+          deps.metrics.sessionEnded(tenantId);
         }
-        config = latest;
-        const outcome = await cycle({ tenant: config, source, mirror, synced, expected, fence, log });
-        figures.cycles += 1;
-        figures.changesApplied += outcome.changes;
-        figures.lastCycleAt = new Date().toISOString();
-        figures.lastSuccessAt = Date.now();
-        const ending = outcome.end !== null || Date.now() >= deadline;
-        // Per-table figures cost a read of the mirror's state: only for a heartbeat about to go out, or the result.
-        if (ending || watch.due()) figures.tables = await tableFigures(mirror, synced);
-        watch.beat(figures);
-        if (outcome.end) {
-          log.info({ reason: outcome.end.reason, detail: outcome.end.detail }, 'sync session returns to the workflow');
-          return result(outcome.end.reason, outcome.end.detail, outcome.end.tables);
-        }
-        if (Date.now() >= deadline) return result('timeLimit', null);
-        await watch.sleep(config.pollInterval);
-      }
 
-      function result(reason: SessionEndReason, detail: string | null, tables: string[] = []): SessionResult {
-        return {
-          reason,
-          detail,
-          tables,
-          cycles: figures.cycles,
-          changesApplied: figures.changesApplied,
-          lastSuccessAt: figures.lastSuccessAt,
-          tableStatus: figures.tables,
-        };
-      }
-    }),
+        function result(reason: SessionEndReason, detail: string | null, tables: string[] = []): SessionResult {
+          return {
+            reason,
+            detail,
+            tables,
+            cycles: figures.cycles,
+            changesApplied: figures.changesApplied,
+            lastSuccessAt: figures.lastSuccessAt,
+            tableStatus: figures.tables,
+          };
+        }
+      }),
+    { metrics: deps.metrics },
   );
 }
 
@@ -103,6 +114,7 @@ async function cycle(args: {
   expected: Set<string>;
   fence: Fence;
   log: Logger;
+  metrics: MirrorMetrics;
 }): Promise<CycleOutcome> {
   const { tenant, source, mirror, synced, expected } = args;
   const listed = await source.listTables(tableFilter(tenant.tables));
@@ -112,6 +124,8 @@ async function cycle(args: {
     return { end: { reason: 'tablesChanged', detail: `source tables are now: ${names.join(', ') || 'none'}` }, changes: 0 };
   }
   const state = new Map((await mirror.readState()).map((s) => [s.table, s]));
+  // What a table holds once this cycle has applied its changes: the source as of (about) now.
+  const snapshotAt = Date.now();
   const snapshot = await source.snapshot();
   let changes = 0;
   try {
@@ -129,9 +143,11 @@ async function cycle(args: {
       }
       try {
         changes += await syncTable({ ...args, snapshot, schema, lsn: tableState.lsn, state: tableState });
+        args.metrics.caughtUp(tenant.id, schema.name, snapshotAt);
       } catch (err) {
         // DDL holds or rewrote this table: the others go on, this one is read again next cycle.
         if (!(err instanceof MirrorError && err.type === FailureType.SourceBusy)) throw err;
+        args.metrics.failed(tenant.id, err.type, 'sync');
         args.log.info({ table: schema.name, reason: err.message }, 'table skipped this cycle');
       }
     }
@@ -150,6 +166,7 @@ async function syncTable(args: {
   lsn: Version;
   state: MirrorTableState;
   fence: Fence;
+  metrics: MirrorMetrics;
 }): Promise<number> {
   const { tenant, mirror, snapshot, schema, lsn } = args;
   const minValidVersion = await snapshot.minValidVersion(schema);
@@ -170,6 +187,7 @@ async function syncTable(args: {
       batchBytes: tenant.batchBytes,
       fence: args.fence,
     });
+    args.metrics.rowsApplied(tenant.id, schema.name, applied);
     return applied.upserts + applied.deletes;
   } finally {
     changes.destroy();

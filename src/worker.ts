@@ -8,6 +8,7 @@ import { TASK_QUEUE } from '../contract';
 import { openMirror, openSource } from './adapters';
 import { cachedConfigLoader, findTenant } from './config/load';
 import { logger } from './logging';
+import { MirrorMetrics } from './metrics';
 
 /**
  * Node flags for a worker process. A young generation capped at 2 MB per semi-space keeps a worker's resident
@@ -34,10 +35,12 @@ export function defaultDeps(configPath?: string): ActivityDeps {
     openSource,
     openMirror,
     logger,
+    metrics: new MirrorMetrics(),
   };
 }
 
-export async function createWorker(opts: WorkerOptions): Promise<{ worker: Worker; connection: NativeConnection }> {
+/** The worker, its connection, and the metrics its activities record into (deps.metrics, or a new registry). */
+export async function createWorker(opts: WorkerOptions): Promise<{ worker: Worker; connection: NativeConnection; metrics: MirrorMetrics }> {
   const connection = await NativeConnection.connect({ address: opts.address });
   const deps = { ...defaultDeps(), ...opts.deps };
   const worker = await Worker.create({
@@ -53,5 +56,5 @@ export async function createWorker(opts: WorkerOptions): Promise<{ worker: Worke
     defaultHeartbeatThrottleInterval: '1 second',
     shutdownGraceTime: '10 seconds',
   });
-  return { worker, connection };
+  return { worker, connection, metrics: deps.metrics };
 }

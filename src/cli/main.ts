@@ -11,6 +11,8 @@ import { tenantReport, type TenantReport } from '../status';
 import { temporalTarget } from '../config/temporal';
 import { createWorker } from '../worker';
 import { logger } from '../logging';
+import { MirrorMetrics } from '../metrics';
+import { startTelemetry } from '../telemetry';
 import { printStatus } from './status-format';
 
 const program = new Command('tenant-mirror')
@@ -19,17 +21,21 @@ const program = new Command('tenant-mirror')
 
 program
   .command('worker')
-  .description('run the worker (starts the embedded Temporal dev server unless TEMPORAL_ADDRESS is set)')
+  .description('run the worker (starts the embedded Temporal dev server unless TEMPORAL_ADDRESS is set); metrics on TENANT_MIRROR_METRICS')
   .action(async () => {
+    // Before any Temporal connection: the SDK's logs and metrics are set up when its runtime is created.
+    const metrics = new MirrorMetrics();
+    const telemetry = await startTelemetry(metrics);
     const target = temporalTarget();
     // The embedded dev server is a development convenience (dev/), loaded only when no cluster is configured.
     const server = target.embedded ? await (await import('../../dev/temporal/embedded')).startEmbeddedTemporalIfNeeded(target) : null;
     if (server) logger.info({ address: server.address, ui: server.uiUrl }, 'embedded Temporal dev server started');
     loadConfigFile(); // fail fast on a broken tenants file
-    const { worker, connection } = await createWorker({ address: target.address, namespace: target.namespace });
-    logger.info({ taskQueue: 'tenant-mirror', config: configPath() }, 'worker running (Ctrl-C to stop)');
+    const { worker, connection } = await createWorker({ address: target.address, namespace: target.namespace, deps: { metrics } });
+    logger.info({ taskQueue: 'tenant-mirror', config: configPath(), metrics: telemetry.metricsUrl }, 'worker running (Ctrl-C to stop)');
     await worker.run();
     await connection.close();
+    await telemetry.close();
     await server?.stop();
   });
 
