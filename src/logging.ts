@@ -45,9 +45,11 @@ const LEVELS: Record<LogLevel, pino.Level> = { TRACE: 'trace', DEBUG: 'debug', I
  * The Temporal SDK's Logger on top of ours: its messages become JSON lines with `sdkComponent` and the SDK's
  * metadata; a workflow id of ours (`tenant-mirror:<tenant>`) adds `tenantId`.
  */
-export function temporalLogger(base: pino.Logger = logger): TemporalLogger {
+export function temporalLogger(base: pino.Logger = logger, minLevel: LogLevel = 'TRACE'): TemporalLogger {
   const sdk = base.child({ source: 'temporal' });
+  const order: LogLevel[] = ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR'];
   const log = (level: LogLevel, message: string, meta?: LogMetadata): void => {
+    if (order.indexOf(level) < order.indexOf(minLevel)) return;
     const fields: Record<string, unknown> = { ...(meta ?? {}) };
     const workflowId = typeof fields.workflowId === 'string' ? fields.workflowId : undefined;
     if (workflowId?.startsWith(WORKFLOW_ID_PREFIX) && fields.tenantId === undefined) fields.tenantId = workflowId.slice(WORKFLOW_ID_PREFIX.length);

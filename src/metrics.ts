@@ -45,6 +45,12 @@ class Family {
     this.series.clear();
   }
 
+  sum(match: Labels): number {
+    let total = 0;
+    for (const s of this.series.values()) if (Object.entries(match).every(([k, v]) => s.labels[k] === v)) total += s.value;
+    return total;
+  }
+
   get(labels: Labels): number | undefined {
     return this.series.get(seriesKey(labels))?.value;
   }
@@ -155,6 +161,12 @@ export class MirrorMetrics {
   value(name: string, labels: Labels = {}, now = Date.now()): number | undefined {
     this.refresh(now);
     return this.families().find((f) => f.name === name)?.get(labels);
+  }
+
+  /** The sum of a metric over every series whose labels include `match`. */
+  sum(name: string, match: Labels = {}, now = Date.now()): number {
+    this.refresh(now);
+    return this.families().find((f) => f.name === name)?.sum(match) ?? 0;
   }
 
   /** The exposition text of every metric. */

@@ -5,6 +5,8 @@
  */
 import { createServer } from 'node:net';
 import { makeTelemetryFilterString, Runtime, type RuntimeOptions } from '@temporalio/worker';
+import type { LogLevel } from '@temporalio/common';
+import { FailureType, MirrorError } from './core/errors';
 import { logger, temporalLogger, type Logger } from './logging';
 import type { MirrorMetrics } from './metrics';
 import { metricsAddress, serveMetrics, type MetricsEndpoint } from './metrics-server';
@@ -15,15 +17,29 @@ export interface Telemetry {
   close(): Promise<void>;
 }
 
-export async function startTelemetry(metrics: MirrorMetrics, opts: { env?: NodeJS.ProcessEnv; log?: Logger } = {}): Promise<Telemetry> {
+export interface TelemetryOptions {
+  env?: NodeJS.ProcessEnv;
+  log?: Logger;
+  /** Signals on which the SDK shuts its workers down itself (default: its own list); the demo handles them. */
+  shutdownSignals?: NodeJS.Signals[];
+  /** The least level of the SDK's own messages to log (default: every level our logger's level lets through). */
+  sdkLogLevel?: LogLevel;
+}
+
+export async function startTelemetry(metrics: MirrorMetrics, opts: TelemetryOptions = {}): Promise<Telemetry> {
   const env = opts.env ?? process.env;
   const log = opts.log ?? logger;
   const address = metricsAddress(env);
   const sdkPort = address ? await freeLoopbackPort() : null;
-  const installed = installRuntime({ env, sdkBindAddress: sdkPort === null ? null : `127.0.0.1:${sdkPort}`, log });
+  const installed = installRuntime({ ...opts, env, sdkBindAddress: sdkPort === null ? null : `127.0.0.1:${sdkPort}`, log });
   let endpoint: MetricsEndpoint | null = null;
   if (address) {
-    endpoint = await serveMetrics({ ...address, metrics, sdkMetricsUrl: installed && sdkPort !== null ? `http://127.0.0.1:${sdkPort}/metrics` : null });
+    try {
+      endpoint = await serveMetrics({ ...address, metrics, sdkMetricsUrl: installed && sdkPort !== null ? `http://127.0.0.1:${sdkPort}/metrics` : null });
+    } catch (err) {
+      const reason = err instanceof Error ? err.message : String(err);
+      throw new MirrorError(FailureType.BadConfig, `TENANT_MIRROR_METRICS: cannot serve metrics on ${address.host}:${address.port}: ${reason} (choose another host:port, or off)`);
+    }
     log.info({ metrics: endpoint.url }, 'metrics served');
   }
   return { metricsUrl: endpoint?.url ?? null, close: async () => endpoint?.close() };
@@ -33,10 +49,11 @@ export async function startTelemetry(metrics: MirrorMetrics, opts: { env?: NodeJ
  * Runtime.install may run once per process, before the first connection; a process that installed it already
  * (a test, the demo) keeps its own, and the SDK's metrics are then not served.
  */
-function installRuntime(opts: { env: NodeJS.ProcessEnv; sdkBindAddress: string | null; log: Logger }): boolean {
-  const level = opts.env.LOG_LEVEL === 'debug' || opts.env.LOG_LEVEL === 'trace' ? 'DEBUG' : 'WARN';
+function installRuntime(opts: TelemetryOptions & { env: NodeJS.ProcessEnv; sdkBindAddress: string | null; log: Logger }): boolean {
+  const level = opts.sdkLogLevel ?? (opts.env.LOG_LEVEL === 'debug' || opts.env.LOG_LEVEL === 'trace' ? 'DEBUG' : 'WARN');
   const options: RuntimeOptions = {
-    logger: temporalLogger(),
+    logger: temporalLogger(logger, opts.sdkLogLevel),
+    ...(opts.shutdownSignals ? { shutdownSignals: opts.shutdownSignals } : {}),
     telemetryOptions: {
       logging: { filter: makeTelemetryFilterString({ core: level, other: 'ERROR' }), forward: {} },
       ...(opts.sdkBindAddress ? { metrics: { prometheus: { bindAddress: opts.sdkBindAddress } } } : {}),
@@ -46,7 +63,7 @@ function installRuntime(opts: { env: NodeJS.ProcessEnv; sdkBindAddress: string |
     Runtime.install(options);
     return true;
   } catch (err) {
-    opts.log.warn({ reason: err instanceof Error ? err.message : String(err) }, 'Temporal runtime already installed: its metrics are not served on our endpoint');
+    opts.log.info({ reason: err instanceof Error ? err.message : String(err) }, 'Temporal runtime already installed: its metrics are not served on our endpoint');
     return false;
   }
 }
