@@ -2,6 +2,8 @@
  * The pieces of metrics and logs that need no server: the exposition text (types, escaping, gauges computed at
  * scrape time), the metrics address setting, the log scrub and the Temporal SDK's logger on top of ours.
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
@@ -106,5 +108,15 @@ describe('logs', () => {
     expect((failed!.err as { message: string }).message).toBe('boom postgres://u:***@h/db');
     expect(state).toMatchObject({ msg: 'Worker state changed', state: 'RUNNING' });
     expect(state!.tenantId).toBeUndefined();
+  });
+});
+
+describe('the Grafana dashboard (docs/grafana-dashboard.json)', () => {
+  it('is built on the metrics the worker serves, and shows every one of them', () => {
+    const dashboard = JSON.parse(readFileSync(join(process.cwd(), 'docs', 'grafana-dashboard.json'), 'utf8')) as { panels: { targets?: { expr: string }[] }[] };
+    const used = new Set(dashboard.panels.flatMap((p) => p.targets ?? []).flatMap((t) => [...t.expr.matchAll(/\btenant_mirror_[a-z_]+/g)].map((m) => m[0])));
+    const served = new Set([...new MirrorMetrics().render().matchAll(/^# TYPE (tenant_mirror_[a-z_]+) /gm)].map((m) => m[1]!));
+    expect([...used].filter((name) => !served.has(name))).toEqual([]);
+    expect([...served].filter((name) => !used.has(name))).toEqual([]);
   });
 });
