@@ -18,58 +18,56 @@ import { withFailures } from './failure';
 import type { Logger } from '../src/logging';
 
 export async function prepareTenant(deps: ActivityDeps, tenantId: string, opts: { waiting?: string[] } = {}): Promise<TenantPlan> {
-  return withFailures(
-    { tenant: tenantId, operation: 'prepare' },
-    () =>
-      withSides(deps, tenantId, async ({ tenant, source, mirror }) => {
-        const log = deps.logger.child({ tenantId, activity: 'prepareTenant' });
-        await Promise.all([source.ping(), mirror.ping()]);
-        await mirror.ensureState();
-        const pruned = await mirror.pruneLog(tenant.mirror.logRetention);
-        if (pruned > 0) log.info({ rows: pruned }, '_mirror_log rows older than mirror.logRetention deleted');
-        await source.cleanup(tenant.retention);
+  return withFailures({ tenant: tenantId, operation: 'prepare' }, () =>
+    withSides(deps, tenantId, async ({ tenant, source, mirror }) => {
+      const log = deps.logger.child({ tenantId, activity: 'prepareTenant' });
+      await Promise.all([source.ping(), mirror.ping()]);
+      await mirror.ensureState();
+      const pruned = await mirror.pruneLog(tenant.mirror.logRetention);
+      if (pruned > 0) log.info({ rows: pruned }, '_mirror_log rows older than mirror.logRetention deleted');
+      await source.cleanup(tenant.retention);
 
-        const included = tableFilter(tenant.tables);
-        const everything = await source.listTables(() => true);
-        const { tables, skipped } = mirrorable(everything.tables.filter((t) => included(t.name)), tenant, mirror);
-        skipped.push(...everything.skipped.filter((s) => included(s.name)));
-        const mirroredBefore = new Set((await mirror.readState()).map((s) => s.table));
-        const dropped = await dropGone(mirror, new Set([...everything.tables, ...everything.skipped].map((t) => t.name)), log);
-        await stopTracking(source, mirror, mirroredBefore, new Set(tables.filter((t) => t.primaryKey.length > 0).map((t) => t.name)), log);
+      const included = tableFilter(tenant.tables);
+      const everything = await source.listTables(() => true);
+      const { tables, skipped } = mirrorable(everything.tables.filter((t) => included(t.name)), tenant, mirror);
+      skipped.push(...everything.skipped.filter((s) => included(s.name)));
+      const mirroredBefore = new Set((await mirror.readState()).map((s) => s.table));
+      const dropped = await dropGone(mirror, new Set([...everything.tables, ...everything.skipped].map((t) => t.name)), log);
+      await stopTracking(source, mirror, mirroredBefore, new Set(tables.filter((t) => t.primaryKey.length > 0).map((t) => t.name)), log);
 
-        const waiting = new Set(opts.waiting ?? []);
-        const setUp = new Map<string, TablePlan | null>();
+      const waiting = new Set(opts.waiting ?? []);
+      const setUp = new Map<string, TablePlan | null>();
+      for (const table of tables) {
+        if (!waiting.has(table.name)) setUp.set(table.name, await setUpTable(source, mirror, table, tenant, log, deps.metrics));
+      }
+      const state = new Map((await mirror.readState()).map((s) => [s.table, s]));
+      const snapshot = await source.snapshot();
+      const plans: TablePlan[] = [];
+      let sourceRestored: string | null = null;
+      try {
         for (const table of tables) {
-          if (!waiting.has(table.name)) setUp.set(table.name, await setUpTable(source, mirror, table, tenant, log, deps.metrics));
+          const plan = waiting.has(table.name) ? { name: table.name, action: 'wait' as const } : (setUp.get(table.name) ?? (await decide(table, state.get(table.name), snapshot, tenant)));
+          if (plan.reason === 'source restored') sourceRestored ??= plan.detail ?? 'source restored';
+          if (plan.action === 'populate' && plan.reason !== 'new table') log.warn({ table: table.name, reason: plan.reason, detail: plan.detail }, 'table needs repopulating');
+          plans.push(plan);
         }
-        const state = new Map((await mirror.readState()).map((s) => [s.table, s]));
-        const snapshot = await source.snapshot();
-        const plans: TablePlan[] = [];
-        let sourceRestored: string | null = null;
-        try {
-          for (const table of tables) {
-            const plan = waiting.has(table.name) ? { name: table.name, action: 'wait' as const } : (setUp.get(table.name) ?? (await decide(table, state.get(table.name), snapshot, tenant)));
-            if (plan.reason === 'source restored') sourceRestored ??= plan.detail ?? 'source restored';
-            if (plan.action === 'populate' && plan.reason !== 'new table') log.warn({ table: table.name, reason: plan.reason, detail: plan.detail }, 'table needs repopulating');
-            plans.push(plan);
-          }
-        } finally {
-          await snapshot.close();
-        }
-        const schemas = new Map(tables.map((t) => [t.name, t]));
-        for (const plan of plans) {
-          const schema = schemas.get(plan.name);
-          if (plan.action === 'populate' && schema) plan.estimatedRows = await source.estimateRows(schema);
-        }
-        recordStates(deps.metrics, tenantId, plans, skipped);
-        return {
-          policy: { pollIntervalMs: tenant.pollInterval, retentionMs: tenant.retention, onSourceRestore: tenant.onSourceRestore },
-          tables: plans,
-          skipped,
-          dropped,
-          sourceRestored,
-        };
-      }),
+      } finally {
+        await snapshot.close();
+      }
+      const schemas = new Map(tables.map((t) => [t.name, t]));
+      for (const plan of plans) {
+        const schema = schemas.get(plan.name);
+        if (plan.action === 'populate' && schema) plan.estimatedRows = await source.estimateRows(schema);
+      }
+      recordStates(deps.metrics, tenantId, plans, skipped);
+      return {
+        policy: { pollIntervalMs: tenant.pollInterval, retentionMs: tenant.retention, onSourceRestore: tenant.onSourceRestore },
+        tables: plans,
+        skipped,
+        dropped,
+        sourceRestored,
+      };
+    }),
     { metrics: deps.metrics },
   );
 }

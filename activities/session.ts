@@ -42,64 +42,67 @@ interface CycleOutcome {
 }
 
 export async function syncSession(deps: ActivityDeps, tenantId: string, input: SessionInput): Promise<SessionResult> {
-  return withFailures(
-    { tenant: tenantId, operation: 'sync' },
-    () =>
-      withSides(deps, tenantId, async ({ tenant, source, mirror }) => {
-        const ctx = Context.current();
-        const log = deps.logger.child({ tenantId, activity: 'syncSession' });
-        const deadline = Date.now() + input.maxDurationMs;
-        const figures: SessionHeartbeat = { cycles: 0, changesApplied: 0, lastCycleAt: null, lastSuccessAt: null, tables: [] };
-        const watch = cancelWatch(ctx, { everyMs: SESSION_HEARTBEAT_MS, lookEveryMs: LOOK_FOR_CANCEL_MS });
-        const synced = new Set(input.tables);
-        const expected = new Set([...input.tables, ...(input.others ?? [])]);
-        // From here on an older session of this tenant (a timed-out attempt still running somewhere) cannot write.
-        const fence = await mirror.takeFence('session', holderOf(deps, ctx));
-        deps.metrics.sessionStarted();
-        deps.metrics.tablesTo(tenantId, 'mirroring', input.tables);
-        try {
-          for (let config = tenant; ; ) {
-            // The tenants file is read again each cycle (only when it changed): a new include, batch size or poll
-            // interval applies at once; new connection details need new connections, so the workflow starts over.
-            const latest = deps.loadTenant(tenantId);
-            if (latest.source.url !== tenant.source.url || latest.mirror.url !== tenant.mirror.url || latest.mirror.schema !== tenant.mirror.schema) {
-              return result('tablesChanged', 'the connection settings in the configuration changed');
-            }
-            config = latest;
-            const outcome = await cycle({ tenant: config, source, mirror, synced, expected, fence, log, metrics: deps.metrics });
-            deps.metrics.cycleDone(tenantId);
-            figures.cycles += 1;
-            figures.changesApplied += outcome.changes;
-            figures.lastCycleAt = new Date().toISOString();
-            figures.lastSuccessAt = Date.now();
-            const ending = outcome.end !== null || Date.now() >= deadline;
-            // Per-table figures cost a read of the mirror's state: only for a heartbeat about to go out, or the result.
-            if (ending || watch.due()) figures.tables = await tableFigures(mirror, synced);
-            watch.beat(figures);
-            if (outcome.end) {
-              log.info({ reason: outcome.end.reason, detail: outcome.end.detail }, 'sync session returns to the workflow');
-              if (outcome.end.tables?.length) deps.metrics.tablesTo(tenantId, 'pending', outcome.end.tables);
-              return result(outcome.end.reason, outcome.end.detail, outcome.end.tables);
-            }
-            if (Date.now() >= deadline) return result('timeLimit', null);
-            await watch.sleep(config.pollInterval);
-          }
-        } finally {
-          deps.metrics.sessionEnded(tenantId);
-        }
+  deps.metrics.sessionStarted();
+  try {
+    return await session(deps, tenantId, input);
+  } finally {
+    deps.metrics.sessionEnded(tenantId);
+  }
+}
 
-        function result(reason: SessionEndReason, detail: string | null, tables: string[] = []): SessionResult {
-          return {
-            reason,
-            detail,
-            tables,
-            cycles: figures.cycles,
-            changesApplied: figures.changesApplied,
-            lastSuccessAt: figures.lastSuccessAt,
-            tableStatus: figures.tables,
-          };
+async function session(deps: ActivityDeps, tenantId: string, input: SessionInput): Promise<SessionResult> {
+  return withFailures({ tenant: tenantId, operation: 'sync' }, () =>
+    withSides(deps, tenantId, async ({ tenant, source, mirror }) => {
+      const ctx = Context.current();
+      const log = deps.logger.child({ tenantId, activity: 'syncSession' });
+      const deadline = Date.now() + input.maxDurationMs;
+      const figures: SessionHeartbeat = { cycles: 0, changesApplied: 0, lastCycleAt: null, lastSuccessAt: null, tables: [] };
+      const watch = cancelWatch(ctx, { everyMs: SESSION_HEARTBEAT_MS, lookEveryMs: LOOK_FOR_CANCEL_MS });
+      const synced = new Set(input.tables);
+      const expected = new Set([...input.tables, ...(input.others ?? [])]);
+      // From here on an older session of this tenant (a timed-out attempt still running somewhere) cannot write.
+      const fence = await mirror.takeFence('session', holderOf(deps, ctx));
+      deps.metrics.tablesTo(tenantId, 'mirroring', input.tables);
+
+      for (let config = tenant; ; ) {
+        // The tenants file is read again each cycle (only when it changed): a new include, batch size or poll
+        // interval applies at once; new connection details need new connections, so the workflow starts over.
+        const latest = deps.loadTenant(tenantId);
+        if (latest.source.url !== tenant.source.url || latest.mirror.url !== tenant.mirror.url || latest.mirror.schema !== tenant.mirror.schema) {
+          return result('tablesChanged', 'the connection settings in the configuration changed');
         }
-      }),
+        config = latest;
+        const outcome = await cycle({ tenant: config, source, mirror, synced, expected, fence, log, metrics: deps.metrics });
+        deps.metrics.cycleDone(tenantId);
+        figures.cycles += 1;
+        figures.changesApplied += outcome.changes;
+        figures.lastCycleAt = new Date().toISOString();
+        figures.lastSuccessAt = Date.now();
+        const ending = outcome.end !== null || Date.now() >= deadline;
+        // Per-table figures cost a read of the mirror's state: only for a heartbeat about to go out, or the result.
+        if (ending || watch.due()) figures.tables = await tableFigures(mirror, synced);
+        watch.beat(figures);
+        if (outcome.end) {
+          log.info({ reason: outcome.end.reason, detail: outcome.end.detail }, 'sync session returns to the workflow');
+          if (outcome.end.tables?.length) deps.metrics.tablesTo(tenantId, 'pending', outcome.end.tables);
+          return result(outcome.end.reason, outcome.end.detail, outcome.end.tables);
+        }
+        if (Date.now() >= deadline) return result('timeLimit', null);
+        await watch.sleep(config.pollInterval);
+      }
+
+      function result(reason: SessionEndReason, detail: string | null, tables: string[] = []): SessionResult {
+        return {
+          reason,
+          detail,
+          tables,
+          cycles: figures.cycles,
+          changesApplied: figures.changesApplied,
+          lastSuccessAt: figures.lastSuccessAt,
+          tableStatus: figures.tables,
+        };
+      }
+    }),
     { metrics: deps.metrics },
   );
 }
