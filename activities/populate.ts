@@ -8,7 +8,8 @@
  * over. Nothing of the tenant's data travels in heartbeats: they carry counts and the version only.
  */
 import { hostname } from 'node:os';
-import { Context, CancelledFailure } from '@temporalio/activity';
+import { ApplicationFailure, Context, CancelledFailure } from '@temporalio/activity';
+import { failureAction } from '../contract/failures';
 import { MirrorError, FailureType } from '../src/core/errors';
 import { versionBelow } from '../src/core/versions';
 import type { Fence, Mirror, ShadowProgress, SourceSnapshot, TableSchema, Version } from '../src/core/types';
@@ -26,6 +27,19 @@ export function holderOf(deps: ActivityDeps, ctx: Context): string {
 }
 
 export async function populateTable(deps: ActivityDeps, tenantId: string, table: string): Promise<PopulateResult> {
+  deps.metrics.tableState(tenantId, table, 'populating');
+  try {
+    const result = await populate(deps, tenantId, table);
+    deps.metrics.tableState(tenantId, table, 'mirroring');
+    return result;
+  } catch (err) {
+    // A failure of this table alone: the workflow puts it in backoff, as failed.
+    if (err instanceof ApplicationFailure && failureAction(err.type) === 'blockTable') deps.metrics.tableState(tenantId, table, 'failed');
+    throw err;
+  }
+}
+
+async function populate(deps: ActivityDeps, tenantId: string, table: string): Promise<PopulateResult> {
   return withFailures({ tenant: tenantId, table, operation: 'populate' }, () =>
     withSides(deps, tenantId, async ({ tenant, source, mirror }) => {
       const ctx = Context.current();
@@ -49,9 +63,13 @@ export async function populateTable(deps: ActivityDeps, tenantId: string, table:
         const base = resumable?.rows ?? 0;
         beat = { table, version, rows: base, bytes: 0 };
         ctx.heartbeat(beat);
+        let recorded = { rows: 0, bytes: 0 };
         const report = (p: { rows: number; bytes: number }): void => {
           beat = { table, version, rows: base + p.rows, bytes: p.bytes };
           ctx.heartbeat(beat);
+          // onChunk reports this attempt's totals: the metric takes what the chunk added.
+          deps.metrics.populated(tenantId, table, { rows: p.rows - recorded.rows, bytes: p.bytes - recorded.bytes });
+          recorded = { rows: p.rows, bytes: p.bytes };
         };
         await copyRows({ ctx, snapshot, mirror, schema, fence, version, resume: resumable, chunkBytes: tenant.batchBytes, report, draining: deps.draining });
         const swapped = await mirror.swapInShadow(schema, version, await snapshot.tableFingerprint(schema), fence);
@@ -62,6 +80,7 @@ export async function populateTable(deps: ActivityDeps, tenantId: string, table:
         await snapshot.close();
       }
     }),
+    { metrics: deps.metrics },
   );
 }
 

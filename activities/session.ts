@@ -12,6 +12,7 @@ import { FailureType, MirrorError } from '../src/core/errors';
 import { tableFilter } from '../src/config/load';
 import type { ChangeSource, Fence, Mirror, MirrorTableState, SourceSnapshot, TableSchema, Version } from '../src/core/types';
 import type { Logger } from '../src/logging';
+import type { MirrorMetrics } from '../src/metrics';
 import type { TenantConfig } from '../src/config/schema';
 import type { SessionEndReason, SessionHeartbeat, SessionInput, SessionResult } from '../contract';
 import { continuityBreak } from './decide';
@@ -44,11 +45,21 @@ interface CycleOutcome {
 }
 
 export async function syncSession(deps: ActivityDeps, tenantId: string, input: SessionInput): Promise<SessionResult> {
+  deps.metrics.sessionStarted();
+  try {
+    return await session(deps, tenantId, input);
+  } finally {
+    deps.metrics.sessionEnded(tenantId);
+  }
+}
+
+async function session(deps: ActivityDeps, tenantId: string, input: SessionInput): Promise<SessionResult> {
   return withFailures({ tenant: tenantId, operation: 'sync' }, () =>
     withSides(deps, tenantId, async (sides) => {
       const ctx = Context.current();
       // From here on an older session of this tenant (a timed-out attempt still running somewhere) cannot write.
       const fence = await sides.mirror.takeFence('session', holderOf(deps, ctx));
+      deps.metrics.tablesTo(tenantId, 'mirroring', input.tables);
       const watch = cancelWatch(ctx, { everyMs: SESSION_HEARTBEAT_MS, gapMs: LOOK_GAP_MS });
       try {
         return await runSession({ deps, tenantId, input, sides, fence, watch });
@@ -62,6 +73,7 @@ export async function syncSession(deps: ActivityDeps, tenantId: string, input: S
         watch.close();
       }
     }),
+    { metrics: deps.metrics },
   );
 }
 
@@ -99,7 +111,8 @@ async function runSession(args: {
     if (config.source.url !== tenant.source.url || config.mirror.url !== tenant.mirror.url || config.mirror.schema !== tenant.mirror.schema) {
       return result('tablesChanged', 'the connection settings in the configuration changed');
     }
-    const outcome = await cycle({ tenant: config, source, mirror, synced, expected, fence, log, draining: deps.draining });
+    const outcome = await cycle({ tenant: config, source, mirror, synced, expected, fence, log, draining: deps.draining, metrics: deps.metrics });
+    deps.metrics.cycleDone(tenantId);
     figures.cycles += 1;
     figures.changesApplied += outcome.changes;
     figures.lastCycleAt = new Date().toISOString();
@@ -110,6 +123,7 @@ async function runSession(args: {
     watch.beat(figures);
     if (outcome.end) {
       log.info({ reason: outcome.end.reason, detail: outcome.end.detail }, 'sync session returns to the workflow');
+      if (outcome.end.tables?.length) deps.metrics.tablesTo(tenantId, 'pending', outcome.end.tables);
       return result(outcome.end.reason, outcome.end.detail, outcome.end.tables);
     }
     if (Date.now() >= deadline) return result('timeLimit', null);
@@ -128,6 +142,7 @@ async function cycle(args: {
   fence: Fence;
   log: Logger;
   draining?: AbortSignal | undefined;
+  metrics: MirrorMetrics;
 }): Promise<CycleOutcome> {
   const { tenant, source, mirror, synced, expected } = args;
   const listed = await source.listTables(tableFilter(tenant.tables));
@@ -137,6 +152,8 @@ async function cycle(args: {
     return { end: { reason: 'tablesChanged', detail: `source tables are now: ${names.join(', ') || 'none'}` }, changes: 0 };
   }
   const state = new Map((await mirror.readState()).map((s) => [s.table, s]));
+  // What a table holds once this cycle has applied its changes: the source as of (about) now.
+  const snapshotAt = Date.now();
   const snapshot = await source.snapshot();
   let changes = 0;
   try {
@@ -156,9 +173,11 @@ async function cycle(args: {
       }
       try {
         changes += await syncTable({ ...args, snapshot, schema, lsn: tableState.lsn, state: tableState });
+        args.metrics.caughtUp(tenant.id, schema.name, snapshotAt);
       } catch (err) {
         // DDL holds or rewrote this table: the others go on, this one is read again next cycle.
         if (!(err instanceof MirrorError && err.type === FailureType.SourceBusy)) throw err;
+        args.metrics.failed(tenant.id, err.type, 'sync');
         args.log.info({ table: schema.name, reason: err.message }, 'table skipped this cycle');
       }
     }
@@ -177,6 +196,7 @@ async function syncTable(args: {
   lsn: Version;
   state: MirrorTableState;
   fence: Fence;
+  metrics: MirrorMetrics;
 }): Promise<number> {
   const { tenant, mirror, snapshot, schema, lsn } = args;
   const minValidVersion = await snapshot.minValidVersion(schema);
@@ -197,6 +217,7 @@ async function syncTable(args: {
       batchBytes: tenant.batchBytes,
       fence: args.fence,
     });
+    args.metrics.rowsApplied(tenant.id, schema.name, applied);
     return applied.upserts + applied.deletes;
   } finally {
     changes.destroy();

@@ -8,15 +8,15 @@
  */
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { DefaultLogger, NativeConnection, Runtime, Worker, makeTelemetryFilterString, type WorkflowBundleOption } from '@temporalio/worker';
+import { NativeConnection, Worker, type WorkflowBundleOption } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../activities';
 import { TASK_QUEUE } from '../contract';
 import { openMirror, openSource } from './adapters';
 import { cachedConfigLoader, findTenant } from './config/load';
 import { workerIdentity, type WorkerIdentity } from './fleet/identity';
-import { WORKER_HEARTBEAT_MS } from './fleet/liveness';
 import { Reaper } from './fleet/reaper';
 import { logger } from './logging';
+import { MirrorMetrics } from './metrics';
 
 /**
  * Node flags for a worker process. A young generation capped at 2 MB per semi-space keeps a worker's resident
@@ -27,29 +27,6 @@ export const WORKER_NODE_FLAGS = ['--max-semi-space-size=2'];
 
 /** The workflow type the reaper looks for (the function's name, as the SDK registers it). */
 const WORKFLOW_TYPE = 'tenantMirrorWorkflow';
-
-/**
- * The Temporal runtime of a worker process: worker heartbeats every few seconds (the fleet's liveness signal),
- * and no signal handling of its own — `runWorker` drains on SIGTERM/SIGINT. Call once, before any connection.
- * Returns false when a runtime was installed already (a test process): then that one's settings stand.
- */
-export function installWorkerRuntime(opts: { quiet?: boolean } = {}): boolean {
-  try {
-    Runtime.install({
-      workerHeartbeatInterval: WORKER_HEARTBEAT_MS,
-      shutdownSignals: [],
-      ...(opts.quiet
-        ? {
-            logger: new DefaultLogger('ERROR'),
-            telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'ERROR', other: 'ERROR' }), forward: {} } },
-          }
-        : {}),
-    });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 export interface WorkerOptions {
   address: string;
@@ -70,6 +47,7 @@ export function defaultDeps(configPath?: string): ActivityDeps {
     openSource,
     openMirror,
     logger,
+    metrics: new MirrorMetrics(),
   };
 }
 
@@ -77,6 +55,8 @@ export interface TenantWorker {
   worker: Worker;
   connection: NativeConnection;
   identity: WorkerIdentity;
+  /** The metrics its activities record into (deps.metrics, or a new registry). */
+  metrics: MirrorMetrics;
   /** Aborted when the worker starts draining: activities stop at their next safe point. */
   draining: AbortSignal;
   /** Starts draining (idempotent); `run()` resolves once every activity has ended. */
@@ -115,6 +95,7 @@ export async function createWorker(opts: WorkerOptions): Promise<TenantWorker> {
     worker,
     connection,
     identity,
+    metrics: deps.metrics,
     draining: drain.signal,
     shutdown,
     async run() {

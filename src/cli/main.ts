@@ -9,8 +9,10 @@ import { FailureType, MirrorError } from '../core/errors';
 import { connectClient, forceWipe, pauseTenant, resumeTenant, startTenant } from '../client';
 import { tenantReport, type TenantReport } from '../status';
 import { temporalTarget } from '../config/temporal';
-import { createWorker, installWorkerRuntime, runWorker } from '../worker';
+import { createWorker, runWorker } from '../worker';
 import { logger } from '../logging';
+import { MirrorMetrics } from '../metrics';
+import { startTelemetry } from '../telemetry';
 import { formatList, listEntry, printStatus, statusJson } from './status-format';
 
 const LIST_CONCURRENCY = 8;
@@ -21,17 +23,23 @@ const program = new Command('tenant-mirror')
 
 program
   .command('worker')
-  .description('run the worker (starts the embedded Temporal dev server unless TEMPORAL_ADDRESS is set)')
+  .description('run the worker (starts the embedded Temporal dev server unless TEMPORAL_ADDRESS is set); metrics on TENANT_MIRROR_METRICS')
   .action(async () => {
-    installWorkerRuntime();
+    // Before any Temporal connection: the SDK's logs and metrics are set up when its runtime is created.
+    const metrics = new MirrorMetrics();
+    const telemetry = await startTelemetry(metrics);
     const target = temporalTarget();
     // The embedded dev server is a development convenience (dev/), loaded only when no cluster is configured.
     const server = target.embedded ? await (await import('../../dev/temporal/embedded')).startEmbeddedTemporalIfNeeded(target) : null;
     if (server) logger.info({ address: server.address, ui: server.uiUrl }, 'embedded Temporal dev server started');
     loadConfigFile(); // fail fast on a broken tenants file
-    const worker = await createWorker({ address: target.address, namespace: target.namespace });
-    logger.info({ taskQueue: 'tenant-mirror', config: configPath(), identity: worker.identity.name }, 'worker running (Ctrl-C to stop)');
+    const worker = await createWorker({ address: target.address, namespace: target.namespace, deps: { metrics } });
+    logger.info(
+      { taskQueue: 'tenant-mirror', config: configPath(), identity: worker.identity.name, metrics: telemetry.metricsUrl },
+      'worker running (Ctrl-C to stop)',
+    );
     await runWorker(worker);
+    await telemetry.close();
     await server?.stop();
   });
 

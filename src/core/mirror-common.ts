@@ -72,7 +72,7 @@ export function parseShadowProgress(text: string): ShadowProgress | null {
     return null;
   }
   if (typeof value !== 'object' || value === null) return null;
-  const { table, schemaHash, version, lastKey, rows } = value as Record<string, unknown>;
+  const { table, schemaHash, version, lastKey, rows, bytes, startedAt } = value as Record<string, unknown>;
   if (typeof schemaHash !== 'string' || typeof rows !== 'number') return null;
   if (lastKey !== null && !(Array.isArray(lastKey) && lastKey.every((k) => k === null || typeof k === 'string'))) return null;
   return {
@@ -81,6 +81,8 @@ export function parseShadowProgress(text: string): ShadowProgress | null {
     ...(typeof version === 'string' ? { version } : {}),
     lastKey: lastKey as KeyValues | null,
     rows,
+    ...(typeof bytes === 'number' ? { bytes } : {}),
+    ...(typeof startedAt === 'string' ? { startedAt } : {}),
   };
 }
 

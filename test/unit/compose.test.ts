@@ -21,7 +21,7 @@ describe('docker-compose.yml', () => {
     expect(Object.keys(compose.services).sort()).toEqual(['mssql', 'mssql-init', 'postgres', 'temporal', 'worker']);
     expect(compose.services.mssql!.image).toMatch(/mssql\/server:2022/);
     expect(compose.services.temporal!.command).toEqual(expect.arrayContaining(['start-dev', '--ui-port', '8233', 'TenantId=Keyword', 'MirrorState=Keyword']));
-    expect(compose.services.worker!.environment).toMatchObject({ TEMPORAL_ADDRESS: 'temporal:7233', TENANT_MIRROR_CONFIG: '/app/docker/tenants.compose.yaml' });
+    expect(compose.services.worker!.environment).toMatchObject({ TEMPORAL_ADDRESS: 'temporal:7233', TENANT_MIRROR_CONFIG: '/app/docker/tenants.compose.yaml', TENANT_MIRROR_METRICS: '0.0.0.0:9464' });
     expect(compose.services.worker!.depends_on).toMatchObject({ 'mssql-init': { condition: 'service_completed_successfully' } });
   });
 
