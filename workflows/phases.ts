@@ -49,7 +49,7 @@ const BLOCKED_RECHECK_MS = 10 * 60 * 1000;
 const POPULATION_LANES = 2;
 /** Patch id: populations run in POPULATION_LANES lanes instead of one after another. */
 const PARALLEL_POPULATION = 'parallel-population';
-/** Patch id: a wipe that fails with AuthFailed/BadConfig waits with backoff (before, it was tried again at once). */
+/** Patch id: a wipe that fails for credentials, configuration or one table waits with backoff (before, it was tried again at once). */
 const WIPE_BACKOFF = 'wipe-backoff';
 
 export type Phase = 'wipe' | 'paused' | 'sync';
@@ -87,9 +87,11 @@ export async function wipePhase(s: TenantState): Promise<void> {
     recordWiped(s, wipe);
     s.wipeFailures = 0;
   } catch (err) {
-    // A wipe stays pending while it fails, so the usual blocked wait (which ends on a pending wipe) would turn a
-    // rotated password into a tight login loop: wait with a growing backoff instead, or until resumed.
-    if (failureAction(failureTypeOf(err)) === 'blockTenant' && patched(WIPE_BACKOFF)) {
+    // A wipe stays pending while it fails, so the usual waits (the blocked one ends on a pending wipe, a table's
+    // failure does not wait at all) would turn a rotated password, or a partner's view on a table the wipe must
+    // drop, into a tight loop: wait with a growing backoff instead, or until resumed.
+    const action = failureAction(failureTypeOf(err));
+    if ((action === 'blockTenant' || action === 'blockTable') && patched(WIPE_BACKOFF)) {
       s.wipeFailures = (s.wipeFailures ?? 0) + 1;
       const waitMs = wipeBackoffMs(s.wipeFailures, BLOCKED_RECHECK_MS);
       publish(s, 'blocked', `wipe failed (attempt ${s.wipeFailures}, next in ${Math.round(waitMs / 1000)} s): ${failureMessage(err)}`);
