@@ -29,6 +29,8 @@ export interface DevServer {
   /** Prometheus metrics (the server's `action` counter is what Temporal Cloud would bill). */
   metricsUrl: string;
   stop(): Promise<void>;
+  /** SIGKILL: the server dies mid-whatever (restart it on the same dbFile and port to recover its state). */
+  kill(): Promise<void>;
 }
 
 export async function startDevServer(opts: DevServerOptions = {}): Promise<DevServer> {
@@ -69,6 +71,7 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
     uiUrl: opts.uiPort ? `http://localhost:${opts.uiPort}` : null,
     metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`,
     stop: () => stopChild(child),
+    kill: () => stopChild(child, 'SIGKILL'),
   };
 }
 
