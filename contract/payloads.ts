@@ -5,7 +5,8 @@
 
 export type MirrorState = 'bootstrapping' | 'populating' | 'mirroring' | 'paused' | 'wiping' | 'blocked';
 
-export type TableState = 'pending' | 'populating' | 'mirroring' | 'skipped' | 'failed';
+/** `paused`: an operator paused this table alone (pauseTables); the tenant's other tables go on. */
+export type TableState = 'pending' | 'populating' | 'mirroring' | 'skipped' | 'failed' | 'paused';
 
 export interface TableStatus {
   name: string;

@@ -80,7 +80,7 @@ function formatValue(v: number): string {
 
 export const METRIC_PREFIX = 'tenant_mirror_';
 
-const TABLE_STATES: readonly TableState[] = ['pending', 'populating', 'mirroring', 'skipped', 'failed'];
+const TABLE_STATES: readonly TableState[] = ['pending', 'populating', 'mirroring', 'skipped', 'failed', 'paused'];
 
 export class MirrorMetrics {
   private readonly rows = new Family(`${METRIC_PREFIX}rows_applied_total`, 'Rows written to mirror tables by change cycles, by operation (insert, update, delete).', 'counter');

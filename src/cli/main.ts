@@ -6,7 +6,7 @@ import { Command } from 'commander';
 import { configPath, findTenant, loadConfigFile, tableFilter } from '../config/load';
 import { untrackTenant } from '../untrack';
 import { FailureType, MirrorError } from '../core/errors';
-import { connectClient, forceWipe, pauseTenant, resumeTenant, startTenant } from '../client';
+import { connectClient, forceWipe, pauseTables, pauseTenant, resumeTables, resumeTenant, startTenant } from '../client';
 import { tenantReport, type TenantReport } from '../status';
 import { temporalTarget } from '../config/temporal';
 import { createWorker, runWorker } from '../worker';
@@ -95,20 +95,29 @@ program
   .description('force a wipe and repopulation of a tenant (all tables, or the named ones)')
   .argument('<tenant>', 'tenant id')
   .option('--table <name...>', 'only these tables')
-  .action(async (tenant: string, opts: { table?: string[] }) => {
-    await withClient(async (client) => {
-      const ack = await forceWipe(client, tenant, opts.table);
-      console.log(`wipe accepted for ${tenant}: ${ack.tables === 'all' ? 'all tables' : ack.tables.join(', ')} (was ${ack.state})`);
-    });
+  .action((tenant: string, opts: { table?: string[] }) => wipe('wipe', tenant, opts.table));
+
+/** `wipe` and `resync` are one request, the forceWipe update: named for the whole tenant and for single tables. */
+async function wipe(verb: string, tenant: string, tables: string[] | undefined): Promise<void> {
+  await withClient(async (client) => {
+    const ack = await forceWipe(client, tenant, tables);
+    console.log(`${verb} accepted for ${tenant}: ${ack.tables === 'all' ? 'all tables' : ack.tables.join(', ')} (was ${ack.state})`);
   });
+}
 
 program
   .command('pause')
-  .description('pause a tenant (it holds no database connections while paused)')
+  .description('pause a tenant (it holds no database connections while paused), or only the named tables (the others go on)')
   .argument('<tenant>', 'tenant id')
+  .option('--table <name...>', 'only these tables')
   .option('--reason <text>', 'shown in status')
-  .action(async (tenant: string, opts: { reason?: string }) => {
+  .action(async (tenant: string, opts: { table?: string[]; reason?: string }) => {
     await withClient(async (client) => {
+      if (opts.table?.length) {
+        const ack = await pauseTables(client, tenant, opts.table, opts.reason);
+        console.log(`pause accepted for ${tenant}: ${ack.tables.join(', ')} (the other tables go on mirroring)`);
+        return;
+      }
       await pauseTenant(client, tenant, opts.reason);
       console.log(`pause sent to ${tenant}`);
     });
@@ -116,14 +125,27 @@ program
 
 program
   .command('resume')
-  .description('resume a paused or blocked tenant')
+  .description('resume a paused or blocked tenant, or only the named paused tables (they catch up from their LSN)')
   .argument('<tenant>', 'tenant id')
-  .action(async (tenant: string) => {
+  .option('--table <name...>', 'only these tables')
+  .action(async (tenant: string, opts: { table?: string[] }) => {
     await withClient(async (client) => {
+      if (opts.table?.length) {
+        const ack = await resumeTables(client, tenant, opts.table);
+        console.log(`resume accepted for ${tenant}: ${ack.tables.join(', ')}`);
+        return;
+      }
       await resumeTenant(client, tenant);
       console.log(`resume sent to ${tenant}`);
     });
   });
+
+program
+  .command('resync')
+  .description('wipe and repopulate the named tables alone (the forceWipe update with tables); a paused table is resumed')
+  .argument('<tenant>', 'tenant id')
+  .requiredOption('--table <name...>', 'the tables to resync')
+  .action((tenant: string, opts: { table: string[] }) => wipe('resync', tenant, opts.table));
 
 program
   .command('untrack')
@@ -167,7 +189,15 @@ async function withClient(body: (client: import('@temporalio/client').Client) =>
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   // One clear line for the person at the terminal; no stack for expected failures.
-  const message = err instanceof Error ? err.message : String(err);
-  console.error(`tenant-mirror: ${message}`);
+  console.error(`tenant-mirror: ${messageChain(err)}`);
   process.exitCode = err instanceof MirrorError && err.type === FailureType.BadConfig ? 2 : 1;
 });
+
+/** A refused update says only "Workflow Update failed"; the workflow's reason is in its cause. */
+function messageChain(err: unknown): string {
+  const parts: string[] = [];
+  for (let e: unknown = err; e !== undefined && e !== null && parts.length < 5; e = e instanceof Error ? e.cause : undefined) {
+    parts.push(e instanceof Error ? e.message : String(e));
+  }
+  return parts.join(': ');
+}

@@ -54,7 +54,7 @@ export function listEntry(row: TenantReport, tenant: TenantConfig) {
     tenantId: row.tenantId,
     state: row.state,
     staleSeconds: row.stale?.seconds ?? null,
-    tables: { total: row.tables.length, mirroring: count('mirroring'), populating: count('populating'), failed: count('failed'), skipped: count('skipped') },
+    tables: { total: row.tables.length, mirroring: count('mirroring'), populating: count('populating'), failed: count('failed'), paused: count('paused'), skipped: count('skipped') },
     worstLagSeconds: lags.length ? Math.max(...lags) : null,
     lastError: row.activityError ?? (failed?.failure ? `${failed.name}: ${failed.failure.type}: ${failed.failure.message}` : null),
     route: `${tenant.source.kind} → ${tenant.mirror.kind} (schema ${tenant.mirror.schema})`,

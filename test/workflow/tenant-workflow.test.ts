@@ -14,10 +14,13 @@ import {
   forceWipeUpdate,
   MIRROR_STATE_KEY,
   pauseSignal,
+  pauseTablesUpdate,
   resumeSignal,
+  resumeTablesUpdate,
   statusQuery,
   type SessionInput,
   type SessionResult,
+  type TablePlan,
   type TenantPlan,
   type TenantStatus,
   type WipeInput,
@@ -59,14 +62,17 @@ function plan(overrides: Partial<TenantPlan> = {}): TenantPlan {
 /** Records every call; the session waits (heartbeating) until cancelled, like the real one when idle. */
 class Stubs {
   calls: string[] = [];
+  /** The tables each prepareTenant was told to leave alone. */
+  waiting: string[][] = [];
   wipes: WipeInput[] = [];
   prepare: () => Promise<TenantPlan> = async () => plan();
   session: (input: SessionInput) => Promise<SessionResult> = () => this.idleSession();
 
   activities(): TenantActivities {
     return {
-      prepareTenant: async () => {
+      prepareTenant: async (_tenant, opts) => {
         this.calls.push('prepare');
+        this.waiting.push(opts?.waiting ?? []);
         return this.prepare();
       },
       populateTable: async (_tenant, table) => {
@@ -204,6 +210,55 @@ describe('tenant workflow state machine', () => {
       expect(String((rejected as Error).cause)).toMatch(/tables must be a list/);
       expect(stubs.wipes).toEqual([]);
       await recordHistory(handle, 'force-wipe-rejected');
+      await handle.terminate('test done');
+    });
+  });
+
+  it('pauseTables stops one table alone: the session goes on without it, status shows it paused; resumeTables brings it back', async () => {
+    const stubs = new Stubs();
+    stubs.prepare = async () => {
+      const waiting = stubs.waiting.at(-1) ?? [];
+      return plan({ tables: [{ name: 'customers', action: 'mirror' }, waiting.includes('orders') ? { name: 'orders', action: 'wait' } : { name: 'orders', action: 'mirror' }] });
+    };
+    await withWorker(stubs, async (tq) => {
+      const handle = await start(tq);
+      await waitFor(async () => stubs.calls.at(-1) === 'session:customers,orders');
+      const refusal = (p: Promise<unknown>) => p.then(() => 'accepted', (err: Error) => String(err.cause));
+      expect(await refusal(handle.executeUpdate(pauseTablesUpdate, { args: [{ tables: ['ordres'] }] }))).toMatch(/pauseTables: unknown table "ordres"/);
+      expect(await refusal(handle.executeUpdate(resumeTablesUpdate, { args: [{ tables: ['orders'] }] }))).toMatch(/resumeTables: table "orders" is not paused/);
+      const ack = await handle.executeUpdate(pauseTablesUpdate, { args: [{ tables: ['orders'], reason: 'partner migration' }] });
+      expect(ack).toEqual({ accepted: true, tables: ['orders'] });
+      await waitFor(async () => stubs.calls.at(-1) === 'session:customers');
+      expect(stubs.waiting.at(-1)).toEqual(['orders']);
+      const paused = await handle.query(statusQuery);
+      expect(paused.state).toBe('mirroring');
+      expect(paused.tables.find((t) => t.name === 'orders')).toMatchObject({ state: 'paused', error: 'partner migration' });
+      expect(paused.tables.find((t) => t.name === 'customers')?.state).toBe('mirroring');
+      await handle.executeUpdate(resumeTablesUpdate, { args: [{ tables: ['orders'] }] });
+      await waitFor(async () => stubs.calls.at(-1) === 'session:customers,orders');
+      expect(stubs.waiting.at(-1)).toEqual([]);
+      expect((await handle.query(statusQuery)).tables.find((t) => t.name === 'orders')?.state).toBe('mirroring');
+      await recordHistory(handle, 'table-pause-resume');
+      await handle.terminate('test done');
+    });
+  });
+
+  it('a resync (forceWipe) of a paused table wipes it, resumes it and repopulates it', async () => {
+    const stubs = new Stubs();
+    stubs.prepare = async () => {
+      const waiting = stubs.waiting.at(-1) ?? [];
+      const orders: TablePlan = waiting.includes('orders') ? { name: 'orders', action: 'wait' } : stubs.wipes.length ? { name: 'orders', action: 'populate', reason: 'never populated' } : { name: 'orders', action: 'mirror' };
+      return plan({ tables: [{ name: 'customers', action: 'mirror' }, orders] });
+    };
+    await withWorker(stubs, async (tq) => {
+      const handle = await start(tq);
+      await waitFor(async () => stubs.calls.at(-1) === 'session:customers,orders');
+      await handle.executeUpdate(pauseTablesUpdate, { args: [{ tables: ['orders'] }] });
+      await waitFor(async () => stubs.calls.at(-1) === 'session:customers');
+      await handle.executeUpdate(forceWipeUpdate, { args: [{ tables: ['orders'] }] });
+      await waitFor(async () => stubs.calls.at(-1) === 'session:customers,orders');
+      expect(stubs.wipes).toEqual([{ tables: ['orders'], reason: 'forced wipe' }]);
+      expect(stubs.calls.slice(-3)).toEqual(['prepare', 'populate:orders', 'session:customers,orders']);
       await handle.terminate('test done');
     });
   });
