@@ -1,13 +1,14 @@
 /**
- * `npm run chaos [-- --short] [--rounds N] [--rate N]`: one tenant under a steady write load on real servers (two
+ * `npm run chaos [-- --short] [--rounds N] [--rate N] [--out FILE]`: one tenant under a steady write load on real servers (two
  * embedded PostgreSQL, the Temporal dev server on a database file, two worker processes), taken through rounds of
  * faults (faults.ts). After each fault: the time until changes reach the mirror again. At the end: every table
  * compared exactly, row by row, and the rows lost counted (must be 0). Prints a table per fault (median and max
- * recovery, target, rows lost), writes bench/results/chaos-*.json, and exits 1 when a row was lost or a recovery
- * missed its target. `--short` (what CI runs): one round of each fault on a small data set.
+ * recovery, target, rows lost), writes bench/results/chaos-*.json (or --out), and exits 1 when a row was lost, 3 when
+ * nothing was lost but a recovery missed its target. `--short` (what the test suite runs): one round of each fault
+ * on a small data set.
  */
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
 import { Client, Connection } from '@temporalio/client';
@@ -43,7 +44,7 @@ interface FaultResult {
 }
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({ options: { short: { type: 'boolean', default: false }, rounds: { type: 'string' }, rate: { type: 'string' } } });
+  const { values } = parseArgs({ options: { short: { type: 'boolean', default: false }, rounds: { type: 'string' }, rate: { type: 'string' }, out: { type: 'string' } } });
   const short = values.short ?? false;
   const rounds = Number(values.rounds ?? (short ? 1 : 3));
   const rate = Number(values.rate ?? (short ? 50 : 150));
@@ -160,16 +161,13 @@ async function main(): Promise<number> {
 
   const rowsLost = Object.values(lost).reduce((a, b) => a + b, 0);
   printTable(results, rowsLost, rounds);
-  const out = join(PROJECT_ROOT, 'bench', 'results', short ? 'chaos-short-latest.json' : `chaos-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-  mkdirSync(join(PROJECT_ROOT, 'bench', 'results'), { recursive: true });
+  const out = values.out ?? join(PROJECT_ROOT, 'bench', 'results', short ? 'chaos-short-latest.json' : `chaos-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  mkdirSync(dirname(out), { recursive: true });
   writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), short, rounds, rate, accounts, bigRows, rowsLost, lostByTable: lost, results }, null, 2) + '\n');
   log(`results: ${out}`);
   const missed = results.filter((r) => r.met === false || r.notes.some((n) => n.includes('started over')));
-  if (rowsLost > 0 || missed.length > 0) {
-    console.error(`chaos: FAILED (${rowsLost} rows lost; missed: ${missed.map((m) => m.fault).join(', ') || 'none'})`);
-    return 1;
-  }
-  return 0;
+  if (rowsLost > 0 || missed.length > 0) console.error(`chaos: FAILED (${rowsLost} rows lost; missed: ${missed.map((m) => m.fault).join(', ') || 'none'})`);
+  return rowsLost > 0 ? 1 : missed.length > 0 ? 3 : 0;
 }
 
 /** Every chaos table has its LSN in the mirror: populated. */
