@@ -148,7 +148,7 @@ async function populate(s: TenantState, interrupter: Interrupter, tables: TableP
   let failure: unknown = null;
   const lane = async (): Promise<void> => {
     for (let table = queue.shift(); table && failure === null && !s.wake; table = queue.shift()) {
-      recordPopulating(s, table.name);
+      recordPopulating(s, table);
       publish(s, 'populating', `${table.name}: ${table.reason ?? 'populate'}`);
       try {
         recordPopulated(s, await acts(s).populateTable(s.tenantId, table.name), Date.now());

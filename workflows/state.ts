@@ -289,12 +289,15 @@ export function nextWakeAt(s: TenantState, plan: TablePlan[]): number | null {
   return times.length ? Math.min(...times) : null;
 }
 
-export function recordPopulating(s: TenantState, table: string): void {
-  Object.assign(tableStatus(s, table), { state: 'populating', error: null });
+export function recordPopulating(s: TenantState, table: TablePlan): void {
+  const status = Object.assign(tableStatus(s, table.name), { state: 'populating', error: null });
+  if (table.estimatedRows !== undefined) status.estimatedRows = table.estimatedRows;
 }
 
 export function recordPopulated(s: TenantState, result: PopulateResult, now: number): void {
-  Object.assign(tableStatus(s, result.table), {
+  const status = tableStatus(s, result.table);
+  delete status.estimatedRows;
+  Object.assign(status, {
     state: 'mirroring',
     lsn: result.lsn,
     rows: result.rows,
