@@ -35,7 +35,8 @@ export const FailureType = {
   TableFailed: 'TableFailed',
   /**
    * The worker running the activity is stopping (a deploy: SIGTERM) or was found dead by the fleet (its Temporal
-   * worker heartbeats stopped): the attempt ends at a safe point and is retried at once, on whichever worker polls.
+   * worker heartbeats stopped): the attempt ends at a safe point and the workflow starts the work over at once,
+   * on whichever worker polls.
    */
   WorkerLost: 'WorkerLost',
 } as const;
@@ -49,9 +50,12 @@ export type FailureTypeName = (typeof FailureType)[keyof typeof FailureType];
  * - `repopulate`: the activity has left the mirror so that the next bootstrap repopulates what it concerns;
  * - `blockTenant`: nothing of the tenant can work until an operator fixes something (credentials,
  *   configuration): wait for a signal, re-check rarely, never hammer;
- * - `blockTable`: only the table named in the failure is affected: it waits, the tenant's other tables go on.
+ * - `blockTable`: only the table named in the failure is affected: it waits, the tenant's other tables go on;
+ * - `restart`: nothing is wrong with the work, only with where it ran: the workflow starts it over at once, as a
+ *   new activity. A server retry would do the same with a backoff that grows with every attempt the activity ever
+ *   had, and a session's attempts add up over its life (each worker lost, each deploy).
  */
-export type FailureAction = 'retry' | 'repopulate' | 'blockTenant' | 'blockTable';
+export type FailureAction = 'retry' | 'repopulate' | 'blockTenant' | 'blockTable' | 'restart';
 
 export const FAILURE_ACTIONS: Readonly<Record<FailureTypeName, FailureAction>> = {
   IncompatibleSchema: 'repopulate',
@@ -66,7 +70,7 @@ export const FAILURE_ACTIONS: Readonly<Record<FailureTypeName, FailureAction>> =
   MirrorBusy: 'retry',
   Fenced: 'retry',
   TableFailed: 'blockTable',
-  WorkerLost: 'retry',
+  WorkerLost: 'restart',
 };
 
 export function isFailureType(type: string | null | undefined): type is FailureTypeName {

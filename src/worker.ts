@@ -85,6 +85,10 @@ export async function createWorker(opts: WorkerOptions): Promise<TenantWorker> {
     defaultHeartbeatThrottleInterval: '1 second',
     // Drained activities end at their next batch; the grace is for one batch to commit or roll back.
     shutdownGraceTime: '10 seconds',
+    // A tenant's next workflow task waits this long for the worker that ran its last one (which has its history
+    // cached) before any worker takes it. After a lost worker the workflow must start the session over: a short
+    // wait keeps that within seconds; replaying a tenant's short history elsewhere costs little.
+    stickyQueueScheduleToStartTimeout: '2 seconds',
   });
   const shutdown = (): void => {
     if (drain.signal.aborted) return;
@@ -114,6 +118,9 @@ export async function createWorker(opts: WorkerOptions): Promise<TenantWorker> {
         await running;
       } finally {
         await reaper.stop();
+        if (drain.signal.aborted) {
+          await reaper.reclaimOwn().catch((err: unknown) => deps.logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'could not hand back the activities left to this worker'));
+        }
         await clientConnection.close();
       }
     },

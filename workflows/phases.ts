@@ -172,7 +172,8 @@ async function populate(s: TenantState, interrupter: Interrupter, tables: TableP
           recordTableFailure(s, table.name, failureTypeOf(err) ?? 'TableFailed', failureMessage(err), Date.now());
           continue;
         }
-        recordTableFailed(s, table.name, failureMessage(err));
+        // A lost worker says nothing about the table: it is simply started over.
+        if (failureAction(failureTypeOf(err)) !== 'restart') recordTableFailed(s, table.name, failureMessage(err));
         failure ??= err;
       }
     }
@@ -273,5 +274,9 @@ async function recover(s: TenantState, err: unknown): Promise<void> {
       if (!(err instanceof ActivityFailure || err instanceof ApplicationFailure)) throw err;
       s.reason = message;
       await sleep(s.policy.pollIntervalMs);
+      return;
+    case 'restart':
+      log.info('starting over on a live worker', { tenantId: s.tenantId, type, message });
+      s.reason = message;
   }
 }

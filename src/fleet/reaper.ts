@@ -9,6 +9,10 @@
  *   worker's started activities by id; each is retried at once (its retry policy's first interval) on a live
  *   worker. A leader also sweeps every 10 minutes for anything a transition missed.
  *
+ * - when a worker has drained (a deploy), it fails what the server still counts as started under its identity: a
+ *   task handed to a poll that was in flight when the drain began never runs here, and would otherwise wait for
+ *   this identity's restart or for the heartbeat timeout.
+ *
  * Failing an attempt by id is safe even if the worker was only slow: its session can no longer heartbeat or
  * complete, and the mirror's fence (a newer session's epoch) stops it from writing.
  *
@@ -26,8 +30,13 @@ import type { WorkerIdentity } from './identity';
 
 const { PendingActivityState, WorkerStatus } = temporal.api.enums.v1;
 const SWEEP_EVERY_MS = 10 * 60_000;
-/** An identity the server has never listed is judged dead only when its activity started this long ago. */
-const UNSEEN_GRACE_MS = 2 * 60_000;
+/**
+ * An identity the server has never listed is judged dead (by a sweep or a start-up pass: nothing announces its
+ * death) only when its activity started this long ago: a live worker's first heartbeat arrives within
+ * WORKER_HEARTBEAT_MS of its start. A worker that dies before that (a crash loop) is found by the next sweep, or at
+ * once by its own restart under the same identity.
+ */
+const UNSEEN_GRACE_MS = 30_000;
 const DESCRIBE_CONCURRENCY = 16;
 
 export interface ReaperOptions {
@@ -88,6 +97,14 @@ export class Reaper {
     await this.running;
   }
 
+  /** After a drain, when none of this worker's activities runs any more: whatever the server still says it runs is an orphan. */
+  async reclaimOwn(): Promise<number> {
+    const self = this.opts.identity.name;
+    const orphans = await this.findOrphans((worker) => worker === self);
+    for (const orphan of orphans) await this.reclaim(orphan);
+    return orphans.length;
+  }
+
   private async tick(first: boolean): Promise<void> {
     const now = performance.now();
     if (this.heartbeatsAvailable) await this.observe(now);
@@ -95,6 +112,7 @@ export class Reaper {
     const leader = this.heartbeatsAvailable && this.liveness.leader(self, now) === self;
     const newlyDead = leader ? this.liveness.deadSeen(now).filter((id) => !this.reaped.has(id)) : [];
     const sweepDue = leader && Date.now() - this.lastSweep >= SWEEP_EVERY_MS;
+    if (newlyDead.length) this.log.warn({ dead: newlyDead }, 'workers stopped heartbeating: their activities go to live workers');
     if (!(first && this.opts.identity.stable) && newlyDead.length === 0 && !sweepDue) return;
     this.lastSweep = Date.now();
     const orphans = await this.findOrphans((worker, startedAt) => this.isOrphan(worker, startedAt, leader, now));

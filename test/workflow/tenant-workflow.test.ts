@@ -290,6 +290,24 @@ describe('tenant workflow state machine', () => {
     });
   });
 
+  it('a session that lost its worker (WorkerLost) is started over at once as a new activity, not retried with a growing backoff', async () => {
+    const stubs = new Stubs();
+    const attempts: number[] = [];
+    stubs.session = async () => {
+      attempts.push(Context.current().info.attempt);
+      if (attempts.length <= 3) throw ApplicationFailure.create({ type: 'WorkerLost', message: 'the worker is shutting down [tenant x, sync]' });
+      return stubs.idleSession();
+    };
+    await withWorker(stubs, async (tq) => {
+      const handle = await start(tq);
+      await waitFor(async () => attempts.length === 4 && stateOf(await handle.query(statusQuery)) === 'mirroring');
+      expect(attempts).toEqual([1, 1, 1, 1]);
+      expect(stubs.calls.filter((c) => c === 'prepare')).toHaveLength(4);
+      await recordHistory(handle, 'worker-lost-restart');
+      await handle.terminate('test done');
+    });
+  });
+
   it('pause cancels the session and holds; resume bootstraps again', async () => {
     const stubs = new Stubs();
     await withWorker(stubs, async (tq) => {
