@@ -28,6 +28,8 @@ export interface Staleness {
 export function staleness(args: {
   tables: TableStatus[];
   session: SessionActivity | null;
+  /** Other work the workflow handed out that no worker has started yet (its workflow task, another activity), and since when. */
+  unstarted?: { what: string; since: number } | null;
   pollIntervalMs: number;
   now: number;
 }): Staleness | null {
@@ -35,6 +37,12 @@ export function staleness(args: {
   if (session && !session.started && session.scheduledAt !== null && now - session.scheduledAt > UNSTARTED_AFTER_MS) {
     const seconds = Math.round((now - session.scheduledAt) / 1000);
     return { seconds, why: `no worker has started the sync session for ${seconds} s` };
+  }
+  // After a lost worker the workflow itself must run again to start a new session: with no worker, its task waits.
+  const unstarted = args.unstarted;
+  if (unstarted && now - unstarted.since > UNSTARTED_AFTER_MS) {
+    const seconds = Math.round((now - unstarted.since) / 1000);
+    return { seconds, why: `no worker has started ${unstarted.what} for ${seconds} s` };
   }
   const tracked = args.tables.filter((t) => t.state === 'mirroring' && t.mode !== 'refresh');
   const synced = tracked.map((t) => (t.lastSyncAt ? Date.parse(t.lastSyncAt) : NaN)).filter((t) => Number.isFinite(t));

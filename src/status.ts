@@ -48,7 +48,7 @@ export async function tenantReport(client: Client, tenantId: string, tenant?: Te
   const version = report.tables.some((t) => t.state === 'mirroring' && t.mode !== 'refresh') ? await sourceVersion(tenant) : null;
   for (const t of report.tables) t.lagSeconds = lagSeconds(t, version, now);
   if (report.state === 'mirroring') {
-    report.stale = staleness({ tables: report.tables, session: sessionActivity(pending), pollIntervalMs: tenant.pollInterval, now });
+    report.stale = staleness({ tables: report.tables, session: sessionActivity(pending), unstarted: unstartedWork(description, pending, now), pollIntervalMs: tenant.pollInterval, now });
     if (report.stale) report.state = 'stale';
   }
   return report;
@@ -83,6 +83,24 @@ function sessionActivity(pending: PendingActivity[]): SessionActivity | null {
     scheduledAt: optionalTsToMs(session.scheduledTime) ?? null,
     startedAt: optionalTsToMs(session.lastStartedTime) ?? null,
   };
+}
+
+/** The workflow's task, or an activity other than the session, handed out and not started by any worker (not one waiting out a retry backoff). */
+function unstartedWork(description: WorkflowExecutionDescription, pending: PendingActivity[], now: number): { what: string; since: number } | null {
+  const task = description.raw.pendingWorkflowTask;
+  if (task && task.state === temporal.api.enums.v1.PendingWorkflowTaskState.PENDING_WORKFLOW_TASK_STATE_SCHEDULED) {
+    const since = optionalTsToMs(task.scheduledTime);
+    if (since !== undefined) return { what: "the tenant's workflow task", since };
+  }
+  const { PENDING_ACTIVITY_STATE_SCHEDULED } = temporal.api.enums.v1.PendingActivityState;
+  for (const p of pending) {
+    if (p.activityType?.name === 'syncSession' || p.state !== PENDING_ACTIVITY_STATE_SCHEDULED) continue;
+    const next = optionalTsToMs(p.nextAttemptScheduleTime);
+    if (next !== undefined && next > now) continue;
+    const since = Math.max(optionalTsToMs(p.scheduledTime) ?? 0, next ?? 0);
+    if (since > 0) return { what: p.activityType?.name ?? 'an activity', since };
+  }
+  return null;
 }
 
 /**

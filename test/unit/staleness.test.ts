@@ -21,6 +21,12 @@ describe('stale tenants', () => {
     expect(staleness({ tables: [table()], session: { ...waiting, scheduledAt: now - 10_000 }, pollIntervalMs: 1_000, now })).toBeNull();
   });
 
+  it("a workflow task (or another activity) no worker starts is stale after 30 s: a lost worker's tenant waits for one to start its session again", () => {
+    const unstarted = { what: "the tenant's workflow task", since: now - UNSTARTED_AFTER_MS - 2_000 };
+    expect(staleness({ tables: [table()], session: null, unstarted, pollIntervalMs: 1_000, now })).toEqual({ seconds: 32, why: "no worker has started the tenant's workflow task for 32 s" });
+    expect(staleness({ tables: [table()], session: null, unstarted: { ...unstarted, since: now - 5_000 }, pollIntervalMs: 1_000, now })).toBeNull();
+  });
+
   it('a retry waiting out its backoff (scheduled in the future) is not taken for a missing worker', () => {
     expect(staleness({ tables: [table()], session: { started: false, scheduledAt: now + 60_000, startedAt: null }, pollIntervalMs: 1_000, now })).toBeNull();
   });
