@@ -5,9 +5,12 @@
  * - a tenant whose sync sessions end every 10 s (retention 80 s: a session lasts retention / 8, at least 10 s),
  *   to count what one session boundary costs in history; the default session lasts an hour, so an idle tenant
  *   pays that once an hour on top of the window's rate.
+ * - calls to the Temporal frontend in the window, by operation: the tenant's own (its session's history long poll
+ *   and heartbeats, workflow tasks) apart from the worker's, which a fleet pays once per worker whatever its number
+ *   of tenants (task-queue polls, ListWorkers of the reaper, worker heartbeats).
  * Nothing else talks to the namespace during the windows (no status queries), so the counters are the tenant's.
  */
-import { diffCounts, readActions, sleep } from './env';
+import { diffCounts, readActions, readFrontendCalls, sleep } from './env';
 import type { Ctx } from './context';
 import { MAIN_TENANT } from './population';
 import { historyCount, startTenant, terminateTenant, waitPopulated } from './tenants';
@@ -18,20 +21,30 @@ export interface IdleCost {
   eventsInWindow: number;
   perSessionEvents: number;
   perSessionActions: number;
-  perHour: { historyEvents: number; billableActions: number };
+  frontendCallsInWindow: Record<string, number>;
+  perHour: { historyEvents: number; billableActions: number; frontendCalls: number; workerFrontendCalls: number };
 }
+
+/** Frontend operations a worker makes for itself, not for any one tenant. */
+const PER_WORKER_OPERATIONS = new Set(['PollActivityTaskQueue', 'PollWorkflowTaskQueue', 'PollNexusTaskQueue', 'ListWorkers', 'RecordWorkerHeartbeat', 'DescribeNamespace', 'GetSystemInfo']);
 
 export async function runIdleCost(ctx: Ctx): Promise<IdleCost> {
   const window = ctx.opts.idleSeconds;
   await sleep(3_000);
   const a0 = await readActions(ctx.env.temporal.metricsUrl, ctx.env.temporal.namespace);
+  // The bench's own history reads stay outside the frontend window.
   const h0 = await historyCount(ctx.env.client, MAIN_TENANT);
+  const f0 = await readFrontendCalls(ctx.env.temporal.metricsUrl, ctx.env.temporal.namespace);
   await sleep(window * 1000);
   const a1 = await readActions(ctx.env.temporal.metricsUrl, ctx.env.temporal.namespace);
+  const f1 = await readFrontendCalls(ctx.env.temporal.metricsUrl, ctx.env.temporal.namespace);
   const h1 = await historyCount(ctx.env.client, MAIN_TENANT);
   const actions = diffCounts(a1, a0);
   const windowActions = Object.values(actions).reduce((a, b) => a + b, 0);
-  ctx.log(`  idle ${window} s: ${windowActions} actions ${JSON.stringify(actions)}, ${h1.events - h0.events} history events`);
+  const calls = diffCounts(f1, f0);
+  const tenantCalls = Object.entries(calls).reduce((sum, [op, n]) => (PER_WORKER_OPERATIONS.has(op) ? sum : sum + n), 0);
+  const workerCalls = Object.entries(calls).reduce((sum, [op, n]) => (PER_WORKER_OPERATIONS.has(op) ? sum + n : sum), 0);
+  ctx.log(`  idle ${window} s: ${windowActions} actions ${JSON.stringify(actions)}, ${h1.events - h0.events} history events, frontend calls ${JSON.stringify(calls)}`);
 
   // One session boundary, measured on a tenant with 10-second sessions (tiny table in its own database).
   const url = await ctx.env.source.createDatabase('idle_short');
@@ -57,11 +70,14 @@ export async function runIdleCost(ctx: Ctx): Promise<IdleCost> {
     windowSeconds: window,
     actionsInWindow: actions,
     eventsInWindow: h1.events - h0.events,
+    frontendCallsInWindow: calls,
     perSessionEvents,
     perSessionActions,
     perHour: {
       historyEvents: (h1.events - h0.events) * scale + perSessionEvents,
       billableActions: windowActions * scale + perSessionActions,
+      frontendCalls: tenantCalls * scale,
+      workerFrontendCalls: workerCalls * scale,
     },
   };
 }

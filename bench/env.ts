@@ -77,6 +77,24 @@ export async function readActions(metricsUrl: string, namespace: string): Promis
   return out;
 }
 
+/**
+ * Calls the Temporal frontend served in the namespace, by operation (the server's `service_requests` counter).
+ * Long polls count once per call, whatever they waited.
+ */
+export async function readFrontendCalls(metricsUrl: string, namespace: string): Promise<Record<string, number>> {
+  const text = await (await fetch(metricsUrl)).text();
+  const out: Record<string, number> = {};
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('service_requests{') || !line.includes('service_name="frontend"')) continue;
+    const ns = /namespace="([^"]*)"/.exec(line)?.[1];
+    const op = /operation="([^"]*)"/.exec(line)?.[1];
+    const value = Number(line.slice(line.lastIndexOf(' ') + 1));
+    if (ns !== namespace || !op || !Number.isFinite(value)) continue;
+    out[op] = (out[op] ?? 0) + value;
+  }
+  return out;
+}
+
 export function diffCounts(after: Record<string, number>, before: Record<string, number>): Record<string, number> {
   const out: Record<string, number> = {};
   for (const [k, v] of Object.entries(after)) {

@@ -85,6 +85,7 @@ export function targets(r: Omit<Results, 'targets'>): Target[] {
   if (r.idleCost) {
     out.push({ name: 'idle tenant billable actions / h', target: '≤ 30', value: f(r.idleCost.perHour.billableActions, 0), met: r.idleCost.perHour.billableActions <= 30 });
     out.push({ name: 'idle tenant history events / h', target: '≤ 100', value: f(r.idleCost.perHour.historyEvents, 0), met: r.idleCost.perHour.historyEvents <= 100 });
+    out.push({ name: 'idle tenant Temporal frontend calls / h', target: '≤ 200', value: f(r.idleCost.perHour.frontendCalls, 0), met: r.idleCost.perHour.frontendCalls <= 200 });
   }
   if (r.overhead) out.push({ name: 'change tracking source write cost', target: '≤ 25%', value: `${f(r.overhead.cost * 100, 1)}%`, met: r.overhead.cost <= 0.25 });
   if (r.many) {
@@ -141,8 +142,8 @@ export function tableRows(r: Results): string[][] {
   if (c) {
     rows.push([
       'idle tenant per hour',
-      `${f(c.perHour.billableActions, 0)} actions, ${f(c.perHour.historyEvents, 0)} events`,
-      '',
+      `${f(c.perHour.billableActions, 0)} actions, ${f(c.perHour.historyEvents, 0)} events, ${f(c.perHour.frontendCalls, 0)} frontend calls`,
+      `per worker (any number of tenants): ${f(c.perHour.workerFrontendCalls, 0)} frontend calls`,
       `window ${c.windowSeconds} s: ${Object.entries(c.actionsInWindow).map(([k, v]) => `${k.replace(/^grpc_/, '')} ${v}`).join(', ') || 'no actions'}; session boundary ${f(c.perSessionEvents, 0)} events`,
     ]);
   }
