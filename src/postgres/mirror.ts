@@ -32,11 +32,14 @@ import { schemaHash } from '../core/schema-hash';
 import type {
   ApplyResult,
   Fence,
+  Finding,
   KeyValues,
   LogicalType,
   Mirror,
   MirrorOptions,
+  MirrorTableSnapshot,
   MirrorTableState,
+  PreflightTables,
   PopulationProgress,
   SchemaApplyResult,
   ShadowProgress,
@@ -47,6 +50,8 @@ import type {
 import { copyInChunks, type ChunkInfo, type CopyInStream } from './chunked-copy';
 import * as sql from './mirror-sql';
 import { createPgPool, withClient, withTransaction } from './connection';
+import { PgMirrorTableSnapshot } from './mirror-compare';
+import { mirrorPreflight } from './preflight';
 import { logicalToPgType, pgTypeToLogical } from './types';
 
 export interface PgMirrorOptions extends MirrorOptions {
@@ -530,6 +535,15 @@ export class PgMirror implements Mirror {
       },
       FailureType.MirrorWriteFailed,
     );
+  }
+
+  /** One table in one REPEATABLE READ snapshot with its state row (see mirror-compare.ts). */
+  compareSnapshot(table: TableSchema): Promise<MirrorTableSnapshot> {
+    return PgMirrorTableSnapshot.open(this.pool, this.schema, table, this.ddlLockTimeoutMs, this.ctx('compare', table.name));
+  }
+
+  preflight(plan: PreflightTables): Promise<Finding[]> {
+    return withClient(this.pool, this.ctx('preflight'), (c) => mirrorPreflight(c, this.schema, plan), FailureType.Unavailable);
   }
 
   async close(): Promise<void> {
