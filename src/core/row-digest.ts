@@ -6,10 +6,9 @@
  * fields are hashed together. Both adapters feed it the fields they already produce for the row stream (the SQL
  * Server adapters' lossless conversions, src/mssql/values.ts), so there is one definition of "equal" for every pair.
  *
- * Row hashes are signed 64-bit integers; a range's digest is their count and exact sum (BigInt), which does not
- * depend on the order rows are read in, and counts a row that is there twice twice (a keyless table).
+ * Row hashes are signed 64-bit integers (hash64); a range's digest is their count and exact sum (BigInt), which does
+ * not depend on the order rows are read in, and counts a row that is there twice twice (a keyless table).
  */
-import { createHash } from 'node:crypto';
 import type { LogicalType, RangeDigest } from './types';
 
 /** The canonical text of one field of a column of `type`; null stays null. Text it cannot read is kept as it is. */
@@ -95,6 +94,9 @@ function trimFraction(value: string): string {
  * and `2024-01-02 12:00:00.5+00` (PostgreSQL prints UTC here) both become `2024-01-02 12:00:00.5+00`.
  */
 export function canonicalInstant(value: string): string {
+  // Already UTC (PostgreSQL under TimeZone UTC): only the fraction to trim.
+  const utc = /^(\d{4,}-\d\d-\d\d)[ T](\d\d:\d\d:\d\d(?:\.\d+)?) ?[+-]00(?::?00)?(?::?00)?$/.exec(value);
+  if (utc) return `${utc[1]} ${trimFraction(utc[2]!)}+00`;
   const m = /^(\d{4,})-(\d\d)-(\d\d)[ T](\d\d):(\d\d):(\d\d)(?:\.(\d+))? ?([+-])(\d\d)(?::?(\d\d))?(?::?(\d\d))?$/.exec(value.trim());
   if (!m) return value;
   const [, y, mo, d, h, mi, s, frac = '', sign, oh, om = '00', os = '00'] = m;
@@ -114,10 +116,37 @@ export function canonicalFields(types: readonly LogicalType[], fields: readonly 
   return types.map((t, i) => canonicalField(t, fields[i] ?? null));
 }
 
-/** The signed 64-bit hash of a row's canonical fields: the first 8 bytes of their md5, JSON being unambiguous about NULL and separators. */
+/**
+ * The signed 64-bit hash of a row's canonical fields, each length-prefixed (so no value can pass for a separator
+ * or a NULL). The hash is not cryptographic: it tells rows apart (a difference goes unseen with a chance of about
+ * 2^-64), it does not resist someone crafting collisions, and it is pure JavaScript, so every machine computes it
+ * alike. A cryptographic hash per row cost three times the rest of the work.
+ */
 export function canonicalRowHash(types: readonly LogicalType[], fields: readonly (string | null)[]): bigint {
-  const digest = createHash('md5').update(JSON.stringify(canonicalFields(types, fields))).digest();
-  return digest.readBigInt64BE(0);
+  let text = '';
+  for (let i = 0; i < types.length; i++) {
+    const v = canonicalField(types[i]!, fields[i] ?? null);
+    text += v === null ? '-;' : `${v.length}:${v};`;
+  }
+  return hash64(text);
+}
+
+/**
+ * Two 32-bit lanes over the UTF-16 code units, mixed as cyrb53 mixes them (public domain, by bryc), kept to 64 bits.
+ */
+export function hash64(text: string): bigint {
+  let h1 = 0xdeadbeef;
+  let h2 = 0x41c6ce57;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    h1 = Math.imul(h1 ^ c, 2654435761);
+    h2 = Math.imul(h2 ^ c, 1597334677);
+  }
+  h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507);
+  h1 ^= Math.imul(h2 ^ (h2 >>> 13), 3266489909);
+  h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507);
+  h2 ^= Math.imul(h1 ^ (h1 >>> 13), 3266489909);
+  return BigInt.asIntN(64, (BigInt(h2 >>> 0) << 32n) | BigInt(h1 >>> 0));
 }
 
 /** Sums row hashes into a RangeDigest. */

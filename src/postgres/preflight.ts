@@ -31,12 +31,14 @@ FROM pg_catalog.pg_namespace n WHERE n.nspname = $1`;
 
 /**
  * $1 schema, $2 table: owner, the TRIGGER privilege, and whether this role owns the table and every partition
- * (pg_has_role USAGE: owner, member of the owner's role with its privileges, or superuser).
+ * (pg_has_role USAGE: owner, member of the owner's role with its privileges, or superuser). pg_partition_tree has
+ * no rows for a table that is not partitioned.
  */
 export const TABLE_RIGHTS_SQL = `SELECT pg_catalog.pg_get_userbyid(c.relowner)::text AS owner,
   pg_catalog.has_table_privilege(c.oid, 'TRIGGER') AS may_trigger,
-  (SELECT bool_and(pg_catalog.pg_has_role(p.relowner, 'USAGE')) FROM pg_catalog.pg_partition_tree(c.oid) pt
-     JOIN pg_catalog.pg_class p ON p.oid = pt.relid) AS owns
+  coalesce((SELECT bool_and(pg_catalog.pg_has_role(p.relowner, 'USAGE')) FROM pg_catalog.pg_partition_tree(c.oid) pt
+              JOIN pg_catalog.pg_class p ON p.oid = pt.relid),
+           pg_catalog.pg_has_role(c.relowner, 'USAGE')) AS owns
 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')`;
 

@@ -24,16 +24,27 @@ import { selectTables } from '../selection';
 import { commonForm, compareKeyed, compareWhole, keyIdentity, recompare, DEFAULT_SETTINGS, type CompareSettings, type Difference } from './compare';
 
 export type TableVerdict =
-  | { table: string; verdict: 'equal'; rows: number; keyless: boolean; ms: number }
+  | {
+      table: string;
+      verdict: 'equal';
+      rows: number;
+      keyless: boolean;
+      /** Keys the source changed since the mirror's LSN: left out of the comparison (the mirror has yet to get them). */
+      leftOut: number;
+      ms: number;
+    }
   | {
       table: string;
       verdict: 'differs';
       /** Differing keys (null for a keyless table, compared whole). */
       keys: number | null;
+      /** The key's column names, for the examples. */
+      keyColumns: string[];
       examples: Difference[];
       sourceRows: number;
       mirrorRows: number;
       keyless: boolean;
+      leftOut: number;
       ms: number;
     }
   | { table: string; verdict: 'unstable'; reason: string; ms: number }
@@ -142,7 +153,7 @@ async function attemptTable(table: TableSchema, sides: VerifySides, opts: Verify
     const exclude = await movedKeys(look.source, table, look.mirror.state!.lsn!);
     if (exclude === null) return { kind: 'verdict' as const, verdict: behind(table) };
     const keyed = await compareKeyed(table, pair, { form, exclude }, opts.settings ?? DEFAULT_SETTINGS);
-    return { kind: 'keyed' as const, form, keyed, lsn: look.mirror.state!.lsn! };
+    return { kind: 'keyed' as const, form, keyed, leftOut: exclude.length };
   });
   if (first.kind === 'verdict') return first;
   if (first.moved) return { kind: 'retry', reason: 'the mirror moved while it was read (it cannot read in one snapshot)' };
@@ -151,12 +162,13 @@ async function attemptTable(table: TableSchema, sides: VerifySides, opts: Verify
     return {
       kind: 'verdict',
       verdict: whole.equal
-        ? { table: table.name, verdict: 'equal', rows: whole.sourceRows, keyless: true }
-        : { table: table.name, verdict: 'differs', keys: null, examples: [], sourceRows: whole.sourceRows, mirrorRows: whole.mirrorRows, keyless: true },
+        ? { table: table.name, verdict: 'equal', rows: whole.sourceRows, keyless: true, leftOut: 0 }
+        : { table: table.name, verdict: 'differs', keys: null, keyColumns: [], examples: [], sourceRows: whole.sourceRows, mirrorRows: whole.mirrorRows, keyless: true, leftOut: 0 },
     };
   }
-  const { keyed, form } = first;
-  if (keyed.differences.size === 0) return { kind: 'verdict', verdict: { table: table.name, verdict: 'equal', rows: keyed.sourceRows, keyless: false } };
+  const { keyed, form, leftOut } = first;
+  const equal: PendingVerdict = { table: table.name, verdict: 'equal', rows: keyed.sourceRows, keyless: false, leftOut };
+  if (keyed.differences.size === 0) return { kind: 'verdict', verdict: equal };
 
   // The second look, in new snapshots, at the ranges where differences were found: only what differs both times counts.
   const second = await withSnapshots(table, sides, async (look) => {
@@ -170,17 +182,19 @@ async function attemptTable(table: TableSchema, sides: VerifySides, opts: Verify
   if (second.kind === 'retry' || second.kind === 'verdict') return second;
   if (second.moved) return { kind: 'retry', reason: 'the mirror moved while it was read (it cannot read in one snapshot)' };
   const confirmed = [...keyed.differences.keys()].filter((id) => second.again.has(id)).map((id) => second.again.get(id)!);
-  if (confirmed.length === 0) return { kind: 'verdict', verdict: { table: table.name, verdict: 'equal', rows: keyed.sourceRows, keyless: false } };
+  if (confirmed.length === 0) return { kind: 'verdict', verdict: equal };
   return {
     kind: 'verdict',
     verdict: {
       table: table.name,
       verdict: 'differs',
       keys: confirmed.length,
+      keyColumns: table.primaryKey,
       examples: confirmed.slice(0, opts.examples ?? 5),
       sourceRows: keyed.sourceRows,
       mirrorRows: keyed.mirrorRows,
       keyless: false,
+      leftOut,
     },
   };
 }
