@@ -36,13 +36,49 @@ const endpoint = z.object({
   url: connectionUrl,
 });
 
+/** `{{table}}` and `{{schema}}` are the only placeholders: anything else in braces is a typo, caught at load. */
+const hookSql = z
+  .string()
+  .min(1)
+  .refine((text) => unknownPlaceholders(text).length === 0, {
+    message: 'unknown placeholder (use {{table}} for the quoted, schema-qualified mirror table and {{schema}} for the quoted mirror schema)',
+  });
+
+/**
+ * The partner's SQL, run in the mirror as the mirror's user, inside the mirror's own transaction: `afterCreate` when
+ * the mirror creates a table (first time, after a wipe, after an incompatible schema change replaced it), and
+ * `afterPopulate` after each population or refresh is swapped in. `tables` selects the tables (globs over mirror
+ * names, like `tables.include`); a failing hook fails that table alone (TableFailed) and changes nothing.
+ */
+const hook = z
+  .object({
+    tables: z.array(z.string().min(1)).min(1).default(['*']),
+    afterCreate: hookSql.optional(),
+    afterPopulate: hookSql.optional(),
+  })
+  .strict()
+  .refine((h) => h.afterCreate !== undefined || h.afterPopulate !== undefined, { message: 'a hook needs afterCreate or afterPopulate' });
+
+export type HookConfig = z.output<typeof hook>;
+
+export function unknownPlaceholders(text: string): string[] {
+  return [...text.matchAll(/\{\{\s*([^}]*?)\s*\}\}/g)].map((m) => m[1] ?? '').filter((name) => name !== 'table' && name !== 'schema');
+}
+
 export const tenantSchema = z
   .object({
     id: z
       .string()
       .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'letters, digits, "_", "." and "-", starting with a letter or digit'),
     source: endpoint.strict(),
-    mirror: endpoint.extend({ schema: identifier.optional() }).strict(),
+    mirror: endpoint
+      .extend({
+        schema: identifier.optional(),
+        hooks: z.array(hook).default([]),
+        /** How long `_mirror_log` keeps its rows (pruned at each bootstrap). */
+        logRetention: duration.default(30 * 24 * 3600 * 1000),
+      })
+      .strict(),
     tables: z
       .object({ include: z.array(z.string().min(1)).default(['*']), exclude: z.array(z.string().min(1)).default([]) })
       .strict()

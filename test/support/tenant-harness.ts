@@ -18,6 +18,7 @@ import { waitFor } from './wait';
 import { statusQuery, workflowIdFor, type MirrorState, type TenantStatus } from '../../contract';
 import { tenantMirrorWorkflow } from '../../workflows/tenant-mirror';
 import type { TenantConfigInput } from '../../src/config/schema';
+import type { Logger } from '../../src/logging';
 
 export interface Harness {
   pg: PgPair;
@@ -43,7 +44,7 @@ export interface Harness {
   stop(): Promise<void>;
 }
 
-export async function startHarness(name: string, overrides: Partial<TenantConfigInput> = {}): Promise<Harness> {
+export async function startHarness(name: string, overrides: Partial<TenantConfigInput> = {}, opts: { logger?: Logger } = {}): Promise<Harness> {
   const pg = await startPgPair(name);
   const sourceUrl = await pg.source.createDatabase('app');
   const mirrorUrl = await pg.mirror.createDatabase('partner');
@@ -72,7 +73,7 @@ export async function startHarness(name: string, overrides: Partial<TenantConfig
     namespace: temporal.namespace,
     taskQueue,
     workflowBundle: { codePath: temporal.workflowBundlePath },
-    deps: defaultDeps(configPath),
+    deps: { ...defaultDeps(configPath), ...(opts.logger ? { logger: opts.logger } : {}) },
   });
   const running = worker.run();
   const connection = await Connection.connect({ address: temporal.address });
