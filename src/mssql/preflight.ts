@@ -181,7 +181,7 @@ export async function mirrorPreflight(pool: sql.ConnectionPool, schema: string, 
       });
     }
   }
-  const own = new Set([mirrorSql.STATE_TABLE, mirrorSql.SHADOW_TABLE, mirrorSql.FENCE_TABLE].map((n) => n.toLowerCase()));
+  const own = new Set([mirrorSql.STATE_TABLE, mirrorSql.SHADOW_TABLE, mirrorSql.FENCE_TABLE, mirrorSql.LOG_TABLE].map((n) => n.toLowerCase()));
   const partners = existing.filter((n) => !own.has(n.toLowerCase()) && !registered.has(n.toLowerCase()) && !taken.has(n.toLowerCase()));
   if (partners.length) {
     findings.push({ level: 'ok', subject: 'mirror', message: `${partners.length} table(s) of the partner's own in schema ${name} are left alone: ${partners.slice(0, 5).map((n) => JSON.stringify(n)).join(', ')}${partners.length > 5 ? ', …' : ''}` });

@@ -188,7 +188,7 @@ export async function mirrorPreflight(db: Queryable, schema: string, plan: Prefl
     taken.add(relation);
     findings.push(mirrorTableFinding(table, relation, relations.get(relation), ours.has(relation), server.role));
   }
-  const own = new Set([sql.STATE_TABLE, sql.FENCE_TABLE]);
+  const own = new Set([sql.STATE_TABLE, sql.FENCE_TABLE, sql.LOG_TABLE]);
   const partners = [...relations.keys()].filter((r) => !ours.has(r) && !own.has(r) && !taken.has(r) && !(registry?.shadows ?? []).includes(r));
   if (partners.length) {
     const shown = partners.slice(0, 5).map((r) => JSON.stringify(r)).join(', ');

@@ -2,7 +2,8 @@
  * `tenant-mirror check` on real PostgreSQL servers, through the CLI: a source login that owns one table but has
  * only SELECT on another (a blocker naming that table), a partner's own table in the mirror schema holding a
  * source table's name (a blocker), a keyless table refreshed and a reserved name skipped, each with its reason;
- * nothing changed on either side; a mirror that cannot be reached is exit 2.
+ * nothing changed on either side; the mirror's own tables told from the partner's; a mirror that cannot be reached
+ * is exit 2.
  */
 import '../support/quiet-runtime';
 import { execFile } from 'node:child_process';
@@ -15,6 +16,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startPgPair, type PgPair } from '../support/pg';
 import { freePort } from '../../dev/embedded-postgres';
 import type { TenantConfigInput } from '../../src/config/schema';
+import { findTenant, loadConfigFile } from '../../src/config/load';
+import { openMirror } from '../../src/adapters';
 
 const exec = promisify(execFile);
 const ROLE = 'tm_check';
@@ -107,6 +110,19 @@ describe('tenant-mirror check', () => {
     const report = JSON.parse(stdout) as { findings: { level: string; subject: string }[] };
     const blockers = report.findings.filter((f) => f.level === 'blocker').map((f) => f.subject);
     expect(blockers.sort()).toEqual(['table audit', 'table contacts']);
+  });
+
+  it("counts the mirror's own tables (state, fence, log) as ours, and a partner's other table as the partner's", async () => {
+    const configPath = writeConfig('check-d', mirrorUrl);
+    const mirror = openMirror(findTenant(loadConfigFile(configPath), 'check-d'));
+    try {
+      await mirror.ensureState();
+    } finally {
+      await mirror.close();
+    }
+    await pg.mirror.sql(`CREATE TABLE mirror.partner_notes (id int)`, 'partner');
+    const { stdout } = await cli(configPath, 'check', 'check-d');
+    expect(stdout).toMatch(/^ok +mirror: 1 table\(s\) of the partner's own in schema "mirror" are left alone: "partner_notes"$/m);
   });
 
   it('a mirror that cannot be reached is exit 2, naming the side', async () => {
