@@ -6,12 +6,12 @@
  * mirror refuses, a name taken by a partner's table, a lock held by DDL) is returned as `failed` and the others
  * go on. Tables still waiting out an earlier failure's backoff are left alone (`wait`).
  */
-import { tableFilter } from '../src/config/load';
 import type { TenantConfig } from '../src/config/schema';
 import { MirrorError } from '../src/core/errors';
 import type { ChangeSource, Mirror, MirrorTableState, SourceSnapshot, TableSchema } from '../src/core/types';
 import { failureAction, type TablePlan, type TableState, type TenantPlan } from '../contract';
 import type { MirrorMetrics } from '../src/metrics';
+import { selectTables } from '../src/selection';
 import { decideTable } from './decide';
 import { withSides, type ActivityDeps } from './deps';
 import { withFailures } from './failure';
@@ -27,10 +27,8 @@ export async function prepareTenant(deps: ActivityDeps, tenantId: string, opts: 
       if (pruned > 0) log.info({ rows: pruned }, '_mirror_log rows older than mirror.logRetention deleted');
       await source.cleanup(tenant.retention);
 
-      const included = tableFilter(tenant.tables);
       const everything = await source.listTables(() => true);
-      const { tables, skipped } = mirrorable(everything.tables.filter((t) => included(t.name)), tenant, mirror);
-      skipped.push(...everything.skipped.filter((s) => included(s.name)));
+      const { tables, skipped } = selectTables(everything, tenant, mirror);
       const mirroredBefore = new Set((await mirror.readState()).map((s) => s.table));
       const dropped = await dropGone(mirror, new Set([...everything.tables, ...everything.skipped].map((t) => t.name)), log);
       await stopTracking(source, mirror, mirroredBefore, new Set(tables.filter((t) => t.primaryKey.length > 0).map((t) => t.name)), log);
@@ -78,42 +76,6 @@ function recordStates(metrics: MirrorMetrics, tenantId: string, plans: TablePlan
   const states = new Map<string, TableState>(skipped.map((s) => [s.name, 'skipped']));
   for (const plan of plans) states.set(plan.name, stateOf[plan.action]);
   metrics.tableStates(tenantId, states);
-}
-
-/**
- * The tables to mirror, and the ones that cannot be: a name the mirror reserves, two source tables that would be one
- * table in the mirror (the same name after name mapping: `"sales.orders"` in public and `sales.orders`, case where
- * the mirror ignores it, names fitted to a length limit), and keyless tables when the tenant skips them.
- */
-function mirrorable(listed: TableSchema[], tenant: TenantConfig, mirror: Mirror): { tables: TableSchema[]; skipped: { name: string; reason: string }[] } {
-  const skipped: { name: string; reason: string }[] = [];
-  const byKey = new Map<string, TableSchema[]>();
-  for (const table of listed) {
-    if (table.primaryKey.length === 0 && tenant.keyless === 'skip') {
-      skipped.push({ name: table.name, reason: 'no primary key nor unique index over NOT NULL columns (keyless: skip)' });
-      continue;
-    }
-    let key: string;
-    try {
-      key = mirror.relationKey(table.name);
-    } catch (err) {
-      skipped.push({ name: table.name, reason: err instanceof Error ? err.message : String(err) });
-      continue;
-    }
-    byKey.set(key, [...(byKey.get(key) ?? []), table]);
-  }
-  const tables: TableSchema[] = [];
-  for (const group of byKey.values()) {
-    if (group.length === 1) {
-      tables.push(group[0]!);
-      continue;
-    }
-    const sources = group.map((t) => JSON.stringify(`${t.source.schema}.${t.source.table}`)).join(' and ');
-    for (const table of group) {
-      skipped.push({ name: table.name, reason: `source tables ${sources} would be one table in the mirror: rename one, or exclude all but one` });
-    }
-  }
-  return { tables, skipped };
 }
 
 /** Mirror tables whose source table is gone are dropped (ours only); one merely excluded by configuration is left alone. */

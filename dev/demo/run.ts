@@ -285,6 +285,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     live.start();
     print(`Making live changes at the source (~${opts.changesPerSecond ?? 300}/s).${opts.untilSynced ? '' : ' Ctrl-C to stop.'}`);
     if (workflowUrl) print(`Temporal UI: ${workflowUrl}`);
+    print(`In another terminal: TENANT_MIRROR_CONFIG=${tenantsFile} npx tenant-mirror check ${DEMO_TENANT} (or verify ${DEMO_TENANT})`);
     if (opts.untilSynced) {
       await sleepUnlessStopped(opts.liveMs ?? 3_000, stop.signal);
       await live.stop();

@@ -1,6 +1,6 @@
 /**
  * The `tenant-mirror` command line (commander): run the worker, start tenants, look at them, pause, resume,
- * force a wipe, or run the self-contained demo.
+ * force a wipe, check a tenant before its start, verify its mirror against its source, or run the demo.
  */
 import { Command } from 'commander';
 import { configPath, findTenant, loadConfigFile, tableFilter } from '../config/load';
@@ -11,6 +11,13 @@ import { tenantReport, type TenantReport } from '../status';
 import { temporalTarget } from '../config/temporal';
 import { createWorker, runWorker } from '../worker';
 import { logger } from '../logging';
+import { openMirror, openSource } from '../adapters';
+import type { TenantConfig } from '../config/schema';
+import type { ChangeSource, Mirror } from '../core/types';
+import { checkTenant } from '../check/check';
+import { verifyTenant, type TableVerdict } from '../verify/verify';
+import { checkExitCode, formatCheck } from './check-format';
+import { formatVerdict, formatVerifySummary, verifyExitCode } from './verify-format';
 import { MirrorMetrics } from '../metrics';
 import { startTelemetry } from '../telemetry';
 import { formatList, listEntry, printStatus, statusJson } from './status-format';
@@ -178,6 +185,37 @@ program
   });
 
 program
+  .command('check')
+  .description('test, without changing anything, what the tenant needs: connections, rights, the mirror schema, and which tables will be mirrored, refreshed or skipped')
+  .argument('<tenant>', 'tenant id')
+  .option('--json', 'machine-readable output')
+  .action(async (tenant: string, opts: { json?: boolean }) => {
+    const config = findTenant(loadConfigFile(), tenant);
+    await withSides(config, async (sides) => {
+      const report = await checkTenant(config, sides);
+      console.log(opts.json ? JSON.stringify(report, null, 2) : formatCheck(report));
+      process.exitCode = checkExitCode(report);
+    });
+  });
+
+program
+  .command('verify')
+  .description("compare the tenant's mirror with its source, table by table, without copying the tables; exit 0 when every table is equal, 1 when one differs, 2 on an error")
+  .argument('<tenant>', 'tenant id')
+  .option('--table <name...>', 'only these tables')
+  .option('--json', 'machine-readable output')
+  .action(async (tenant: string, opts: { table?: string[]; json?: boolean }) => {
+    const config = findTenant(loadConfigFile(), tenant);
+    await withSides(config, async (sides) => {
+      // Printed as each table is done: a large tenant takes a while.
+      const onTable = opts.json ? undefined : (v: TableVerdict): void => console.log(formatVerdict(v));
+      const report = await verifyTenant(config, sides, { ...(opts.table ? { tables: opts.table } : {}), ...(onTable ? { onTable } : {}) });
+      console.log(opts.json ? JSON.stringify(report, null, 2) : formatVerifySummary(report));
+      process.exitCode = verifyExitCode(report);
+    });
+  });
+
+program
   .command('demo')
   .description('everything embedded: Temporal, two PostgreSQL servers, a CRM-like source, a worker, live changes')
   .option('--rows <n>', 'approximate source rows', '100000')
@@ -185,6 +223,23 @@ program
     const { runDemo } = await import('../../dev/demo/run');
     await runDemo({ rows: Number(opts.rows) });
   });
+
+/**
+ * Opens both sides of a tenant for a command that reads them directly (check, verify), and closes them. Any error
+ * (a side that cannot be reached, bad configuration) is exit status 2.
+ */
+async function withSides(tenant: TenantConfig, body: (sides: { source: ChangeSource; mirror: Mirror }) => Promise<void>): Promise<void> {
+  const source = openSource(tenant);
+  const mirror = openMirror(tenant);
+  try {
+    await body({ source, mirror });
+  } catch (err) {
+    console.error(`tenant-mirror: ${err instanceof Error ? err.message : String(err)}`);
+    process.exitCode = 2;
+  } finally {
+    await Promise.allSettled([source.close(), mirror.close()]);
+  }
+}
 
 async function withClient(body: (client: import('@temporalio/client').Client) => Promise<void>): Promise<void> {
   const target = temporalTarget();

@@ -3,6 +3,7 @@
  * (https://www.postgresql.org/docs/current/sql-copy.html#id-1.9.3.55.9.2): one row per line, fields separated by
  * a tab, NULL as `\N`, and backslash escapes for backslash, tab, newline and carriage return.
  */
+import type { Readable } from 'node:stream';
 
 const ESCAPES: Record<string, string> = { b: '\b', f: '\f', n: '\n', r: '\r', t: '\t', v: '\v', '\\': '\\' };
 
@@ -47,4 +48,23 @@ export function lastLine(buf: Buffer): string | null {
   if (end < 0) return null;
   const start = end >= 2 ? buf.lastIndexOf(0x0a, end - 2) + 1 : 0;
   return buf.subarray(start, end - 1).toString('utf8');
+}
+
+/** COPY text lines (without their newline) of a byte stream, one chunk in memory at a time. */
+export async function* readLines(input: Readable): AsyncGenerator<{ line: string; bytes: number }> {
+  let rest: Buffer = Buffer.alloc(0);
+  for await (const chunk of input as AsyncIterable<Buffer | string>) {
+    const buf = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk;
+    let data = rest.length ? Buffer.concat([rest, buf]) : buf;
+    let start = 0;
+    for (;;) {
+      const nl = data.indexOf(0x0a, start);
+      if (nl < 0) break;
+      yield { line: data.subarray(start, nl).toString('utf8'), bytes: nl - start + 1 };
+      start = nl + 1;
+    }
+    rest = start < data.length ? Buffer.from(data.subarray(start)) : Buffer.alloc(0);
+    data = Buffer.alloc(0);
+  }
+  if (rest.length) yield { line: rest.toString('utf8'), bytes: rest.length };
 }

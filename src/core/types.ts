@@ -143,7 +143,7 @@ export interface SourceReads {
   snapshot(): Promise<SourceSnapshot>;
 }
 
-export interface ChangeSource extends SourceCatalog, SourceTracking, SourceReads {
+export interface ChangeSource extends SourceCatalog, SourceTracking, SourceReads, SourceComparison, SourcePreflight {
   close(): Promise<void>;
 }
 
@@ -316,6 +316,114 @@ export interface MirrorChangeApply {
   ): Promise<ApplyResult>;
 }
 
-export interface Mirror extends MirrorStateStore, MirrorSchema, MirrorBulkLoad, MirrorChangeApply {
+export interface Mirror extends MirrorStateStore, MirrorSchema, MirrorBulkLoad, MirrorChangeApply, MirrorComparison, MirrorPreflight {
   close(): Promise<void>;
+}
+
+// ---- Comparison (tenant-mirror verify): both sides read one table range by range, inside one snapshot each ----
+
+/**
+ * Keys greater than `after` (from the first key when absent) and at most `upTo` (to the last key when absent), in
+ * the comparison order: each adapter orders keys by their values, string keys by code point (PostgreSQL
+ * `COLLATE "C"`, SQL Server a binary collation) whatever the database's collation, so that both sides put a key in
+ * the same range. Values are COPY text fields (decoded), as KeyValues always are.
+ */
+export interface KeyRange {
+  after?: KeyValues;
+  upTo?: KeyValues;
+}
+
+/**
+ * How each row is hashed. Both sides of a comparison must use the same form:
+ * - `pg-hashtext`: computed by PostgreSQL (hashtextextended of the row's record text, every column in the mirror's
+ *   type), so nothing but the digests leaves the server; PostgreSQL ↔ PostgreSQL only;
+ * - `canonical`: computed by tenant-mirror from each row's COPY text fields, canonicalised per logical type
+ *   (src/core/row-digest.ts), so that a PostgreSQL and a SQL Server side agree; every row crosses the network.
+ */
+export type DigestForm = 'pg-hashtext' | 'canonical';
+
+/** Rows in a range and the sum of their 64-bit row hashes: order-independent, and exact (decimal string). */
+export interface RangeDigest {
+  rows: number;
+  sum: string;
+}
+
+/** One row of a range: its key (COPY text fields) and its row hash (decimal string). */
+export interface RowHash {
+  key: KeyValues;
+  hash: string;
+}
+
+export interface DigestOptions {
+  form: DigestForm;
+  /** Keys to leave out (on a live table: the keys the source changed since the mirror's LSN). */
+  exclude?: KeyValues[];
+}
+
+/** One table read for comparison, on either side. Only tables with a key can be split; a keyless one is one range. */
+export interface TableRangeReads {
+  /** The digest forms this side can compute, preferred first. */
+  readonly digestForms: readonly DigestForm[];
+  /** Up to `parts - 1` keys, ascending, that cut `range` into parts of about equal row counts (none for a small range). */
+  splitPoints(table: TableSchema, range: KeyRange, parts: number): Promise<KeyValues[]>;
+  /** One digest per range, in the order given. The ranges must not overlap. */
+  rangeDigests(table: TableSchema, ranges: KeyRange[], opts: DigestOptions): Promise<RangeDigest[]>;
+  /** Key and hash of every row in `ranges`, in no particular order. */
+  rowHashes(table: TableSchema, ranges: KeyRange[], opts: DigestOptions): Promise<RowHash[]>;
+}
+
+/** A source snapshot a table can also be compared in (see SourceComparison). */
+export interface ComparableSnapshot extends SourceSnapshot, TableRangeReads {}
+
+export interface SourceComparison {
+  /** A snapshot (as SourceReads.snapshot) that can also compare tables; its `changes` name the keys that moved. */
+  comparableSnapshot(): Promise<ComparableSnapshot>;
+}
+
+/**
+ * One mirror table read in one snapshot that also holds its state row: the rows read are exactly those the table
+ * held at `state.lsn` (plus, at most, the first batches of a change cycle in flight, whose keys the source's
+ * changes since that LSN include).
+ */
+export interface MirrorTableSnapshot extends TableRangeReads {
+  /** The table's `_mirror_state` row as of the snapshot; null when the mirror does not hold the table. */
+  readonly state: MirrorTableState | null;
+  /** False when the reads are not one snapshot (the database does not allow snapshot reads): the caller re-reads the state to see whether it moved. */
+  readonly consistent: boolean;
+  close(): Promise<void>;
+}
+
+export interface MirrorComparison {
+  compareSnapshot(table: TableSchema): Promise<MirrorTableSnapshot>;
+}
+
+// ---- Preflight (tenant-mirror check): read-only tests of what each side will need ----
+
+/** One finding of a preflight check. `blocker`: mirroring cannot work (or that table cannot) until it is fixed. */
+export interface Finding {
+  level: 'ok' | 'warn' | 'blocker';
+  /** What it is about: `source`, `mirror`, or `table <name>`. */
+  subject: string;
+  message: string;
+}
+
+/** What the preflight needs to know about the tenant's tables. */
+export interface PreflightTables {
+  /** The tables that will be mirrored: with a key (tracked) or without (refreshed whole). */
+  tables: TableSchema[];
+  /** Retention the tenant asks of change tracking. */
+  retentionMs: number;
+}
+
+export interface SourcePreflight {
+  /** Read-only: the server, the rights tracking and reading need, per table. Changes nothing. */
+  preflight(plan: PreflightTables): Promise<Finding[]>;
+}
+
+export interface MirrorPreflight {
+  /**
+   * Read-only: the schema and its owner, the rights the mirror needs, what `_mirror_state` registers, and tables
+   * of the partner's own whose names the tenant's tables would take. Changes nothing.
+   */
+  preflight(plan: PreflightTables): Promise<Finding[]>;
 }

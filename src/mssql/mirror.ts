@@ -34,9 +34,12 @@ import type {
   ApplyResult,
   KeyValues,
   Fence,
+  Finding,
   HookEvent,
   Mirror,
   MirrorHooks,
+  MirrorTableSnapshot,
+  PreflightTables,
   MirrorTableState,
   PopulationProgress,
   SchemaApplyResult,
@@ -49,6 +52,8 @@ import type {
 import type { CycleCounts } from '../../contract/payloads';
 import { errorNumber, LazyPool } from './connection';
 import * as mirrorSql from './mirror-sql';
+import { MssqlMirrorTableSnapshot } from './mirror-compare';
+import { mirrorPreflight } from './preflight';
 import { q as quote, tableRef, TABLE_COLUMNS_SQL } from './tsql';
 import { readLines } from './stream';
 import { keyMisfit, keyPlan, storedSchema, type KeyPlan } from './mirror-keys';
@@ -656,6 +661,26 @@ export class MssqlMirror implements Mirror {
       const tables = await this.exec(tx, mirrorSql.ownedTablesSql(this.schema));
       for (const r of tables.recordset) await this.dropOwned(tx, String(r.table_name), reason ?? null);
     });
+  }
+
+  /** One table with its state row, in one SNAPSHOT transaction where the database allows it (see mirror-compare.ts). */
+  async compareSnapshot(table: TableSchema): Promise<MirrorTableSnapshot> {
+    const ctx = this.ctx('compare', table.name);
+    let pool: sql.ConnectionPool;
+    try {
+      pool = await this.pool();
+    } catch (err) {
+      throw toMirrorError(err, ctx, FailureType.Unavailable);
+    }
+    return MssqlMirrorTableSnapshot.open(pool, this.schema, table, ctx);
+  }
+
+  async preflight(plan: PreflightTables): Promise<Finding[]> {
+    try {
+      return await mirrorPreflight(await this.pool(), this.schema, plan);
+    } catch (err) {
+      throw toMirrorError(err, this.ctx('preflight'), FailureType.Unavailable);
+    }
   }
 
   async close(): Promise<void> {

@@ -6,9 +6,22 @@ import type { Readable } from 'node:stream';
 import sql from 'mssql';
 import { encodeLine } from '../core/copy-text';
 import { FailureType, MirrorError, toMirrorError, type ErrorContext, contextFor } from '../core/errors';
-import type { KeyValues, LogicalType, SourceFingerprint, SourceSnapshot, TableSchema, Version } from '../core/types';
+import type {
+  ComparableSnapshot,
+  DigestForm,
+  DigestOptions,
+  KeyRange,
+  KeyValues,
+  LogicalType,
+  RangeDigest,
+  RowHash,
+  SourceFingerprint,
+  TableSchema,
+  Version,
+} from '../core/types';
 import { discontinuity } from '../core/versions';
 import type { DeclaredTypes } from './catalog';
+import { MssqlTableReads } from './compare';
 import { streamRows, type QueryParam, type RowStreamHandle } from './stream';
 import { col, fromTextExpr, keyColumns, q, readExpr, tableRef, UNAVAILABLE } from './tsql';
 import { copyFieldToMssql, mssqlToCopyField } from './values';
@@ -141,9 +154,10 @@ export function changeLines(table: TableSchema, row: readonly unknown[]): string
 /**
  * One SNAPSHOT transaction: one connection, so requests run one after another (the driver refuses two at once).
  * Streams are serialized in the order they are first read: a stream starts when every request queued before it has
- * ended, so two streams read at the same time must both be consumed (or one of them waits for ever).
+ * ended, so two streams read at the same time must both be consumed (or one of them waits for ever). *
+ * It also compares tables range by range (TableRangeReads, for tenant-mirror verify), through the same queue.
  */
-export class MssqlSnapshot implements SourceSnapshot {
+export class MssqlSnapshot implements ComparableSnapshot {
   private queue: Promise<void> = Promise.resolve();
   private closed = false;
   private readonly open = new Set<RowStreamHandle>();
@@ -169,6 +183,45 @@ export class MssqlSnapshot implements SourceSnapshot {
       () => undefined,
     );
     return result;
+  }
+
+  /** Range reads for a comparison (tenant-mirror verify), through the same queue as every request. */
+  private readonly compare = new MssqlTableReads({
+    query: (text, params) =>
+      this.exclusive(async () => {
+        const r = new sql.Request(this.tx);
+        for (const p of params) r.input(p.name, p.type, p.value);
+        return (await r.query(text)).recordset;
+      }),
+    lines: (table, text, params, toLine) => this.stream(() => text, params, toLine, table, 'compare'),
+    target: async (table) => {
+      const declared = await this.declaredTypes(table);
+      return { relation: tableRef(table.source.schema, table.source.table), table, declared: (c) => declared.get(c) };
+    },
+  });
+
+  get digestForms(): readonly DigestForm[] {
+    return this.compare.digestForms;
+  }
+
+  splitPoints(table: TableSchema, range: KeyRange, parts: number): Promise<KeyValues[]> {
+    return this.compared(table, () => this.compare.splitPoints(table, range, parts));
+  }
+
+  rangeDigests(table: TableSchema, ranges: KeyRange[], opts: DigestOptions): Promise<RangeDigest[]> {
+    return this.compared(table, () => this.compare.rangeDigests(table, ranges, opts));
+  }
+
+  rowHashes(table: TableSchema, ranges: KeyRange[], opts: DigestOptions): Promise<RowHash[]> {
+    return this.compared(table, () => this.compare.rowHashes(table, ranges, opts));
+  }
+
+  private async compared<T>(table: TableSchema, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      throw toMirrorError(err, this.ctx('compare', table.name), FailureType.SourceReadFailed);
+    }
   }
 
   async minValidVersion(table: TableSchema): Promise<Version | null> {

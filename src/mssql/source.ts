@@ -23,11 +23,12 @@
  */
 import sql from 'mssql';
 import { FailureType, MirrorError, toMirrorError, type ErrorContext, contextFor } from '../core/errors';
-import type { ChangeSource, SourceOptions, SourceSnapshot, SourceTables, TableSchema } from '../core/types';
+import type { ChangeSource, ComparableSnapshot, Finding, PreflightTables, SourceOptions, SourceSnapshot, SourceTables, TableSchema } from '../core/types';
 import { estimateRows, listTables, readDeclaredTypes, readFingerprint, type DeclaredTypes } from './catalog';
 import { LazyPool } from './connection';
 import { MssqlSnapshot } from './snapshot';
 import { CURRENT_VERSION_SQL } from './snapshot';
+import { sourcePreflight } from './preflight';
 import { enableTracking, untrack } from './tracking';
 
 export type MssqlChangeSourceOptions = SourceOptions;
@@ -90,7 +91,11 @@ export class MssqlChangeSource implements ChangeSource {
     process.emitWarning(message, { type: 'TenantMirrorWarning', code: 'MSSQL_CHANGE_RETENTION' });
   }
 
-  async snapshot(): Promise<SourceSnapshot> {
+  snapshot(): Promise<SourceSnapshot> {
+    return this.comparableSnapshot();
+  }
+
+  async comparableSnapshot(): Promise<ComparableSnapshot> {
     const ctx = this.ctx('open snapshot');
     const pool = await this.run(ctx, FailureType.Unavailable, async (p) => p);
     const tx = new sql.Transaction(pool);
@@ -121,6 +126,10 @@ export class MssqlChangeSource implements ChangeSource {
   /** SQL Server cleans up by itself (AUTO_CLEANUP = ON, set when tracking is enabled); min valid versions follow. */
   async cleanup(_retentionMs: number): Promise<void> {
     return;
+  }
+
+  preflight(plan: PreflightTables): Promise<Finding[]> {
+    return this.run(this.ctx('preflight'), FailureType.SourceReadFailed, (p) => sourcePreflight(p, plan));
   }
 
   estimateRows(table: TableSchema): Promise<number> {

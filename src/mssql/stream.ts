@@ -86,21 +86,4 @@ export function streamRows(o: StreamRowsOptions): RowStreamHandle {
   };
 }
 
-/** COPY text lines (without their newline) of a byte stream, one chunk in memory at a time. */
-export async function* readLines(input: Readable): AsyncGenerator<{ line: string; bytes: number }> {
-  let rest: Buffer = Buffer.alloc(0);
-  for await (const chunk of input as AsyncIterable<Buffer | string>) {
-    const buf = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk;
-    let data = rest.length ? Buffer.concat([rest, buf]) : buf;
-    let start = 0;
-    for (;;) {
-      const nl = data.indexOf(0x0a, start);
-      if (nl < 0) break;
-      yield { line: data.subarray(start, nl).toString('utf8'), bytes: nl - start + 1 };
-      start = nl + 1;
-    }
-    rest = start < data.length ? Buffer.from(data.subarray(start)) : Buffer.alloc(0);
-    data = Buffer.alloc(0);
-  }
-  if (rest.length) yield { line: rest.toString('utf8'), bytes: rest.length };
-}
+export { readLines } from '../core/copy-text';

@@ -35,13 +35,16 @@ import { schemaHash } from '../core/schema-hash';
 import type {
   ApplyResult,
   Fence,
+  Finding,
   HookEvent,
   KeyValues,
   LogicalType,
   Mirror,
   MirrorHooks,
   MirrorOptions,
+  MirrorTableSnapshot,
   MirrorTableState,
+  PreflightTables,
   PopulationProgress,
   SchemaApplyResult,
   ShadowProgress,
@@ -54,6 +57,8 @@ import { copyInChunks, type ChunkInfo, type CopyInStream } from './chunked-copy'
 import * as sql from './mirror-sql';
 import { CONNECT_TIMEOUT_MS, createPgPool, withClient, withTransaction } from './connection';
 import { cappedClient, mirrorConnectionCap } from './connection-cap';
+import { PgMirrorTableSnapshot } from './mirror-compare';
+import { mirrorPreflight } from './preflight';
 import { logicalToPgType, pgTypeToLogical } from './types';
 import { buildOnShadow, dropDependentViews, readCarried, restoreOnLive } from './partner-objects';
 
@@ -624,6 +629,15 @@ export class PgMirror implements Mirror {
       },
       FailureType.MirrorWriteFailed,
     );
+  }
+
+  /** One table in one REPEATABLE READ snapshot with its state row (see mirror-compare.ts). */
+  compareSnapshot(table: TableSchema): Promise<MirrorTableSnapshot> {
+    return PgMirrorTableSnapshot.open(this.pool, this.schema, table, this.ddlLockTimeoutMs, this.ctx('compare', table.name));
+  }
+
+  preflight(plan: PreflightTables): Promise<Finding[]> {
+    return withClient(this.pool, this.ctx('preflight'), (c) => mirrorPreflight(c, this.schema, plan), FailureType.Unavailable);
   }
 
   async close(): Promise<void> {

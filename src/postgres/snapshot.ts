@@ -5,13 +5,29 @@
 import { PassThrough, type Readable, type Writable } from 'node:stream';
 import type { Pool, PoolClient, QueryResultRow } from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
-import type { KeyValues, LogicalType, SourceFingerprint, SourceSnapshot, TableSchema, Version } from '../core/types';
+import type {
+  ComparableSnapshot,
+  DigestForm,
+  DigestOptions,
+  KeyRange,
+  KeyValues,
+  RangeDigest,
+  RowHash,
+  SourceFingerprint,
+  TableSchema,
+  Version,
+} from '../core/types';
 import { FailureType, MirrorError, toMirrorError, type ErrorContext } from '../core/errors';
 import { literalPg, quotePg } from '../core/identifiers';
 import { discontinuity } from '../core/versions';
 import { readFingerprint, readNativeKey, type NativeKeyColumn, type Queryable } from './catalog';
+import { PgTableReads } from './compare';
+import { sourceSide } from './compare-sql';
 import { connectClient } from './connection';
 import { isUsable, qualifiedSide, qualifiedTable, readTracking } from './tracking';
+import { columnExpr } from './types';
+
+export { columnExpr };
 
 /**
  * One REPEATABLE READ READ ONLY transaction on one dedicated connection. Its version is the snapshot's xmin
@@ -22,8 +38,11 @@ import { isUsable, qualifiedSide, qualifiedTable, readTracking } from './trackin
  * when the previous one has ended. Consume streams one after another, in the order they were requested; a stream
  * that is never consumed holds up every later one. A stream that fails or is destroyed before its end leaves the
  * connection unusable: the snapshot then fails every later call, and close() discards the connection.
+ *
+ * It also compares tables range by range (TableRangeReads, for tenant-mirror verify), through the same queue and
+ * after the same lock as a row read.
  */
-export class PgSourceSnapshot implements SourceSnapshot {
+export class PgSourceSnapshot implements ComparableSnapshot {
   private queue: Promise<void> = Promise.resolve();
   private active = 0;
   private broken: Error | null = null;
@@ -88,6 +107,40 @@ export class PgSourceSnapshot implements SourceSnapshot {
       }
     },
   };
+
+  /** Range reads for a comparison: statements and COPY through the queue, each table locked as a row read locks it. */
+  private readonly compare = new PgTableReads(
+    {
+      query: (text, values) => this.exclusive(() => this.db.query(text, values)),
+      copyOut: (sql) => this.stream(this.baseCtx, async () => sql),
+      prepare: (table) => this.exclusive(() => this.lockForRead(table, this.ctx('compare', table))),
+    },
+    sourceSide,
+  );
+
+  get digestForms(): readonly DigestForm[] {
+    return this.compare.digestForms;
+  }
+
+  splitPoints(table: TableSchema, range: KeyRange, parts: number): Promise<KeyValues[]> {
+    return this.compared(table, () => this.compare.splitPoints(table, range, parts));
+  }
+
+  rangeDigests(table: TableSchema, ranges: KeyRange[], opts: DigestOptions): Promise<RangeDigest[]> {
+    return this.compared(table, () => this.compare.rangeDigests(table, ranges, opts));
+  }
+
+  rowHashes(table: TableSchema, ranges: KeyRange[], opts: DigestOptions): Promise<RowHash[]> {
+    return this.compared(table, () => this.compare.rowHashes(table, ranges, opts));
+  }
+
+  private async compared<T>(table: TableSchema, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      throw toMirrorError(err, this.ctx('compare', table), FailureType.SourceReadFailed);
+    }
+  }
 
   minValidVersion(table: TableSchema): Promise<Version | null> {
     const ctx = this.ctx('read min valid version', table);
@@ -308,16 +361,6 @@ export function changesSql(table: TableSchema, side: string, keyTypes: string[],
     `CROSS JOIN LATERAL (SELECT ${casts}) kk ` +
     `LEFT JOIN ${qualifiedTable(table)} t ON ${join}) TO STDOUT`
   );
-}
-
-/**
- * A column as it goes on the wire. money's text form depends on lc_monetary ("$1,234.50") and the mirror stores it
- * as numeric, so it is sent as numeric; every other type's own text form is what the mirror loads.
- */
-export function columnExpr(expr: string, type: LogicalType): string {
-  if (type.kind === 'money') return `${expr}::numeric`;
-  if (type.kind === 'array' && type.element.kind === 'money') return `${expr}::numeric[]`;
-  return expr;
 }
 
 export function assertVersion(v: string): string {

@@ -4,10 +4,11 @@
  * (snapshot.ts).
  */
 import type { Pool } from 'pg';
-import type { ChangeSource, SourceOptions, SourceSnapshot, SourceTables, TableSchema } from '../core/types';
+import type { ChangeSource, ComparableSnapshot, Finding, PreflightTables, SourceOptions, SourceSnapshot, SourceTables, TableSchema } from '../core/types';
 import { FailureType, type ErrorContext, contextFor } from '../core/errors';
 import { estimateRows, listTables } from './catalog';
 import { createPgPool, withClient } from './connection';
+import { sourcePreflight } from './preflight';
 import { PgSourceSnapshot } from './snapshot';
 import { cleanupTracking, enableTracking, untrack } from './tracking';
 
@@ -45,7 +46,11 @@ export class PgChangeSource implements ChangeSource {
     return enableTracking(this.pool, table, { retentionMs, lockTimeoutMs: this.lockTimeoutMs }, this.ctx('enable tracking', table.name));
   }
 
-  async snapshot(): Promise<SourceSnapshot> {
+  snapshot(): Promise<SourceSnapshot> {
+    return this.comparableSnapshot();
+  }
+
+  async comparableSnapshot(): Promise<ComparableSnapshot> {
     const snap = await PgSourceSnapshot.open(this.pool, this.ctx('snapshot'), (s) => this.openSnapshots.delete(s));
     this.openSnapshots.add(snap);
     return snap;
@@ -57,6 +62,10 @@ export class PgChangeSource implements ChangeSource {
 
   cleanup(retentionMs: number): Promise<void> {
     return cleanupTracking(this.pool, retentionMs, this.ctx('tracking cleanup'));
+  }
+
+  preflight(plan: PreflightTables): Promise<Finding[]> {
+    return withClient(this.pool, this.ctx('preflight'), (c) => sourcePreflight(c, plan), FailureType.SourceReadFailed);
   }
 
   estimateRows(table: TableSchema): Promise<number> {

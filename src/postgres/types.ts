@@ -122,3 +122,13 @@ export function logicalToPgType(type: LogicalType): string {
       return type.dialect === 'postgres' ? type.name : 'text';
   }
 }
+
+/**
+ * A column as it goes on the wire. money's text form depends on lc_monetary ("$1,234.50") and the mirror stores it
+ * as numeric, so it is sent as numeric; every other type's own text form is what the mirror loads.
+ */
+export function columnExpr(expr: string, type: LogicalType): string {
+  if (type.kind === 'money') return `${expr}::numeric`;
+  if (type.kind === 'array' && type.element.kind === 'money') return `${expr}::numeric[]`;
+  return expr;
+}

@@ -11,6 +11,9 @@ import { describe, expect, it } from 'vitest';
 import { parseTsql, type ParseInput, type ParseOutcome } from '../../dev/sqlglot';
 import type { LogicalType, TableSchema } from '../../src/core/types';
 import * as catalog from '../../src/mssql/catalog';
+import * as compareSql from '../../src/mssql/compare-sql';
+import * as mirrorCompare from '../../src/mssql/mirror-compare';
+import * as preflight from '../../src/mssql/preflight';
 import * as mirrorSql from '../../src/mssql/mirror-sql';
 import * as snapshot from '../../src/mssql/snapshot';
 import * as tracking from '../../src/mssql/tracking';
@@ -145,6 +148,31 @@ function corpus(): Case[] {
     add('readExpr', typeName(type), `SELECT ${tsql.readExpr(type, 't.[v]')} AS [v] FROM [dbo].[t] AS t`);
     add('fromTextExpr', typeName(type), `SELECT ${tsql.fromTextExpr(type, 'l.[c0]')} AS [v] FROM #load AS l`);
     add('keyValueExpr', typeName(type), `SELECT 1 AS x FROM [dbo].[t] AS t WHERE t.[k] > ${snapshot.keyValueExpr(type, '@k0', DECLARED[type.kind])}`);
+  }
+
+  // Comparison (tenant-mirror verify) and preflight (tenant-mirror check), on both sides' shapes.
+  for (const name of ['SOURCE_FACTS_SQL', 'SOURCE_TABLE_RIGHTS_SQL', 'MIRROR_FACTS_SQL', 'MIRROR_TABLES_SQL'] as const) add(name, '', preflight[name]);
+  for (const name of ['SNAPSHOT_ALLOWED_SQL', 'STATE_TABLE_EXISTS_SQL'] as const) add(name, '', mirrorCompare[name]);
+  const shapes = [
+    { after: false, upTo: false, exclude: false },
+    { after: true, upTo: false, exclude: false },
+    { after: false, upTo: true, exclude: true },
+    { after: true, upTo: true, exclude: true },
+  ];
+  for (const t of tables) {
+    const target = { relation: tsql.tableRef(t.source.schema, t.source.table), table: t, declared: (c: string) => (c === 'at' ? 'datetime' : c === 'code' ? 'varchar(900)' : undefined) };
+    for (const shape of shapes) {
+      const variant = `${t.name} ${JSON.stringify(shape)}`;
+      add('rangeRowsSql', variant, compareSql.rangeRowsSql(target, shape));
+      add('rangeCountSql', variant, compareSql.rangeCountSql(target, shape));
+      add('splitPointsSql', variant, compareSql.splitPointsSql(target, shape));
+    }
+  }
+  for (const type of KEY_TYPES) {
+    const keyed: TableSchema = { name: 'k', source: { schema: 'dbo', table: 'k' }, columns: [{ name: 'k', type, nullable: false }, { name: 'n', type: { kind: 'int64' }, nullable: false }], primaryKey: ['k', 'n'] };
+    const target = { relation: '[dbo].[k]', table: keyed, declared: (c: string) => (c === 'k' ? DECLARED[type.kind] : undefined) };
+    add('rangeRowsSql', `key ${typeName(type)}`, compareSql.rangeRowsSql(target, { after: true, upTo: true, exclude: true }));
+    add('splitPointsSql', `key ${typeName(type)}`, compareSql.splitPointsSql(target, { after: true, upTo: true }));
   }
 
   // The mirror.
@@ -289,7 +317,7 @@ describe('every T-SQL statement the SQL Server adapters generate parses as T-SQL
   };
 
   it('covers every statement builder of the adapters', () => {
-    const exported = [catalog, mirrorSql, snapshot, tracking, tsql].flatMap((m) => Object.keys(m)).filter((k) => /(Sql|_SQL)$/.test(k));
+    const exported = [catalog, compareSql, mirrorCompare, mirrorSql, preflight, snapshot, tracking, tsql].flatMap((m) => Object.keys(m)).filter((k) => /(Sql|_SQL)$/.test(k));
     const covered = new Set(cases.map((c) => c.builder));
     expect(exported.filter((k) => !covered.has(k))).toEqual([]);
     expect(cases.length).toBeGreaterThan(250);
