@@ -90,8 +90,8 @@ export class ChangeCollector {
   entries = 0;
 
   /**
-   * Starts an ingestion on `db` (inside its transaction). `next`: the next full xid now, later than every decoded
-   * transaction's start (for the 32 → 64-bit xid).
+   * Starts an ingestion on `db` (inside its transaction). `next`: the next full xid now, the reference for the
+   * 32 → 64-bit xid of the transactions decoded.
    */
   async begin(db: PoolClient, next: bigint, skipBefore: bigint): Promise<void> {
     this.db = db;

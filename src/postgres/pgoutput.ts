@@ -251,13 +251,21 @@ export function parseLsn(text: string): bigint {
 }
 
 /**
- * The 64-bit (xid8) form of a 32-bit xid that was assigned before `next` (the next full xid, taken later than
- * the xid's transaction began): the closest full xid at or below `next` with the same low 32 bits. Decoded
- * transactions are always within 2^31 xids of the next one (wraparound protection), so this is exact.
+ * The 64-bit (xid8) form of a 32-bit xid: the full xid with those low 32 bits closest to `near` (a full xid read
+ * around the same time). A decoded transaction is always within 2^31 xids of any xid current while it ran
+ * (wraparound protection), so this is exact — for transactions that began before `near` was read and after.
  */
-export function fullXid(xid: number, next: bigint): bigint {
-  const low = next & 0xffffffffn;
-  const behind = (low - BigInt(xid >>> 0) + 0x100000000n) % 0x100000000n;
-  if (behind === 0n || behind > next) throw new PgOutputError(`xid ${xid} was not assigned before the next xid ${next}`);
-  return next - behind;
+export function fullXid(xid: number, near: bigint): bigint {
+  const low = BigInt(xid >>> 0);
+  const base = (near >> 32n) << 32n;
+  let best = base + low;
+  for (const candidate of [best - 0x100000000n, best + 0x100000000n]) {
+    if (candidate >= 0n && abs(candidate - near) < abs(best - near)) best = candidate;
+  }
+  if (best < 0n) throw new PgOutputError(`xid ${xid} has no full form near ${near}`);
+  return best;
+}
+
+function abs(n: bigint): bigint {
+  return n < 0n ? -n : n;
 }
