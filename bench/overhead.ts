@@ -83,6 +83,7 @@ function pgbench(server: EmbeddedPg, database: string, files: string[], seconds:
 async function polling<T>(source: PgChangeSource, run: Promise<T>): Promise<{ result: T; cycles: number[] }> {
   let done = false;
   const cycles: number[] = [];
+  let failure: unknown = null;
   const loop = (async () => {
     while (!done) {
       const started = performance.now();
@@ -91,9 +92,15 @@ async function polling<T>(source: PgChangeSource, run: Promise<T>): Promise<{ re
       cycles.push(performance.now() - started);
       await new Promise((r) => setTimeout(r, Math.max(0, POLL_MS - (performance.now() - started))));
     }
-  })();
+  })().catch((err: unknown) => {
+    failure = err;
+  });
   try {
-    return { result: await run, cycles };
+    const result = await run;
+    done = true;
+    await loop;
+    if (failure) throw failure;
+    return { result, cycles };
   } finally {
     done = true;
     await loop;
