@@ -6,14 +6,19 @@
 import type { ChangeSource, Mirror } from '../src/core/types';
 import type { TenantConfig } from '../src/config/schema';
 import type { Logger } from '../src/logging';
+import type { MirrorMetrics } from '../src/metrics';
 
 export interface ActivityDeps {
   loadTenant(tenantId: string): TenantConfig;
   openSource(tenant: TenantConfig): ChangeSource;
   openMirror(tenant: TenantConfig): Mirror;
   logger: Logger;
+  /** Where the activities record what they did (served on the worker's metrics endpoint). */
+  metrics: MirrorMetrics;
   /** This worker's identity, recorded with the fences its activities take (who wrote the mirror). */
   identity?: string;
+  /** Aborted when the worker drains (SIGTERM): long activities stop at their next safe point. */
+  draining?: AbortSignal;
 }
 
 export interface Sides {

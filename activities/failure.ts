@@ -4,6 +4,7 @@
  */
 import { ApplicationFailure, CancelledFailure } from '@temporalio/activity';
 import { FailureType, MirrorError, toMirrorError, type ErrorContext, type FailureTypeName } from '../src/core/errors';
+import type { MirrorMetrics } from '../src/metrics';
 
 export function toFailure(err: unknown, context: ErrorContext, fallback: FailureTypeName = FailureType.Unavailable): Error {
   if (err instanceof CancelledFailure || err instanceof ApplicationFailure) return err;
@@ -16,11 +17,19 @@ export function toFailure(err: unknown, context: ErrorContext, fallback: Failure
   });
 }
 
-/** Runs an activity body, converting failures on the way out. */
-export async function withFailures<T>(context: ErrorContext, body: () => Promise<T>, fallback?: FailureTypeName): Promise<T> {
+/** Runs an activity body, converting failures on the way out (and counting them by type, cancellations aside). */
+export async function withFailures<T>(
+  context: ErrorContext,
+  body: () => Promise<T>,
+  opts: { metrics?: MirrorMetrics; fallback?: FailureTypeName } = {},
+): Promise<T> {
   try {
     return await body();
   } catch (err) {
-    throw toFailure(err, context, fallback);
+    const failure = toFailure(err, context, opts.fallback);
+    if (opts.metrics && context.tenant && failure instanceof ApplicationFailure) {
+      opts.metrics.failed(context.tenant, failure.type ?? 'unknown', context.operation ?? 'unknown');
+    }
+    throw failure;
   }
 }

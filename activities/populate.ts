@@ -8,7 +8,8 @@
  * over. Nothing of the tenant's data travels in heartbeats: they carry counts and the version only.
  */
 import { hostname } from 'node:os';
-import { Context, CancelledFailure } from '@temporalio/activity';
+import { ApplicationFailure, Context, CancelledFailure } from '@temporalio/activity';
+import { failureAction } from '../contract/failures';
 import { MirrorError, FailureType } from '../src/core/errors';
 import { versionBelow } from '../src/core/versions';
 import type { Fence, Mirror, ShadowProgress, SourceSnapshot, TableSchema, Version } from '../src/core/types';
@@ -26,6 +27,19 @@ export function holderOf(deps: ActivityDeps, ctx: Context): string {
 }
 
 export async function populateTable(deps: ActivityDeps, tenantId: string, table: string): Promise<PopulateResult> {
+  deps.metrics.tableState(tenantId, table, 'populating');
+  try {
+    const result = await populate(deps, tenantId, table);
+    deps.metrics.tableState(tenantId, table, 'mirroring');
+    return result;
+  } catch (err) {
+    // A failure of this table alone: the workflow puts it in backoff, as failed.
+    if (err instanceof ApplicationFailure && failureAction(err.type) === 'blockTable') deps.metrics.tableState(tenantId, table, 'failed');
+    throw err;
+  }
+}
+
+async function populate(deps: ActivityDeps, tenantId: string, table: string): Promise<PopulateResult> {
   return withFailures({ tenant: tenantId, table, operation: 'populate' }, () =>
     withSides(deps, tenantId, async ({ tenant, source, mirror }) => {
       const ctx = Context.current();
@@ -49,11 +63,15 @@ export async function populateTable(deps: ActivityDeps, tenantId: string, table:
         const base = resumable?.rows ?? 0;
         beat = { table, version, rows: base, bytes: 0 };
         ctx.heartbeat(beat);
+        let recorded = { rows: 0, bytes: 0 };
         const report = (p: { rows: number; bytes: number }): void => {
           beat = { table, version, rows: base + p.rows, bytes: p.bytes };
           ctx.heartbeat(beat);
+          // onChunk reports this attempt's totals: the metric takes what the chunk added.
+          deps.metrics.populated(tenantId, table, { rows: p.rows - recorded.rows, bytes: p.bytes - recorded.bytes });
+          recorded = { rows: p.rows, bytes: p.bytes };
         };
-        await copyRows({ ctx, snapshot, mirror, schema, fence, version, resume: resumable, chunkBytes: tenant.batchBytes, report });
+        await copyRows({ ctx, snapshot, mirror, schema, fence, version, resume: resumable, chunkBytes: tenant.batchBytes, report, draining: deps.draining });
         const swapped = await mirror.swapInShadow(schema, version, await snapshot.tableFingerprint(schema), fence);
         log.info({ rows: swapped.rows, lsn: version, ms: Date.now() - started }, 'table populated');
         return { table, rows: swapped.rows, lsn: version, resumed: resumable !== null, durationMs: Date.now() - started };
@@ -62,6 +80,7 @@ export async function populateTable(deps: ActivityDeps, tenantId: string, table:
         await snapshot.close();
       }
     }),
+    { metrics: deps.metrics },
   );
 }
 
@@ -90,13 +109,24 @@ async function copyRows(args: {
   chunkBytes: number;
   /** After each committed chunk: rows and bytes copied by this attempt. */
   report: (progress: { rows: number; bytes: number }) => void;
+  /** The worker drains: the chunk in flight rolls back, the committed ones stay, the next attempt resumes. */
+  draining?: AbortSignal | undefined;
 }): Promise<void> {
-  const { ctx, snapshot, mirror, schema } = args;
+  const { ctx, snapshot, mirror, schema, draining } = args;
   const rows = abandonable(snapshot.rows(schema, args.resume?.lastKey ?? undefined));
   const onAbort = (): void => {
     rows.destroy(new CancelledFailure('population cancelled'));
   };
+  const drained = (): MirrorError =>
+    new MirrorError(FailureType.WorkerLost, 'the worker is shutting down: the population resumes from its last committed chunk on another worker', {
+      table: schema.name,
+      operation: 'populate',
+    });
+  const onDrain = (): void => {
+    rows.destroy(drained());
+  };
   ctx.cancellationSignal.addEventListener('abort', onAbort, { once: true });
+  draining?.addEventListener('abort', onDrain, { once: true });
   try {
     await mirror.copyIntoShadow(schema, rows, {
       resume: args.resume !== null,
@@ -110,9 +140,11 @@ async function copyRows(args: {
     // The adapter reports the destroyed row stream as a failed read; it was a cancellation (a wipe or pause
     // arrived), and the history should say so rather than show a SourceReadFailed.
     if (ctx.cancellationSignal.aborted) throw new CancelledFailure('population cancelled');
+    if (draining?.aborted) throw drained();
     throw err;
   } finally {
     ctx.cancellationSignal.removeEventListener('abort', onAbort);
+    draining?.removeEventListener('abort', onDrain);
   }
   if (ctx.cancellationSignal.aborted) throw new CancelledFailure('population cancelled');
 }

@@ -10,7 +10,8 @@ import { tableFilter } from '../src/config/load';
 import type { TenantConfig } from '../src/config/schema';
 import { MirrorError } from '../src/core/errors';
 import type { ChangeSource, Mirror, MirrorTableState, SourceSnapshot, TableSchema } from '../src/core/types';
-import { failureAction, type TablePlan, type TenantPlan } from '../contract';
+import { failureAction, type TablePlan, type TableState, type TenantPlan } from '../contract';
+import type { MirrorMetrics } from '../src/metrics';
 import { decideTable } from './decide';
 import { withSides, type ActivityDeps } from './deps';
 import { withFailures } from './failure';
@@ -22,6 +23,8 @@ export async function prepareTenant(deps: ActivityDeps, tenantId: string, opts: 
       const log = deps.logger.child({ tenantId, activity: 'prepareTenant' });
       await Promise.all([source.ping(), mirror.ping()]);
       await mirror.ensureState();
+      const pruned = await mirror.pruneLog(tenant.mirror.logRetention);
+      if (pruned > 0) log.info({ rows: pruned }, '_mirror_log rows older than mirror.logRetention deleted');
       await source.cleanup(tenant.retention);
 
       const included = tableFilter(tenant.tables);
@@ -35,7 +38,7 @@ export async function prepareTenant(deps: ActivityDeps, tenantId: string, opts: 
       const waiting = new Set(opts.waiting ?? []);
       const setUp = new Map<string, TablePlan | null>();
       for (const table of tables) {
-        if (!waiting.has(table.name)) setUp.set(table.name, await setUpTable(source, mirror, table, tenant, log));
+        if (!waiting.has(table.name)) setUp.set(table.name, await setUpTable(source, mirror, table, tenant, log, deps.metrics));
       }
       const state = new Map((await mirror.readState()).map((s) => [s.table, s]));
       const snapshot = await source.snapshot();
@@ -56,6 +59,7 @@ export async function prepareTenant(deps: ActivityDeps, tenantId: string, opts: 
         const schema = schemas.get(plan.name);
         if (plan.action === 'populate' && schema) plan.estimatedRows = await source.estimateRows(schema);
       }
+      recordStates(deps.metrics, tenantId, plans, skipped);
       return {
         policy: { pollIntervalMs: tenant.pollInterval, retentionMs: tenant.retention, onSourceRestore: tenant.onSourceRestore },
         tables: plans,
@@ -64,7 +68,16 @@ export async function prepareTenant(deps: ActivityDeps, tenantId: string, opts: 
         sourceRestored,
       };
     }),
+    { metrics: deps.metrics },
   );
+}
+
+/** The plan as table states (what the workflow will show): tables to populate are pending until a population starts. */
+function recordStates(metrics: MirrorMetrics, tenantId: string, plans: TablePlan[], skipped: { name: string }[]): void {
+  const stateOf: Record<TablePlan['action'], TableState> = { populate: 'pending', mirror: 'mirroring', failed: 'failed', wait: 'failed' };
+  const states = new Map<string, TableState>(skipped.map((s) => [s.name, 'skipped']));
+  for (const plan of plans) states.set(plan.name, stateOf[plan.action]);
+  metrics.tableStates(tenantId, states);
 }
 
 /**
@@ -108,7 +121,7 @@ async function dropGone(mirror: Mirror, existing: Set<string>, log: Logger): Pro
   const dropped = (await mirror.readState()).filter((s) => !existing.has(s.table)).map((s) => s.table);
   for (const name of dropped) {
     log.info({ table: name }, 'source table is gone: dropping it from the mirror');
-    await mirror.dropTable(name);
+    await mirror.dropTable(name, 'the source table is gone');
   }
   return dropped;
 }
@@ -129,7 +142,14 @@ async function stopTracking(source: ChangeSource, mirror: Mirror, mirroredBefore
  * Tracking at the source and the table's shape in the mirror. Returns the table's plan when the set-up decides it
  * (a new table, a replaced shape, a failure of this table alone), or null when the usual decision applies.
  */
-async function setUpTable(source: ChangeSource, mirror: Mirror, table: TableSchema, tenant: TenantConfig, log: Logger): Promise<TablePlan | null> {
+async function setUpTable(
+  source: ChangeSource,
+  mirror: Mirror,
+  table: TableSchema,
+  tenant: TenantConfig,
+  log: Logger,
+  metrics: MirrorMetrics,
+): Promise<TablePlan | null> {
   const mode = table.primaryKey.length > 0 ? 'tracked' : 'refresh';
   try {
     if (mode === 'tracked' && (await source.enableTracking(table, tenant.retention))) log.info({ table: table.name }, 'change tracking enabled');
@@ -152,6 +172,7 @@ async function setUpTable(source: ChangeSource, mirror: Mirror, table: TableSche
   } catch (err) {
     if (!(err instanceof MirrorError) || !belongsToTable(err)) throw err;
     log.warn({ table: table.name, type: err.type, message: err.message }, 'table set-up failed; the other tables go on');
+    metrics.failed(tenant.id, err.type, 'prepare');
     return { name: table.name, mode, action: 'failed', failure: { type: err.type, message: err.message } };
   }
 }

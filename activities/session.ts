@@ -12,21 +12,25 @@ import { FailureType, MirrorError } from '../src/core/errors';
 import { tableFilter } from '../src/config/load';
 import type { ChangeSource, Fence, Mirror, MirrorTableState, SourceSnapshot, TableSchema, Version } from '../src/core/types';
 import type { Logger } from '../src/logging';
+import type { MirrorMetrics } from '../src/metrics';
 import type { TenantConfig } from '../src/config/schema';
 import type { SessionEndReason, SessionHeartbeat, SessionInput, SessionResult } from '../contract';
 import { continuityBreak } from './decide';
-import { withSides, type ActivityDeps } from './deps';
+import { withSides, type ActivityDeps, type Sides } from './deps';
 import { withFailures } from './failure';
-import { cancelWatch } from './cancel-watch';
+import { cancelWatch, type CancelWatch } from './cancel-watch';
 import { abandonable } from './streams';
 import { holderOf } from './populate';
 
 /** Even an idle table records a sync this often (or a quarter of the retention, if shorter), so `lastSyncAt` and the retention rule stay truthful. */
 const IDLE_TOUCH_MS = 60_000;
-/** A heartbeat every 160 s: ~23 billable actions an hour (the workflow's heartbeat timeout is 8 minutes). */
-export const SESSION_HEARTBEAT_MS = 160_000;
-/** How often the session looks for a cancel request (a description read, not a billable action). */
-const LOOK_FOR_CANCEL_MS = 2_000;
+/**
+ * A heartbeat every 5 minutes: 12 billable actions an hour. Its timeout (11 minutes, activity-options.ts) is only
+ * the last resort for a dead worker: the fleet's reaper moves a dead worker's sessions within seconds.
+ */
+export const SESSION_HEARTBEAT_MS = 5 * 60_000;
+/** Between two long polls of the workflow's history for a cancel request (each held up to 20 s by the server). */
+const LOOK_GAP_MS = 5_000;
 
 interface SessionEnd {
   reason: SessionEndReason;
@@ -41,56 +45,90 @@ interface CycleOutcome {
 }
 
 export async function syncSession(deps: ActivityDeps, tenantId: string, input: SessionInput): Promise<SessionResult> {
+  deps.metrics.sessionStarted();
+  try {
+    return await session(deps, tenantId, input);
+  } finally {
+    deps.metrics.sessionEnded(tenantId);
+  }
+}
+
+async function session(deps: ActivityDeps, tenantId: string, input: SessionInput): Promise<SessionResult> {
   return withFailures({ tenant: tenantId, operation: 'sync' }, () =>
-    withSides(deps, tenantId, async ({ tenant, source, mirror }) => {
+    withSides(deps, tenantId, async (sides) => {
       const ctx = Context.current();
-      const log = deps.logger.child({ tenantId, activity: 'syncSession' });
-      const deadline = Date.now() + input.maxDurationMs;
-      const figures: SessionHeartbeat = { cycles: 0, changesApplied: 0, lastCycleAt: null, lastSuccessAt: null, tables: [] };
-      const watch = cancelWatch(ctx, { everyMs: SESSION_HEARTBEAT_MS, lookEveryMs: LOOK_FOR_CANCEL_MS });
-      const synced = new Set(input.tables);
-      const expected = new Set([...input.tables, ...(input.others ?? [])]);
       // From here on an older session of this tenant (a timed-out attempt still running somewhere) cannot write.
-      const fence = await mirror.takeFence('session', holderOf(deps, ctx));
-
-      for (let config = tenant; ; ) {
-        // The tenants file is read again each cycle (only when it changed): a new include, batch size or poll
-        // interval applies at once; new connection details need new connections, so the workflow starts over.
-        const latest = deps.loadTenant(tenantId);
-        if (latest.source.url !== tenant.source.url || latest.mirror.url !== tenant.mirror.url || latest.mirror.schema !== tenant.mirror.schema) {
-          return result('tablesChanged', 'the connection settings in the configuration changed');
+      const fence = await sides.mirror.takeFence('session', holderOf(deps, ctx));
+      deps.metrics.tablesTo(tenantId, 'mirroring', input.tables);
+      const watch = cancelWatch(ctx, { everyMs: SESSION_HEARTBEAT_MS, gapMs: LOOK_GAP_MS });
+      try {
+        return await runSession({ deps, tenantId, input, sides, fence, watch });
+      } catch (err) {
+        if (err instanceof MirrorError && err.type === FailureType.Fenced) {
+          // Two sessions of one tenant at once (an attempt given up on while it still ran): the newer one writes.
+          deps.logger.warn({ tenantId, activity: 'syncSession', attempt: ctx.info.attempt, type: err.type, message: err.message }, 'a newer session took over: this one stops without writing');
         }
-        config = latest;
-        const outcome = await cycle({ tenant: config, source, mirror, synced, expected, fence, log });
-        figures.cycles += 1;
-        figures.changesApplied += outcome.changes;
-        figures.lastCycleAt = new Date().toISOString();
-        figures.lastSuccessAt = Date.now();
-        const ending = outcome.end !== null || Date.now() >= deadline;
-        // Per-table figures cost a read of the mirror's state: only for a heartbeat about to go out, or the result.
-        if (ending || watch.due()) figures.tables = await tableFigures(mirror, synced);
-        watch.beat(figures);
-        if (outcome.end) {
-          log.info({ reason: outcome.end.reason, detail: outcome.end.detail }, 'sync session returns to the workflow');
-          return result(outcome.end.reason, outcome.end.detail, outcome.end.tables);
-        }
-        if (Date.now() >= deadline) return result('timeLimit', null);
-        await watch.sleep(config.pollInterval);
-      }
-
-      function result(reason: SessionEndReason, detail: string | null, tables: string[] = []): SessionResult {
-        return {
-          reason,
-          detail,
-          tables,
-          cycles: figures.cycles,
-          changesApplied: figures.changesApplied,
-          lastSuccessAt: figures.lastSuccessAt,
-          tableStatus: figures.tables,
-        };
+        throw err;
+      } finally {
+        watch.close();
       }
     }),
+    { metrics: deps.metrics },
   );
+}
+
+/** Cycles until something needs the workflow's decision, the time limit, or the worker drains. */
+async function runSession(args: {
+  deps: ActivityDeps;
+  tenantId: string;
+  input: SessionInput;
+  sides: Sides;
+  fence: Fence;
+  watch: CancelWatch;
+}): Promise<SessionResult> {
+  const { deps, tenantId, input, fence, watch } = args;
+  const { tenant, source, mirror } = args.sides;
+  const log = deps.logger.child({ tenantId, activity: 'syncSession' });
+  const deadline = Date.now() + input.maxDurationMs;
+  const figures: SessionHeartbeat = { cycles: 0, changesApplied: 0, lastCycleAt: null, lastSuccessAt: null, tables: [] };
+  const synced = new Set(input.tables);
+  const expected = new Set([...input.tables, ...(input.others ?? [])]);
+  const result = (reason: SessionEndReason, detail: string | null, tables: string[] = []): SessionResult => ({
+    reason,
+    detail,
+    tables,
+    cycles: figures.cycles,
+    changesApplied: figures.changesApplied,
+    lastSuccessAt: figures.lastSuccessAt,
+    tableStatus: figures.tables,
+  });
+
+  for (;;) {
+    stopIfDraining(deps, tenantId);
+    // The tenants file is read again each cycle (only when it changed): a new include, batch size or poll
+    // interval applies at once; new connection details need new connections, so the workflow starts over.
+    const config = deps.loadTenant(tenantId);
+    if (config.source.url !== tenant.source.url || config.mirror.url !== tenant.mirror.url || config.mirror.schema !== tenant.mirror.schema) {
+      return result('tablesChanged', 'the connection settings in the configuration changed');
+    }
+    const outcome = await cycle({ tenant: config, source, mirror, synced, expected, fence, log, draining: deps.draining, metrics: deps.metrics });
+    deps.metrics.cycleDone(tenantId);
+    figures.cycles += 1;
+    figures.changesApplied += outcome.changes;
+    figures.lastCycleAt = new Date().toISOString();
+    figures.lastSuccessAt = Date.now();
+    const ending = outcome.end !== null || Date.now() >= deadline;
+    // Per-table figures cost a read of the mirror's state: only for a heartbeat about to go out, or the result.
+    if (ending || watch.due()) figures.tables = await tableFigures(mirror, synced);
+    watch.beat(figures);
+    if (outcome.end) {
+      log.info({ reason: outcome.end.reason, detail: outcome.end.detail }, 'sync session returns to the workflow');
+      if (outcome.end.tables?.length) deps.metrics.tablesTo(tenantId, 'pending', outcome.end.tables);
+      return result(outcome.end.reason, outcome.end.detail, outcome.end.tables);
+    }
+    if (Date.now() >= deadline) return result('timeLimit', null);
+    await watch.sleep(config.pollInterval, deps.draining);
+  }
 }
 
 async function cycle(args: {
@@ -103,6 +141,8 @@ async function cycle(args: {
   expected: Set<string>;
   fence: Fence;
   log: Logger;
+  draining?: AbortSignal | undefined;
+  metrics: MirrorMetrics;
 }): Promise<CycleOutcome> {
   const { tenant, source, mirror, synced, expected } = args;
   const listed = await source.listTables(tableFilter(tenant.tables));
@@ -112,10 +152,14 @@ async function cycle(args: {
     return { end: { reason: 'tablesChanged', detail: `source tables are now: ${names.join(', ') || 'none'}` }, changes: 0 };
   }
   const state = new Map((await mirror.readState()).map((s) => [s.table, s]));
+  // What a table holds once this cycle has applied its changes: the source as of (about) now.
+  const snapshotAt = Date.now();
   const snapshot = await source.snapshot();
   let changes = 0;
   try {
     for (const schema of listed.tables.filter((t) => synced.has(t.name))) {
+      // Draining: what is committed stays; the rest of this cycle is the next session's.
+      if (args.draining?.aborted) break;
       const tableState = state.get(schema.name);
       if (!tableState || tableState.lsn === null) {
         // The mirror lost the table (restored from an older backup, dropped by hand): bootstrap decides.
@@ -129,9 +173,11 @@ async function cycle(args: {
       }
       try {
         changes += await syncTable({ ...args, snapshot, schema, lsn: tableState.lsn, state: tableState });
+        args.metrics.caughtUp(tenant.id, schema.name, snapshotAt);
       } catch (err) {
         // DDL holds or rewrote this table: the others go on, this one is read again next cycle.
         if (!(err instanceof MirrorError && err.type === FailureType.SourceBusy)) throw err;
+        args.metrics.failed(tenant.id, err.type, 'sync');
         args.log.info({ table: schema.name, reason: err.message }, 'table skipped this cycle');
       }
     }
@@ -150,6 +196,7 @@ async function syncTable(args: {
   lsn: Version;
   state: MirrorTableState;
   fence: Fence;
+  metrics: MirrorMetrics;
 }): Promise<number> {
   const { tenant, mirror, snapshot, schema, lsn } = args;
   const minValidVersion = await snapshot.minValidVersion(schema);
@@ -170,9 +217,17 @@ async function syncTable(args: {
       batchBytes: tenant.batchBytes,
       fence: args.fence,
     });
+    args.metrics.rowsApplied(tenant.id, schema.name, applied);
     return applied.upserts + applied.deletes;
   } finally {
     changes.destroy();
+  }
+}
+
+/** A draining worker hands the session back, between two tables' commits: the server retries it at once elsewhere. */
+function stopIfDraining(deps: ActivityDeps, tenantId: string): void {
+  if (deps.draining?.aborted) {
+    throw new MirrorError(FailureType.WorkerLost, 'the worker is shutting down: the session goes on on another worker', { tenant: tenantId, operation: 'sync' });
   }
 }
 

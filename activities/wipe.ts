@@ -8,9 +8,11 @@ export async function wipeTables(deps: ActivityDeps, tenantId: string, input: Wi
     withSides(deps, tenantId, async ({ mirror }) => {
       deps.logger.warn({ tenantId, tables: input.tables, reason: input.reason }, 'wiping mirror tables');
       await mirror.ensureState();
-      if (input.tables === 'all') await mirror.wipeAll();
-      else for (const table of input.tables) await mirror.dropTable(table);
+      if (input.tables === 'all') await mirror.wipeAll(input.reason);
+      else for (const table of input.tables) await mirror.dropTable(table, input.reason);
+      deps.metrics.tablesTo(tenantId, 'pending', input.tables === 'all' ? undefined : input.tables);
       return { wiped: input.tables };
     }),
+    { metrics: deps.metrics },
   );
 }

@@ -2,18 +2,15 @@
  * Driving tenant-mirror as an operator would: a tenants file, the worker in a child process, workflows started
  * with the client. Also the readings taken from outside: the worker's /proc figures and a workflow's history.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import type { Client } from '@temporalio/client';
 import type { TenantConfigInput } from '../src/config/schema';
-import { PROJECT_ROOT } from '../dev/paths';
 import { pauseSignal, resumeSignal, workflowIdFor } from '../contract';
 import { tenantMirrorWorkflow } from '../workflows/tenant-mirror';
 import { BENCH_DIR, q, sleep, type BenchEnv } from './env';
-import { stopChild } from '../dev/temporal/dev-server';
-import { WORKER_NODE_FLAGS } from '../src/worker';
+import { spawnWorker } from '../dev/worker-spawn';
 
 export class TenantsFile {
   readonly path: string;
@@ -46,37 +43,16 @@ export interface WorkerProcess {
 }
 
 export async function startWorkerProcess(env: BenchEnv, file: TenantsFile, taskQueue: string, logName: string): Promise<WorkerProcess> {
-  const log = createWriteStream(join(BENCH_DIR, `${logName}.log`));
-  const child: ChildProcess = spawn(process.execPath, [...WORKER_NODE_FLAGS, '--import', 'tsx', join(PROJECT_ROOT, 'bench', 'worker-process.ts')], {
-    cwd: PROJECT_ROOT,
-    env: {
-      ...process.env,
-      BENCH_TEMPORAL_ADDRESS: env.temporal.address,
-      BENCH_TEMPORAL_NAMESPACE: env.temporal.namespace,
-      BENCH_TASK_QUEUE: taskQueue,
-      BENCH_WORKFLOW_BUNDLE: env.bundlePath,
-      BENCH_TENANTS_FILE: file.path,
-      LOG_LEVEL: process.env.BENCH_WORKER_LOG_LEVEL ?? 'warn',
-      LOG_JSON: '1',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  child.stderr?.pipe(log);
-  await new Promise<void>((resolve, reject) => {
-    child.once('exit', (code) => reject(new Error(`worker process exited with ${code} (see .data/bench/${logName}.log)`)));
-    child.stdout?.on('data', (d: Buffer) => {
-      if (d.toString().includes('worker ready')) resolve();
-    });
-  });
-  child.removeAllListeners('exit');
-  return {
-    pid: child.pid!,
+  const worker = await spawnWorker({
+    temporalAddress: env.temporal.address,
+    namespace: env.temporal.namespace,
     taskQueue,
-    stop: async () => {
-      await stopChild(child);
-      log.end();
-    },
-  };
+    workflowBundlePath: env.bundlePath,
+    tenantsFile: file.path,
+    logFile: join(BENCH_DIR, `${logName}.log`),
+    logLevel: process.env.BENCH_WORKER_LOG_LEVEL ?? 'warn',
+  });
+  return { pid: worker.pid, taskQueue, stop: () => worker.stop(10_000) };
 }
 
 export async function startTenant(client: Client, tenantId: string, taskQueue: string): Promise<void> {

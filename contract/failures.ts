@@ -33,6 +33,11 @@ export const FailureType = {
    * permission on that table): that table waits with backoff, the tenant's other tables go on.
    */
   TableFailed: 'TableFailed',
+  /**
+   * The worker running the activity is stopping (a deploy: SIGTERM) or was found dead by the fleet (its Temporal
+   * worker heartbeats stopped): the attempt ends at a safe point and is retried at once, on whichever worker polls.
+   */
+  WorkerLost: 'WorkerLost',
 } as const;
 
 export type FailureTypeName = (typeof FailureType)[keyof typeof FailureType];
@@ -61,6 +66,7 @@ export const FAILURE_ACTIONS: Readonly<Record<FailureTypeName, FailureAction>> =
   MirrorBusy: 'retry',
   Fenced: 'retry',
   TableFailed: 'blockTable',
+  WorkerLost: 'retry',
 };
 
 export function isFailureType(type: string | null | undefined): type is FailureTypeName {

@@ -5,7 +5,8 @@
 
 export type MirrorState = 'bootstrapping' | 'populating' | 'mirroring' | 'paused' | 'wiping' | 'blocked';
 
-export type TableState = 'pending' | 'populating' | 'mirroring' | 'skipped' | 'failed';
+/** `paused`: an operator paused this table alone (pauseTables); the tenant's other tables go on. */
+export type TableState = 'pending' | 'populating' | 'mirroring' | 'skipped' | 'failed' | 'paused';
 
 export interface TableStatus {
   name: string;
@@ -20,6 +21,11 @@ export interface TableStatus {
   notes?: string[];
   /** Set while the table is failed: it waits with backoff, and is tried again at `retryAt`. */
   failure?: TableFailure | null;
+  /**
+   * Seconds since the source version the mirror holds was current (0 when the source is still at it). Filled by
+   * the status route (src/status.ts) from the mirror and the source, never by the workflow.
+   */
+  lagSeconds?: number | null;
 }
 
 export type TableMode = 'tracked' | 'refresh';

@@ -102,6 +102,23 @@ export class EmbeddedPg {
     this.child = null;
   }
 
+  /**
+   * Immediate shutdown (SIGQUIT to the postmaster, `pg_ctl stop -m immediate`): no checkpoint, connections cut
+   * mid-statement; the next start runs crash recovery. What a power cut or an OOM kill does to a database.
+   */
+  async crash(): Promise<void> {
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) {
+      this.child = null;
+      return;
+    }
+    await new Promise<void>((done) => {
+      child.once('exit', () => done());
+      child.kill('SIGQUIT');
+    });
+    this.child = null;
+  }
+
   async createDatabase(name: string): Promise<string> {
     await this.sql(`CREATE DATABASE "${name.replace(/"/g, '""')}"`);
     return this.url(name);

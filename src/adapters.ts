@@ -4,6 +4,7 @@
  */
 import type { ChangeSource, Mirror } from './core/types';
 import type { TenantConfig } from './config/schema';
+import { mirrorHooks } from './config/load';
 import { PgChangeSource } from './postgres/source';
 import { PgMirror } from './postgres/mirror';
 import { MssqlChangeSource } from './mssql/source';
@@ -15,6 +16,6 @@ export function openSource(tenant: TenantConfig): ChangeSource {
 }
 
 export function openMirror(tenant: TenantConfig): Mirror {
-  const opts = { url: tenant.mirror.url, schema: tenant.mirror.schema, tenant: tenant.id };
+  const opts = { url: tenant.mirror.url, schema: tenant.mirror.schema, tenant: tenant.id, hooks: mirrorHooks(tenant.mirror.hooks) };
   return tenant.mirror.kind === 'postgres' ? new PgMirror(opts) : new MssqlMirror(opts);
 }

@@ -7,12 +7,15 @@ import {
   forceWipeUpdate,
   MIRROR_STATE_KEY,
   pauseSignal,
+  pauseTablesUpdate,
   resumeSignal,
+  resumeTablesUpdate,
   syncNowSignal,
   TASK_QUEUE,
   TENANT_ID_KEY,
   workflowIdFor,
   type ForceWipeAck,
+  type TablesAck,
 } from '../contract';
 import { tenantMirrorWorkflow } from '../workflows/tenant-mirror';
 
@@ -55,6 +58,15 @@ export async function pauseTenant(client: Client, tenantId: string, reason?: str
 
 export async function resumeTenant(client: Client, tenantId: string): Promise<void> {
   await client.workflow.getHandle(workflowIdFor(tenantId)).signal(resumeSignal);
+}
+
+/** Pauses these tables alone; the update is refused (with the reason) for a table the tenant does not mirror. */
+export async function pauseTables(client: Client, tenantId: string, tables: string[], reason?: string): Promise<TablesAck> {
+  return client.workflow.getHandle(workflowIdFor(tenantId)).executeUpdate(pauseTablesUpdate, { args: [reason ? { tables, reason } : { tables }] });
+}
+
+export async function resumeTables(client: Client, tenantId: string, tables: string[]): Promise<TablesAck> {
+  return client.workflow.getHandle(workflowIdFor(tenantId)).executeUpdate(resumeTablesUpdate, { args: [{ tables }] });
 }
 
 export async function syncNow(client: Client, tenantId: string): Promise<void> {

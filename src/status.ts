@@ -5,16 +5,20 @@
  * shadow). Sync-session heartbeats are not read: they are rare (heartbeats are billable) and would only repeat
  * the mirror's figures, older.
  */
-import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { WorkflowNotFoundError, type Client, type WorkflowExecutionDescription, type WorkflowHandle } from '@temporalio/client';
 import { optionalTsToMs } from '@temporalio/common/lib/time';
 import { temporal } from '@temporalio/proto';
-import { statusQuery, workflowIdFor, type TableStatus, type TenantStatus } from '../contract';
-import { openMirror } from './adapters';
+import { MIRROR_STATE_KEY, statusQuery, workflowIdFor, type MirrorState, type TableStatus, type TenantStatus } from '../contract';
+import { openMirror, openSource } from './adapters';
+import { lagSeconds, staleness, type SessionActivity, type Staleness } from './staleness';
 import type { TenantConfig } from './config/schema';
 import type { MirrorStateStore } from './core/types';
 
 export interface TenantReport extends Omit<TenantStatus, 'state'> {
-  state: TenantStatus['state'] | 'not started';
+  /** `stale`: the workflow says mirroring, but nothing has kept the mirror up to date lately (see `stale`). */
+  state: TenantStatus['state'] | 'not started' | 'stale';
+  /** Why the tenant is stale, and for how long; null when it is not. */
+  stale: Staleness | null;
   /** The workflow is running (a terminated or completed one reports no state of its own). */
   running: boolean;
   /** The last failure of an activity being retried right now, if it has not recovered since. */
@@ -35,16 +39,93 @@ export async function tenantReport(client: Client, tenantId: string, tenant?: Te
     throw err;
   }
   const running = description.status.name === 'RUNNING';
-  const status = running ? await handle.query(statusQuery) : stopped(tenantId, description.status.name);
-  const report: TenantReport = { ...status, running, activityError: retryingFailure(description.raw.pendingActivities ?? []) };
-  if (tenant) await withMirrorFigures(report.tables, openMirror(tenant));
+  const { status, answered } = running ? await queryStatus(client, handle, tenantId, description) : { status: stopped(tenantId, description.status.name), answered: true };
+  const pending = description.raw.pendingActivities ?? [];
+  const report: TenantReport = { ...status, running, stale: null, activityError: retryingFailure(pending) };
+  if (!tenant) return report;
+  await withMirrorFigures(report.tables, openMirror(tenant), !answered);
+  const now = Date.now();
+  const version = report.tables.some((t) => t.state === 'mirroring' && t.mode !== 'refresh') ? await sourceVersion(tenant) : null;
+  for (const t of report.tables) t.lagSeconds = lagSeconds(t, version, now);
+  if (report.state === 'mirroring') {
+    report.stale = staleness({ tables: report.tables, session: sessionActivity(pending), pollIntervalMs: tenant.pollInterval, now });
+    if (report.stale) report.state = 'stale';
+  }
   return report;
 }
 
+/** The source's current version, or null when it cannot be read quickly (status must not hang on a source). */
+async function sourceVersion(tenant: TenantConfig): Promise<string | null> {
+  const source = openSource(tenant);
+  const read = async (): Promise<string> => {
+    const snapshot = await source.snapshot();
+    try {
+      return snapshot.version;
+    } finally {
+      await snapshot.close();
+    }
+  };
+  try {
+    return await Promise.race([read(), new Promise<null>((resolve) => setTimeout(() => resolve(null), SOURCE_TIMEOUT_MS).unref())]);
+  } catch {
+    return null;
+  } finally {
+    void source.close().catch(() => undefined);
+  }
+}
+
+function sessionActivity(pending: PendingActivity[]): SessionActivity | null {
+  const session = pending.find((p) => p.activityType?.name === 'syncSession');
+  if (!session) return null;
+  const { PENDING_ACTIVITY_STATE_STARTED, PENDING_ACTIVITY_STATE_CANCEL_REQUESTED } = temporal.api.enums.v1.PendingActivityState;
+  return {
+    started: session.state === PENDING_ACTIVITY_STATE_STARTED || session.state === PENDING_ACTIVITY_STATE_CANCEL_REQUESTED,
+    scheduledAt: optionalTsToMs(session.scheduledTime) ?? null,
+    startedAt: optionalTsToMs(session.lastStartedTime) ?? null,
+  };
+}
+
+/**
+ * The workflow's own status. A query needs a worker to answer it: with none running (the fleet down, which is
+ * when status matters most), the state comes from the MirrorState search attribute the workflow keeps, and the
+ * tables from the mirror.
+ */
+async function queryStatus(
+  client: Client,
+  handle: WorkflowHandle,
+  tenantId: string,
+  description: WorkflowExecutionDescription,
+): Promise<{ status: TenantStatus; answered: boolean }> {
+  try {
+    const status = await client.withAbortSignal(AbortSignal.timeout(QUERY_TIMEOUT_MS), () => handle.query(statusQuery));
+    return { status, answered: true };
+  } catch {
+    const state = description.typedSearchAttributes.get(MIRROR_STATE_KEY);
+    const status: TenantStatus = {
+      tenantId,
+      state: isMirrorState(state) ? state : 'bootstrapping',
+      reason: 'no worker answered the status query (state from the MirrorState search attribute, tables from the mirror)',
+      tables: [],
+      lastSuccessAt: null,
+      pendingWipe: null,
+      notices: [],
+    };
+    return { status, answered: false };
+  }
+}
+
+const MIRROR_STATES: readonly string[] = ['bootstrapping', 'populating', 'mirroring', 'paused', 'wiping', 'blocked'] satisfies MirrorState[];
+function isMirrorState(value: string | undefined): value is MirrorState {
+  return value !== undefined && MIRROR_STATES.includes(value);
+}
+
 /** Per-table figures as the mirror records them: committed, so never ahead of what a reader of the mirror sees. */
-async function withMirrorFigures(tables: TableStatus[], mirror: MirrorStateStore & { close(): Promise<void> }): Promise<void> {
+async function withMirrorFigures(tables: TableStatus[], mirror: MirrorStateStore & { close(): Promise<void> }, listAll: boolean): Promise<void> {
   try {
     const [state, populations] = await Promise.all([mirror.readState(), mirror.readPopulations()]);
+    if (listAll) {
+      for (const s of state) tables.push({ name: s.table, state: s.lsn === null ? 'pending' : 'mirroring', lsn: null, rows: null, lastSyncAt: null, error: null });
+    }
     const recorded = new Map(state.map((s) => [s.table, s]));
     const copied = new Map(populations.map((p) => [p.table, p.rows]));
     for (const table of tables) {
@@ -62,6 +143,9 @@ async function withMirrorFigures(tables: TableStatus[], mirror: MirrorStateStore
 }
 
 type PendingActivity = temporal.api.workflow.v1.IPendingActivityInfo;
+const SOURCE_TIMEOUT_MS = 5_000;
+/** A query waits for a worker's workflow task; a healthy worker answers in milliseconds. */
+const QUERY_TIMEOUT_MS = 5_000;
 
 function retryingFailure(pending: PendingActivity[]): string | null {
   let error: string | null = null;
@@ -103,6 +187,7 @@ function notStarted(tenantId: string): TenantReport {
     pendingWipe: null,
     notices: [],
     running: false,
+    stale: null,
     activityError: null,
   };
 }

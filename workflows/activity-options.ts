@@ -34,8 +34,9 @@ export function activitiesFor(policy: TenantPolicy): TenantActivities {
   });
   const session = proxyActivities<TenantActivities>({
     startToCloseTimeout: sessionLimit(policy) + 10 * 60_000,
-    // The session heartbeats every 160 s (heartbeats are billable); a worker that died is noticed within 8 min.
-    heartbeatTimeout: '8 minutes',
+    // The session heartbeats every 5 minutes (heartbeats are billable). A dead worker's session is moved within
+    // seconds by the fleet's reaper (src/fleet/reaper.ts); this timeout is the last resort without one.
+    heartbeatTimeout: '11 minutes',
     scheduleToCloseTimeout: sessionLimit(policy) + retryWindow,
     cancellationType: 'WAIT_CANCELLATION_COMPLETED',
     retry,

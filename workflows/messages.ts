@@ -8,13 +8,27 @@ import {
   forceWipeSignal,
   forceWipeUpdate,
   pauseSignal,
+  pauseTablesUpdate,
   resumeSignal,
+  resumeTablesUpdate,
   SIGNAL_NAMES,
   statusQuery,
   syncNowSignal,
   type ForceWipeAck,
+  type TablesAck,
 } from '../contract/messages';
-import { addNotice, requestPause, requestResume, requestWipe, statusOf, wipeRequestProblem, type TenantState } from './state';
+import {
+  addNotice,
+  requestPause,
+  requestResume,
+  requestTablePause,
+  requestTableResume,
+  requestWipe,
+  statusOf,
+  tablesRequestProblem,
+  wipeRequestProblem,
+  type TenantState,
+} from './state';
 
 /** Patch id: the forceWipe signal and unknown signals are handled (before, such signals waited unhandled in history). */
 const SIGNAL_HANDLERS = 'force-wipe-signal';
@@ -44,6 +58,25 @@ export function registerHandlers(s: TenantState, wake: () => void): void {
       },
     },
   );
+  // Per-table control: updates, so that a typo in a table name is refused to the caller instead of recorded.
+  setHandler(
+    pauseTablesUpdate,
+    (request): TablesAck => {
+      requestTablePause(s, request.tables, request.reason);
+      wake();
+      return { accepted: true, tables: request.tables };
+    },
+    { validator: (request) => rejectTables('pauseTables', tablesRequestProblem(s, request?.tables, false)) },
+  );
+  setHandler(
+    resumeTablesUpdate,
+    (request): TablesAck => {
+      requestTableResume(s, request.tables);
+      wake();
+      return { accepted: true, tables: request.tables };
+    },
+    { validator: (request) => rejectTables('resumeTables', tablesRequestProblem(s, request?.tables, true)) },
+  );
   setHandler(forceWipeSignal, (request) => {
     if (!patched(SIGNAL_HANDLERS)) return;
     const problem = wipeRequestProblem(s, request?.tables);
@@ -57,6 +90,10 @@ export function registerHandlers(s: TenantState, wake: () => void): void {
   setDefaultSignalHandler((name) => {
     ignored(s, `signal ${JSON.stringify(name)} ignored: the workflow has no such signal (it knows ${SIGNAL_NAMES.join(', ')})`);
   });
+}
+
+function rejectTables(update: string, problem: string | null): void {
+  if (problem) throw new Error(`${update}: ${problem}`);
 }
 
 function ignored(s: TenantState, text: string): void {

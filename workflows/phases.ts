@@ -38,6 +38,7 @@ import {
   sessionTables,
   nextWakeAt,
   waitingTables,
+  wipeBackoffMs,
   withBackfill,
   type TenantState,
 } from './state';
@@ -48,6 +49,8 @@ const BLOCKED_RECHECK_MS = 10 * 60 * 1000;
 const POPULATION_LANES = 2;
 /** Patch id: populations run in POPULATION_LANES lanes instead of one after another. */
 const PARALLEL_POPULATION = 'parallel-population';
+/** Patch id: a wipe that fails for credentials, configuration or one table waits with backoff (before, it was tried again at once). */
+const WIPE_BACKOFF = 'wipe-backoff';
 
 export type Phase = 'wipe' | 'paused' | 'sync';
 
@@ -82,7 +85,19 @@ export async function wipePhase(s: TenantState): Promise<void> {
     const reason = retentionExpired(s, Date.now()) ? 'no sync within retention' : 'forced wipe';
     await acts(s).wipeTables(s.tenantId, { tables: wipe, reason });
     recordWiped(s, wipe);
+    s.wipeFailures = 0;
   } catch (err) {
+    // A wipe stays pending while it fails, so the usual waits (the blocked one ends on a pending wipe, a table's
+    // failure does not wait at all) would turn a rotated password, or a partner's view on a table the wipe must
+    // drop, into a tight loop: wait with a growing backoff instead, or until resumed.
+    const action = failureAction(failureTypeOf(err));
+    if ((action === 'blockTenant' || action === 'blockTable') && patched(WIPE_BACKOFF)) {
+      s.wipeFailures = (s.wipeFailures ?? 0) + 1;
+      const waitMs = wipeBackoffMs(s.wipeFailures, BLOCKED_RECHECK_MS);
+      publish(s, 'blocked', `wipe failed (attempt ${s.wipeFailures}, next in ${Math.round(waitMs / 1000)} s): ${failureMessage(err)}`);
+      await condition(() => s.wake, waitMs);
+      return;
+    }
     await recover(s, err);
   }
 }

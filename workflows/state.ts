@@ -41,6 +41,10 @@ export interface TenantState {
   wake: boolean;
   /** Messages the workflow could not act on, newest last (at most MAX_NOTICES). */
   notices: string[];
+  /** Wipes in a row that failed for want of credentials or configuration (they wait longer each time). */
+  wipeFailures?: number;
+  /** Tables an operator paused on their own (pauseTables), with the reason shown in status; absent in older runs. */
+  pausedTables?: { name: string; reason: string }[];
 }
 
 const MAX_NOTICES = 20;
@@ -103,7 +107,36 @@ export function requestResume(s: TenantState): void {
 export function requestWipe(s: TenantState, tables: string[] | undefined): WipeScope {
   const requested: WipeScope = tables?.length ? tables : 'all';
   s.pendingWipe = mergeWipe(s.pendingWipe, requested);
+  // A resync is a request to have the table back: a wiped table left paused would stay empty.
+  if (s.pausedTables?.length) s.pausedTables = requested === 'all' ? [] : s.pausedTables.filter((p) => !requested.includes(p.name));
   return requested;
+}
+
+/** This table alone stops: bootstrap leaves it alone and the session no longer syncs it; its tracking keeps the changes. */
+export function requestTablePause(s: TenantState, tables: string[], why: string | undefined): void {
+  const reason = why ?? 'paused by operator';
+  s.pausedTables = [...(s.pausedTables ?? []).filter((p) => !tables.includes(p.name)), ...tables.map((name) => ({ name, reason }))];
+  for (const name of tables) Object.assign(tableStatus(s, name), { state: 'paused', error: reason });
+}
+
+/** The tables go back to the next bootstrap, which catches them up from their LSN (or repopulates, if it expired). */
+export function requestTableResume(s: TenantState, tables: string[]): void {
+  s.pausedTables = (s.pausedTables ?? []).filter((p) => !tables.includes(p.name));
+  for (const name of tables) Object.assign(tableStatus(s, name), { state: 'pending', error: null });
+}
+
+export function pausedTableNames(s: TenantState): string[] {
+  return (s.pausedTables ?? []).map((p) => p.name);
+}
+
+/** Why a pauseTables/resumeTables request cannot be carried out, or null: at least one table, each one the tenant mirrors (and, to resume, paused). */
+export function tablesRequestProblem(s: TenantState, tables: unknown, resume: boolean): string | null {
+  if (!Array.isArray(tables) || tables.length === 0) return 'tables must be a non-empty list of table names';
+  const problem = wipeRequestProblem(s, tables);
+  if (problem || !resume) return problem;
+  const paused = new Set(pausedTableNames(s));
+  const notPaused = (tables as string[]).filter((t) => !paused.has(t));
+  return notPaused.length ? `table ${notPaused.map((t) => JSON.stringify(t)).join(', ')} is not paused` : null;
 }
 
 /**
@@ -146,6 +179,11 @@ export function noteSuccess(s: TenantState, at: number | null): void {
 }
 
 /** How long a blocked tenant waits before looking again: at most `recheckMs`, and never past its retention. */
+/** A wipe the operator must unblock (AuthFailed, BadConfig) waits 10 s, 20 s, 40 s … at most `maxMs`, or until resumed. */
+export function wipeBackoffMs(failures: number, maxMs: number): number {
+  return Math.min(maxMs, 10_000 * 2 ** Math.max(0, Math.min(failures - 1, 20)));
+}
+
 export function blockedWaitMs(s: TenantState, now: number, recheckMs: number): number {
   if (s.lastSuccessAt === null) return recheckMs;
   return Math.min(recheckMs, Math.max(0, s.lastSuccessAt + s.policy.retentionMs - now) + 1);
@@ -191,7 +229,14 @@ export function withBackfill(s: TenantState, tables: TablePlan[]): TablePlan[] {
 export function reconcileTables(s: TenantState, plan: TenantPlan, now: number): void {
   const known = new Set([...plan.tables.map((t) => t.name), ...plan.skipped.map((t) => t.name)]);
   s.tables = s.tables.filter((t) => known.has(t.name));
+  // A paused table the source no longer has (dropped, renamed) is no longer paused.
+  if (s.pausedTables?.length) s.pausedTables = s.pausedTables.filter((p) => known.has(p.name));
+  const paused = new Map((s.pausedTables ?? []).map((p) => [p.name, p.reason]));
   for (const t of plan.tables) {
+    if (paused.has(t.name) && t.action === 'wait') {
+      Object.assign(tableStatus(s, t.name), { state: 'paused', error: paused.get(t.name) });
+      continue;
+    }
     const status = tableStatus(s, t.name);
     if (t.mode) status.mode = t.mode;
     if (t.notes) status.notes = t.notes;
@@ -229,9 +274,10 @@ export function recordTableFailure(s: TenantState, table: string, type: string, 
   };
 }
 
-/** Failed tables whose backoff has not run out: bootstrap leaves them alone. */
+/** Tables bootstrap leaves alone: failed ones whose backoff has not run out, and the ones an operator paused. */
 export function waitingTables(s: TenantState, now: number): string[] {
-  return s.tables.filter((t) => t.state === 'failed' && t.failure && Date.parse(t.failure.retryAt) > now).map((t) => t.name);
+  const failed = s.tables.filter((t) => t.state === 'failed' && t.failure && Date.parse(t.failure.retryAt) > now).map((t) => t.name);
+  return [...new Set([...failed, ...pausedTableNames(s)])];
 }
 
 /** When the workflow must look again without being asked: the next retry of a failed table, or a refresh due. */

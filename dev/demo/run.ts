@@ -12,7 +12,6 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { Client as PgClient } from 'pg';
 import { stringify as toYaml } from 'yaml';
-import { DefaultLogger, Runtime, makeTelemetryFilterString } from '@temporalio/worker';
 import type { Client } from '@temporalio/client';
 import { loadConfigFile } from '../../src/config/load';
 import { connectClient } from '../../src/client';
@@ -24,6 +23,8 @@ import { temporalTarget, EMBEDDED_UI_PORT } from '../../src/config/temporal';
 import { startEmbeddedTemporalIfNeeded } from '../temporal/embedded';
 import type { DevServer } from '../temporal/dev-server';
 import { createWorker, defaultDeps } from '../../src/worker';
+import { MirrorMetrics } from '../../src/metrics';
+import { startTelemetry } from '../../src/telemetry';
 import { tenantMirrorWorkflow } from '../../workflows/tenant-mirror';
 import { MIRROR_STATE_KEY, TENANT_ID_KEY, workflowIdFor } from '../../contract';
 import type { TenantConfig } from '../../src/config/schema';
@@ -43,6 +44,8 @@ const FORCE_EXIT_AFTER_MS = 2_000;
 /** The tables kept up to date from change tracking (the keyless one is refreshed every REFRESH_EVERY instead). */
 const MIRRORED_TABLES: readonly CrmTableName[] = CRM_TABLES.filter((t) => t !== REFRESHED_TABLE);
 const REFRESH_EVERY = '30s';
+/** The partner's hook the demo configures: an index of its own, created with the table (and carried over every repopulation). */
+const HOOK_INDEX = 'contacts_by_email';
 
 export interface DemoOptions {
   /** Approximate source rows (exact total over all tables, including the unmirrored one). */
@@ -75,6 +78,14 @@ export interface DemoResult {
   liveChanges: number;
   /** Whether every mirrored table's count and checksum matched the source at the end (null: not checked). */
   inSync: boolean | null;
+  /** Where the worker's metrics were served (null: TENANT_MIRROR_METRICS=off, or the address was taken). */
+  metricsUrl: string | null;
+  /** Rows the change cycles applied, as the worker's metrics counted them (tenant_mirror_rows_applied_total). */
+  rowsApplied: number;
+  /** Rows in the mirror's `_mirror_log` at the end. */
+  mirrorLogRows: number | null;
+  /** Whether the partner hook's index exists on the mirror's contacts table. */
+  hookIndex: boolean | null;
   sourceRows: number | null;
   mirrorRows: number | null;
 }
@@ -100,9 +111,14 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     inSync: null,
     sourceRows: null,
     mirrorRows: null,
+    metricsUrl: null,
+    rowsApplied: 0,
+    mirrorLogRows: null,
+    hookIndex: null,
   };
 
-  quietLogs();
+  if (!process.env.LOG_LEVEL) logger.level = 'warn';
+  const metrics = new MirrorMetrics();
   const stop = new AbortController();
   const restoreSignals = opts.untilSynced ? () => undefined : takeOverSignals(stop, print);
   const checkStopped = (): void => {
@@ -112,6 +128,15 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
   let display: PopulationDisplay | null = null;
   let live: LiveChanges | null = null;
   try {
+    // --- the worker's telemetry, before any Temporal connection: SDK logs into ours (errors only: the demo prints
+    // its own progress), its metrics and ours on TENANT_MIRROR_METRICS. The demo handles signals itself.
+    try {
+      const telemetry = await startTelemetry(metrics, { shutdownSignals: [], sdkLogLevel: 'ERROR' });
+      result.metricsUrl = telemetry.metricsUrl;
+      cleanups.push({ what: 'metrics endpoint', run: () => telemetry.close(), ms: 2_000 });
+    } catch (err) {
+      print(`(no metrics endpoint: ${err instanceof Error ? err.message : String(err)})`);
+    }
     // --- Temporal
     let temporal: { address: string; namespace: string };
     let uiBase: string | null = null;
@@ -158,7 +183,12 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
           {
             id: DEMO_TENANT,
             source: { kind: 'postgres', url: sourceUrl },
-            mirror: { kind: 'postgres', url: mirrorUrl, schema: MIRROR_SCHEMA },
+            mirror: {
+              kind: 'postgres',
+              url: mirrorUrl,
+              schema: MIRROR_SCHEMA,
+              hooks: [{ tables: ['contacts'], afterCreate: `CREATE INDEX IF NOT EXISTS ${HOOK_INDEX} ON {{table}} (email)` }],
+            },
             pollInterval: '1s',
             refreshInterval: REFRESH_EVERY,
           },
@@ -174,20 +204,20 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     cleanups.push({ what: 'Temporal client', run: closeClient, ms: 5_000 });
     await terminateLeftover(client, print);
     print(opts.workflowBundlePath ? 'Starting the worker ...' : 'Starting the worker (bundling the workflow code takes a few seconds) ...');
-    const { worker, connection } = await createWorker({
+    const worker = await createWorker({
       address: temporal.address,
       namespace: temporal.namespace,
       taskQueue: DEMO_TASK_QUEUE,
-      deps: defaultDeps(tenantsFile),
+      deps: { ...defaultDeps(tenantsFile), metrics },
       ...(opts.workflowBundlePath ? { workflowBundle: { codePath: opts.workflowBundlePath } } : {}),
     });
     const running = worker.run();
     cleanups.push({
       what: 'worker',
       run: async (temporalUp) => {
-        if (worker.getState() === 'RUNNING') worker.shutdown();
+        worker.shutdown();
         // Without a server the worker would retry reporting its last activity for a long time: give up sooner.
-        if (await withTimeout(running, temporalUp ? 15_000 : 3_000)) await connection.close();
+        if (await withTimeout(running, temporalUp ? 15_000 : 3_000)) await worker.connection.close();
       },
       ms: 20_000,
     });
@@ -217,6 +247,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
       ],
     });
     print(`Tenant ${DEMO_TENANT} started: workflow ${workflowIdFor(DEMO_TENANT)}${workflowUrl ? ` — ${workflowUrl}` : ''}`);
+    if (result.metricsUrl) print(`Worker metrics (Prometheus): ${result.metricsUrl} — dashboard: docs/grafana-dashboard.json`);
     print('');
 
     // --- population
@@ -240,6 +271,8 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     for (const s of result.skipped) print(`  skipped ${s.name}: ${s.reason}`);
     result.refreshed = status.tables.filter((t) => t.mode === 'refresh').map((t) => t.name);
     for (const name of result.refreshed) print(`  ${name}: no primary or unique key, mirrored by a full refresh every ${REFRESH_EVERY}`);
+    result.hookIndex = (await mirrorCheck.query(`SELECT to_regclass($1) IS NOT NULL AS ok`, [`${MIRROR_SCHEMA}.${HOOK_INDEX}`])).rows[0]?.ok === true;
+    if (result.hookIndex) print(`  partner hook (mirror.hooks): index ${HOOK_INDEX} created on ${MIRROR_SCHEMA}.contacts with the table`);
 
     // --- live changes
     live = new LiveChanges({
@@ -261,6 +294,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
       Object.assign(result, { inSync: comparison.equal, sourceRows: comparison.sourceRows, mirrorRows: comparison.mirrorRows });
       if (!comparison.equal) throw new Error(`the mirror did not converge within ${SYNC_TIMEOUT_MS / 1000} s (differing: ${comparison.differing.join(', ')})`);
       print(`Mirror equals source: ${MIRRORED_TABLES.length} tables, ${comparison.mirrorRows.toLocaleString('en-US')} rows, checksums match.`);
+      await summarise(result, metrics, mirrorCheck, print);
     } else {
       await reportWhileRunning(client, live, sourceCheck, mirrorCheck, workflowUrl, temporal.address, stop.signal, print);
       await live.stop();
@@ -275,6 +309,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
             : `Final check: still catching up on ${comparison.differing.join(', ')}.`,
         );
       }
+      await summarise(result, metrics, mirrorCheck, print).catch(() => undefined);
     }
     return result;
   } catch (err) {
@@ -329,22 +364,16 @@ async function connectPg(url: string): Promise<PgClient> {
   return client;
 }
 
-/**
- * The demo prints its own progress, and shows activity failures from the workflow's description: the product's
- * logs drop to warnings (unless LOG_LEVEL says otherwise) and the Temporal SDK's to errors.
- */
-function quietLogs(): void {
-  if (!process.env.LOG_LEVEL) logger.level = 'warn';
-  try {
-    // The demo handles signals itself, in order: live changes, workflow, worker, servers.
-    Runtime.install({
-      logger: new DefaultLogger('ERROR'),
-      telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'ERROR', other: 'ERROR' }), forward: {} } },
-      shutdownSignals: [],
-    });
-  } catch {
-    // Already installed (a test process, or a second run in one process): keep it.
-  }
+/** What the worker's metrics and the mirror's `_mirror_log` say the demo did. */
+async function summarise(result: DemoResult, metrics: MirrorMetrics, mirrorCheck: PgClient, print: (line: string) => void): Promise<void> {
+  const applied = (operation: string): number => metrics.sum('tenant_mirror_rows_applied_total', { tenant: DEMO_TENANT, operation });
+  result.rowsApplied = applied('insert') + applied('update') + applied('delete');
+  const log = await mirrorCheck.query<{ n: string }>(`SELECT count(*)::text AS n FROM ${MIRROR_SCHEMA}._mirror_log`);
+  result.mirrorLogRows = Number(log.rows[0]?.n ?? 0);
+  print(
+    `Worker metrics: ${fmt(applied('insert'))} inserts, ${fmt(applied('update'))} updates, ${fmt(applied('delete'))} deletes applied; ` +
+      `${MIRROR_SCHEMA}._mirror_log holds ${fmt(result.mirrorLogRows)} rows (one per changed cycle, population and wipe).`,
+  );
 }
 
 /**

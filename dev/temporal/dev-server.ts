@@ -17,6 +17,8 @@ export interface DevServerOptions {
   /** Starts the Web UI on this port (8233 is the CLI's usual one). */
   uiPort?: number;
   namespace?: string;
+  /** Dynamic config values (`--dynamic-config-value KEY=VALUE`), beyond the ones always set. */
+  dynamicConfig?: Record<string, string | number | boolean>;
   onLog?: (line: string) => void;
 }
 
@@ -27,6 +29,8 @@ export interface DevServer {
   /** Prometheus metrics (the server's `action` counter is what Temporal Cloud would bill). */
   metricsUrl: string;
   stop(): Promise<void>;
+  /** SIGKILL: the server dies mid-whatever (restart it on the same dbFile and port to recover its state). */
+  kill(): Promise<void>;
 }
 
 export async function startDevServer(opts: DevServerOptions = {}): Promise<DevServer> {
@@ -40,6 +44,9 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
   const metricsPort = await freePort();
   args.push('--http-port', String(await freePort()), '--metrics-port', String(metricsPort));
   for (const [name, type] of Object.entries(SEARCH_ATTRIBUTES)) args.push('--search-attribute', `${name}=${type}`);
+  // Worker heartbeats and ListWorkers: how the fleet's reaper sees a dead worker (src/fleet/reaper.ts).
+  const dynamicConfig = { 'frontend.WorkerHeartbeatsEnabled': true, 'frontend.ListWorkersEnabled': true, ...opts.dynamicConfig };
+  for (const [key, value] of Object.entries(dynamicConfig)) args.push('--dynamic-config-value', `${key}=${JSON.stringify(value)}`);
   if (opts.uiPort) args.push('--ui-port', String(opts.uiPort), '--ui-ip', '127.0.0.1');
   else args.push('--headless');
   if (opts.dbFile) {
@@ -64,6 +71,7 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
     uiUrl: opts.uiPort ? `http://localhost:${opts.uiPort}` : null,
     metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`,
     stop: () => stopChild(child),
+    kill: () => stopChild(child, 'SIGKILL'),
   };
 }
 

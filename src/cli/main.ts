@@ -6,12 +6,16 @@ import { Command } from 'commander';
 import { configPath, findTenant, loadConfigFile, tableFilter } from '../config/load';
 import { untrackTenant } from '../untrack';
 import { FailureType, MirrorError } from '../core/errors';
-import { connectClient, forceWipe, pauseTenant, resumeTenant, startTenant } from '../client';
+import { connectClient, forceWipe, pauseTables, pauseTenant, resumeTables, resumeTenant, startTenant } from '../client';
 import { tenantReport, type TenantReport } from '../status';
 import { temporalTarget } from '../config/temporal';
-import { createWorker } from '../worker';
+import { createWorker, runWorker } from '../worker';
 import { logger } from '../logging';
-import { printStatus } from './status-format';
+import { MirrorMetrics } from '../metrics';
+import { startTelemetry } from '../telemetry';
+import { formatList, listEntry, printStatus, statusJson } from './status-format';
+
+const LIST_CONCURRENCY = 8;
 
 const program = new Command('tenant-mirror')
   .description('Keeps a live mirror of each tenant database in a partner database, orchestrated by Temporal.')
@@ -19,17 +23,23 @@ const program = new Command('tenant-mirror')
 
 program
   .command('worker')
-  .description('run the worker (starts the embedded Temporal dev server unless TEMPORAL_ADDRESS is set)')
+  .description('run the worker (starts the embedded Temporal dev server unless TEMPORAL_ADDRESS is set); metrics on TENANT_MIRROR_METRICS')
   .action(async () => {
+    // Before any Temporal connection: the SDK's logs and metrics are set up when its runtime is created.
+    const metrics = new MirrorMetrics();
+    const telemetry = await startTelemetry(metrics);
     const target = temporalTarget();
     // The embedded dev server is a development convenience (dev/), loaded only when no cluster is configured.
     const server = target.embedded ? await (await import('../../dev/temporal/embedded')).startEmbeddedTemporalIfNeeded(target) : null;
     if (server) logger.info({ address: server.address, ui: server.uiUrl }, 'embedded Temporal dev server started');
     loadConfigFile(); // fail fast on a broken tenants file
-    const { worker, connection } = await createWorker({ address: target.address, namespace: target.namespace });
-    logger.info({ taskQueue: 'tenant-mirror', config: configPath() }, 'worker running (Ctrl-C to stop)');
-    await worker.run();
-    await connection.close();
+    const worker = await createWorker({ address: target.address, namespace: target.namespace, deps: { metrics } });
+    logger.info(
+      { taskQueue: 'tenant-mirror', config: configPath(), identity: worker.identity.name, metrics: telemetry.metricsUrl },
+      'worker running (Ctrl-C to stop)',
+    );
+    await runWorker(worker);
+    await telemetry.close();
     await server?.stop();
   });
 
@@ -58,21 +68,25 @@ program
     await withClient(async (client) => {
       const rows: TenantReport[] = [];
       for (const id of ids) rows.push(await tenantReport(client, id, tenants.find((t) => t.id === id)));
-      if (opts.json) console.log(JSON.stringify(rows.map(toJson), null, 2));
+      if (opts.json) console.log(JSON.stringify(rows.map(statusJson), null, 2));
       else printStatus(rows);
     });
   });
 
 program
   .command('list')
-  .description('list configured tenants and their workflow state')
-  .action(async () => {
+  .description('every configured tenant: state (stale when nothing syncs), tables mirroring/populating/failed, worst lag, last error')
+  .option('--json', 'machine-readable output')
+  .action(async (opts: { json?: boolean }) => {
     const tenants = loadConfigFile();
     await withClient(async (client) => {
-      for (const t of tenants) {
-        const { state } = await tenantReport(client, t.id);
-        console.log(`${t.id.padEnd(24)} ${state.padEnd(14)} ${t.source.kind} → ${t.mirror.kind} (schema ${t.mirror.schema})`);
+      const entries: ReturnType<typeof listEntry>[] = [];
+      // A few tenants at a time: each report reads the workflow, the mirror and the source.
+      for (let i = 0; i < tenants.length; i += LIST_CONCURRENCY) {
+        const batch = tenants.slice(i, i + LIST_CONCURRENCY);
+        entries.push(...(await Promise.all(batch.map(async (t) => listEntry(await tenantReport(client, t.id, t), t)))));
       }
+      console.log(opts.json ? JSON.stringify(entries, null, 2) : formatList(entries));
     });
   });
 
@@ -81,20 +95,29 @@ program
   .description('force a wipe and repopulation of a tenant (all tables, or the named ones)')
   .argument('<tenant>', 'tenant id')
   .option('--table <name...>', 'only these tables')
-  .action(async (tenant: string, opts: { table?: string[] }) => {
-    await withClient(async (client) => {
-      const ack = await forceWipe(client, tenant, opts.table);
-      console.log(`wipe accepted for ${tenant}: ${ack.tables === 'all' ? 'all tables' : ack.tables.join(', ')} (was ${ack.state})`);
-    });
+  .action((tenant: string, opts: { table?: string[] }) => wipe('wipe', tenant, opts.table));
+
+/** `wipe` and `resync` are one request, the forceWipe update: named for the whole tenant and for single tables. */
+async function wipe(verb: string, tenant: string, tables: string[] | undefined): Promise<void> {
+  await withClient(async (client) => {
+    const ack = await forceWipe(client, tenant, tables);
+    console.log(`${verb} accepted for ${tenant}: ${ack.tables === 'all' ? 'all tables' : ack.tables.join(', ')} (was ${ack.state})`);
   });
+}
 
 program
   .command('pause')
-  .description('pause a tenant (it holds no database connections while paused)')
+  .description('pause a tenant (it holds no database connections while paused), or only the named tables (the others go on)')
   .argument('<tenant>', 'tenant id')
+  .option('--table <name...>', 'only these tables')
   .option('--reason <text>', 'shown in status')
-  .action(async (tenant: string, opts: { reason?: string }) => {
+  .action(async (tenant: string, opts: { table?: string[]; reason?: string }) => {
     await withClient(async (client) => {
+      if (opts.table?.length) {
+        const ack = await pauseTables(client, tenant, opts.table, opts.reason);
+        console.log(`pause accepted for ${tenant}: ${ack.tables.join(', ')} (the other tables go on mirroring)`);
+        return;
+      }
       await pauseTenant(client, tenant, opts.reason);
       console.log(`pause sent to ${tenant}`);
     });
@@ -102,14 +125,27 @@ program
 
 program
   .command('resume')
-  .description('resume a paused or blocked tenant')
+  .description('resume a paused or blocked tenant, or only the named paused tables (they catch up from their LSN)')
   .argument('<tenant>', 'tenant id')
-  .action(async (tenant: string) => {
+  .option('--table <name...>', 'only these tables')
+  .action(async (tenant: string, opts: { table?: string[] }) => {
     await withClient(async (client) => {
+      if (opts.table?.length) {
+        const ack = await resumeTables(client, tenant, opts.table);
+        console.log(`resume accepted for ${tenant}: ${ack.tables.join(', ')}`);
+        return;
+      }
       await resumeTenant(client, tenant);
       console.log(`resume sent to ${tenant}`);
     });
   });
+
+program
+  .command('resync')
+  .description('wipe and repopulate the named tables alone (the forceWipe update with tables); a paused table is resumed')
+  .argument('<tenant>', 'tenant id')
+  .requiredOption('--table <name...>', 'the tables to resync')
+  .action((tenant: string, opts: { table: string[] }) => wipe('resync', tenant, opts.table));
 
 program
   .command('untrack')
@@ -151,30 +187,17 @@ async function withClient(body: (client: import('@temporalio/client').Client) =>
   }
 }
 
-function toJson(row: TenantReport) {
-  return {
-    tenantId: row.tenantId,
-    state: row.state,
-    reason: row.reason,
-    error: row.activityError,
-    notices: row.notices ?? [],
-    tables: row.tables.map((t) => ({
-      name: t.name,
-      state: t.state,
-      mode: t.mode ?? 'tracked',
-      lsn: t.lsn,
-      rows: t.rows,
-      lastSyncAt: t.lastSyncAt,
-      error: t.error,
-      notes: t.notes ?? [],
-      failure: t.failure ?? null,
-    })),
-  };
-}
-
 program.parseAsync(process.argv).catch((err: unknown) => {
   // One clear line for the person at the terminal; no stack for expected failures.
-  const message = err instanceof Error ? err.message : String(err);
-  console.error(`tenant-mirror: ${message}`);
+  console.error(`tenant-mirror: ${messageChain(err)}`);
   process.exitCode = err instanceof MirrorError && err.type === FailureType.BadConfig ? 2 : 1;
 });
+
+/** A refused update says only "Workflow Update failed"; the workflow's reason is in its cause. */
+function messageChain(err: unknown): string {
+  const parts: string[] = [];
+  for (let e: unknown = err; e !== undefined && e !== null && parts.length < 5; e = e instanceof Error ? e.cause : undefined) {
+    parts.push(e instanceof Error ? e.message : String(e));
+  }
+  return parts.join(': ');
+}

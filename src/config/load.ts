@@ -6,7 +6,8 @@ import { readFileSync, statSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
 import picomatch from 'picomatch';
-import { configSchema, tenantSchema, type TenantConfig } from './schema';
+import { configSchema, tenantSchema, type HookConfig, type TenantConfig } from './schema';
+import type { HookEvent, HookStatement, MirrorHooks } from '../core/types';
 import { createHash } from 'node:crypto';
 import { FailureType, MirrorError, redact } from '../core/errors';
 
@@ -134,6 +135,16 @@ export function tableFilter(tables: TenantConfig['tables']): (name: string) => b
   const include = picomatch(tables.include, { dot: true });
   const exclude = tables.exclude.length ? picomatch(tables.exclude, { dot: true }) : () => false;
   return (name) => include(name) && !exclude(name);
+}
+
+/** The hooks of `mirror.hooks` that apply to a table at an event, in configuration order (labels count from 1). */
+export function mirrorHooks(hooks: HookConfig[]): MirrorHooks {
+  const compiled = hooks.map((h, i) => ({ ...h, index: i + 1, applies: picomatch(h.tables, { dot: true }) }));
+  return (event: HookEvent, table: string): HookStatement[] =>
+    compiled.flatMap((h) => {
+      const sql = h[event];
+      return sql !== undefined && h.applies(table) ? [{ label: `mirror.hooks[${h.index}].${event}`, sql }] : [];
+    });
 }
 
 function tenantLabel(raw: unknown, index: number): string {

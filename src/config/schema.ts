@@ -36,6 +36,35 @@ const endpoint = z.object({
   url: connectionUrl,
 });
 
+/** `{{table}}` and `{{schema}}` are the only placeholders: anything else in braces is a typo, caught at load. */
+const hookSql = z
+  .string()
+  .min(1)
+  .refine((text) => unknownPlaceholders(text).length === 0, {
+    message: 'unknown placeholder (use {{table}} for the quoted, schema-qualified mirror table and {{schema}} for the quoted mirror schema)',
+  });
+
+/**
+ * The partner's SQL, run in the mirror as the mirror's user, inside the mirror's own transaction: `afterCreate` when
+ * the mirror creates a table (first time, after a wipe, after an incompatible schema change replaced it), and
+ * `afterPopulate` after each population or refresh is swapped in. `tables` selects the tables (globs over mirror
+ * names, like `tables.include`); a failing hook fails that table alone (TableFailed) and changes nothing.
+ */
+const hook = z
+  .object({
+    tables: z.array(z.string().min(1)).min(1).default(['*']),
+    afterCreate: hookSql.optional(),
+    afterPopulate: hookSql.optional(),
+  })
+  .strict()
+  .refine((h) => h.afterCreate !== undefined || h.afterPopulate !== undefined, { message: 'a hook needs afterCreate or afterPopulate' });
+
+export type HookConfig = z.output<typeof hook>;
+
+export function unknownPlaceholders(text: string): string[] {
+  return [...text.matchAll(/\{\{\s*([^}]*?)\s*\}\}/g)].map((m) => m[1] ?? '').filter((name) => name !== 'table' && name !== 'schema');
+}
+
 /**
  * How a PostgreSQL source's changes are recorded: row triggers (default; works everywhere) or logical decoding
  * (needs wal_level = logical and a role with REPLICATION; nothing runs in the tenant's transactions). SQL Server
@@ -57,7 +86,14 @@ export const tenantSchema = z
       .string()
       .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'letters, digits, "_", "." and "-", starting with a letter or digit'),
     source,
-    mirror: endpoint.extend({ schema: identifier.optional() }).strict(),
+    mirror: endpoint
+      .extend({
+        schema: identifier.optional(),
+        hooks: z.array(hook).default([]),
+        /** How long `_mirror_log` keeps its rows (pruned at each bootstrap). */
+        logRetention: duration.default(30 * 24 * 3600 * 1000),
+      })
+      .strict(),
     tables: z
       .object({ include: z.array(z.string().min(1)).default(['*']), exclude: z.array(z.string().min(1)).default([]) })
       .strict()

@@ -87,6 +87,8 @@ function classifyDriverError(err: unknown, context: ErrorContext): FailureTypeNa
   if (code === '3D000') return FailureType.BadConfig;
   if (PG_TABLE_SCOPED.test(code)) return inTable ? FailureType.TableFailed : code === '42501' ? FailureType.AuthFailed : null;
   const number = numberOf(err);
+  // SQL Server 1222: lock request time out period exceeded (our SET LOCK_TIMEOUT).
+  if (number === 1222) return context.side === 'source' ? FailureType.SourceBusy : FailureType.MirrorBusy;
   if (number !== undefined && MSSQL_TABLE_SCOPED.has(number)) return inTable ? FailureType.TableFailed : null;
   // SQL Server (tedious): ELOGIN login failed.
   if (code === 'ELOGIN') return FailureType.AuthFailed;

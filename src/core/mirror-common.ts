@@ -72,7 +72,7 @@ export function parseShadowProgress(text: string): ShadowProgress | null {
     return null;
   }
   if (typeof value !== 'object' || value === null) return null;
-  const { table, schemaHash, version, lastKey, rows } = value as Record<string, unknown>;
+  const { table, schemaHash, version, lastKey, rows, bytes, startedAt } = value as Record<string, unknown>;
   if (typeof schemaHash !== 'string' || typeof rows !== 'number') return null;
   if (lastKey !== null && !(Array.isArray(lastKey) && lastKey.every((k) => k === null || typeof k === 'string'))) return null;
   return {
@@ -81,6 +81,8 @@ export function parseShadowProgress(text: string): ShadowProgress | null {
     ...(typeof version === 'string' ? { version } : {}),
     lastKey: lastKey as KeyValues | null,
     rows,
+    ...(typeof bytes === 'number' ? { bytes } : {}),
+    ...(typeof startedAt === 'string' ? { startedAt } : {}),
   };
 }
 
@@ -120,3 +122,6 @@ function toFingerprint(value: unknown): SourceFingerprint | null {
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return null;
   return Object.fromEntries(Object.entries(parsed).map(([k, v]) => [k, String(v)]));
 }
+
+/** DDL on a mirror table (create, alter, swap, drop) waits this long at most for a partner's lock: then MirrorBusy. */
+export const DDL_LOCK_TIMEOUT_MS = 5_000;

@@ -184,7 +184,13 @@ export interface PopulationProgress {
 }
 
 export interface ApplyResult {
+  /** Rows written from `U` lines: inserts + updates. */
   upserts: number;
+  /** `U` lines whose key the mirror did not have. */
+  inserts: number;
+  /** `U` lines that replaced a row the mirror had. */
+  updates: number;
+  /** Rows a `D` line removed (a delete of a key the mirror does not hold counts nothing). */
   deletes: number;
   bytes: number;
 }
@@ -200,6 +206,24 @@ export interface SourceOptions {
 export interface MirrorOptions extends SourceOptions {
   /** The tenant's schema in the mirror database. */
   schema: string;
+  /** The partner's SQL for a table at an event (mirror.hooks); none when absent. */
+  hooks?: MirrorHooks;
+}
+
+/** When the partner's hook SQL runs: the mirror created the table, or swapped a population in. */
+export type HookEvent = 'afterCreate' | 'afterPopulate';
+
+/**
+ * The partner's SQL templates (`{{table}}`, `{{schema}}` placeholders) that apply to one table at one event, in
+ * configuration order. The adapter expands and runs them inside the transaction that created or swapped the table.
+ */
+export type MirrorHooks = (event: HookEvent, table: string) => HookStatement[];
+
+/** One hook that applies to a table at an event: its SQL template and where it is configured (for messages). */
+export interface HookStatement {
+  /** e.g. `mirror.hooks[2].afterCreate`. */
+  label: string;
+  sql: string;
 }
 
 /** A population's progress, kept beside its shadow table so a retry can resume after the last copied key. */
@@ -211,6 +235,10 @@ export interface ShadowProgress {
   schemaHash: string;
   lastKey: KeyValues | null;
   rows: number;
+  /** Bytes copied so far, over every attempt (absent in markers written before it was recorded). */
+  bytes?: number;
+  /** When the population began (ISO 8601), for its duration in `_mirror_log`. */
+  startedAt?: string;
 }
 
 /** The mirror's record of progress: `_mirror_state`, one row per table. */
@@ -223,6 +251,8 @@ export interface MirrorStateStore {
   readState(): Promise<MirrorTableState[]>;
   /** Populations in progress: the rows each shadow has committed so far. */
   readPopulations(): Promise<{ table: string; rows: number }[]>;
+  /** Deletes `_mirror_log` rows older than the retention; returns how many went. */
+  pruneLog(retentionMs: number): Promise<number>;
 }
 
 /** The mirror tables' shapes, and their removal. Only tables the mirror created are ever altered or dropped. */
@@ -235,15 +265,16 @@ export interface MirrorSchema {
   relationKey(table: string): string;
   /**
    * Makes the mirror table match the schema. Compatible differences are altered in place; an incompatible one
-   * drops the table and its state (so it will be repopulated) and reports it.
+   * drops the table and its state (so it will be repopulated) and reports it. A table created (or re-created)
+   * runs its `afterCreate` hooks in the same transaction.
    */
   applySchema(schema: TableSchema): Promise<SchemaApplyResult>;
-  /** Drops the table and its state (wipe). */
-  dropTable(table: string): Promise<void>;
+  /** Drops the table and its state (wipe), recording a `wipe` row with `reason` in `_mirror_log`. */
+  dropTable(table: string, reason?: string): Promise<void>;
   /** Stops owning the table: its state goes, the table stays as it is (the partner's from now on). */
   release(table: string): Promise<void>;
-  /** Drops every mirrored table, shadow and state row of the tenant. */
-  wipeAll(): Promise<void>;
+  /** Drops every mirrored table, shadow and state row of the tenant (one `wipe` row per table in `_mirror_log`). */
+  wipeAll(reason?: string): Promise<void>;
 }
 
 /** Population: a shadow table filled in committed chunks, then swapped in with its LSN. */
@@ -259,7 +290,11 @@ export interface MirrorBulkLoad {
   ): Promise<PopulationProgress>;
   /** The progress of the shadow built for this schema (to resume from), or null when there is none. */
   shadowProgress(schema: TableSchema): Promise<ShadowProgress | null>;
-  /** Atomically replaces the table with its shadow and records the LSN, schema hash and fingerprint. */
+  /**
+   * Atomically replaces the table with its shadow and records the LSN, schema hash and fingerprint, and a
+   * `populate` row in `_mirror_log`. What the partner created on the table it replaces (indexes, grants; see the
+   * adapter) is recreated on the new one, and the `afterPopulate` hooks run, all in the same transaction.
+   */
   swapInShadow(schema: TableSchema, lsn: Version, fingerprint: SourceFingerprint, fence: Fence): Promise<{ rows: number }>;
 }
 

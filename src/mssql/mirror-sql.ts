@@ -8,14 +8,15 @@
 import type { SchemaChange } from '../core/schema-compat';
 import type { LogicalType, TableSchema } from '../core/types';
 import { FailureType, MirrorError } from '../core/errors';
+import { LOG_COLUMNS } from '../core/mirror-log';
 import { KEY_COLLATION, keyPlan, mirrorDeclarations } from './mirror-keys';
 import { fitMssqlIdentifier, fromTextExpr, q, tableRef } from './tsql';
 import { logicalToMssqlType } from './types';
 
 /** The mirror table for a source table name; the mirror's own names are reserved. */
 export function mirrorRelation(name: string): string {
-  if (name === STATE_TABLE || name === SHADOW_TABLE || name === FENCE_TABLE || name.endsWith('__shadow')) {
-    throw new MirrorError(FailureType.BadConfig, `table name ${JSON.stringify(name)} is reserved by the mirror (${STATE_TABLE}, ${SHADOW_TABLE}, ${FENCE_TABLE}, *__shadow)`, {
+  if (name === STATE_TABLE || name === SHADOW_TABLE || name === FENCE_TABLE || name === LOG_TABLE || name.endsWith('__shadow')) {
+    throw new MirrorError(FailureType.BadConfig, `table name ${JSON.stringify(name)} is reserved by the mirror (${STATE_TABLE}, ${SHADOW_TABLE}, ${FENCE_TABLE}, ${LOG_TABLE}, *__shadow)`, {
       table: name,
     });
   }
@@ -62,6 +63,42 @@ ALTER TABLE ${tableRef(schema, STATE_TABLE)} ADD needs_backfill bit NOT NULL CON
 }
 
 export const FENCE_TABLE = '_mirror_fence';
+
+export const LOG_TABLE = '_mirror_log';
+
+/**
+ * The partner-readable history (src/core/mirror-log.ts); @log: its quoted two-part name. Its primary key (clustered,
+ * as a first index is by default) is (logged_at, id), so pruning by age walks the clustered key.
+ */
+export function ensureLogTableSql(schema: string): string {
+  return `IF OBJECT_ID(@log, N'U') IS NULL
+CREATE TABLE ${tableRef(schema, LOG_TABLE)} (
+  id bigint IDENTITY(1,1) NOT NULL,
+  logged_at datetime2(3) NOT NULL CONSTRAINT DF_mirror_log_logged_at DEFAULT SYSUTCDATETIME(),
+  table_name nvarchar(450) NOT NULL,
+  event varchar(16) NOT NULL,
+  inserts bigint NULL,
+  updates bigint NULL,
+  deletes bigint NULL,
+  row_count bigint NULL,
+  bytes bigint NULL,
+  from_lsn varchar(40) NULL,
+  to_lsn varchar(40) NULL,
+  duration_ms bigint NULL,
+  detail nvarchar(4000) NULL,
+  PRIMARY KEY (logged_at, id)
+)`;
+}
+
+/** One row; parameters are named after LOG_COLUMNS (@table_name, @event, …). */
+export function insertLogSql(schema: string): string {
+  return `INSERT INTO ${tableRef(schema, LOG_TABLE)} (${LOG_COLUMNS.map(q).join(', ')}) VALUES (${LOG_COLUMNS.map((c) => `@${c}`).join(', ')})`;
+}
+
+/** @seconds: the retention (DATEADD takes an int: seconds reach 68 years, milliseconds only 24 days); older rows go. */
+export function pruneLogSql(schema: string): string {
+  return `DELETE FROM ${tableRef(schema, LOG_TABLE)} WHERE logged_at < DATEADD(second, -@seconds, SYSUTCDATETIME())`;
+}
 
 /** One epoch per writer scope (the sync session, each table's population); @fence: its quoted two-part name. */
 export function ensureFenceTableSql(schema: string): string {
@@ -241,7 +278,7 @@ export function insertFromLoadSql(schema: string, target: string, table: TableSc
  * staging 'x ' must not delete the row 'x' (its insert then fails as a duplicate key, reported as such, instead of
  * silently replacing another row).
  */
-export function deleteStagedKeysSql(schema: string, target: string, table: TableSchema, loadTable: string): string {
+export function deleteStagedKeysSql(schema: string, target: string, table: TableSchema, loadTable: string, op?: 'U' | 'D'): string {
   assertTempName(loadTable);
   const match = keyPlan(table)
     .columns.map((k) => {
@@ -252,7 +289,9 @@ export function deleteStagedKeysSql(schema: string, target: string, table: Table
       return k.declaration.startsWith('nvarchar(') ? `${equal} AND DATALENGTH(${column}) = DATALENGTH(${staged})` : equal;
     })
     .join(' AND ');
-  return `DELETE m FROM ${tableRef(schema, target)} AS m\nWHERE EXISTS (SELECT 1 FROM ${loadTable} AS l WHERE ${match})`;
+  // By operation (`op`), so that the counts tell deletes from the old versions of updated rows.
+  const only = op === undefined ? '' : `l.[op] = N'${op}' AND `;
+  return `DELETE m FROM ${tableRef(schema, target)} AS m\nWHERE EXISTS (SELECT 1 FROM ${loadTable} AS l WHERE ${only}${match})`;
 }
 
 /**
@@ -308,6 +347,11 @@ export function adjustRowCountSql(schema: string): string {
   WHEN row_count + @delta < 0 THEN 0 ELSE row_count + @delta END WHERE table_name = @table`;
 }
 
+/** How long any statement of the connection waits for a lock before failing with error 1222 (MirrorBusy). */
+export function lockTimeoutSql(ms: number): string {
+  return `SET LOCK_TIMEOUT ${Math.max(1, Math.round(ms))}`;
+}
+
 /**
  * Serializes the mirror's DDL per schema or table across workers, released with the transaction
  * (sp_getapplock; a result below 0 means the lock was not granted).
@@ -336,4 +380,99 @@ export function alterStatements(schemaName: string, table: string, schema: Table
     out.push(alterColumnSql(schemaName, table, name, col.type, true));
   }
   return out;
+}
+
+// ---- the partner's indexes and permissions on a mirror table, carried over to a new population ----
+
+/**
+ * @live (quoted two-part name): every index that is not the primary key nor behind a unique constraint, one row per
+ * column, keys in key order then included columns.
+ */
+export const PARTNER_INDEXES_SQL = `SELECT i.name AS index_name, i.type AS index_type, i.type_desc, i.is_unique, i.filter_definition,
+  c.name AS column_name, ic.key_ordinal, ic.is_included_column, ic.is_descending_key
+FROM sys.indexes AS i
+LEFT JOIN sys.index_columns AS ic ON ic.object_id = i.object_id AND ic.index_id = i.index_id
+LEFT JOIN sys.columns AS c ON c.object_id = ic.object_id AND c.column_id = ic.column_id
+WHERE i.object_id = OBJECT_ID(@live) AND i.index_id > 0 AND i.is_primary_key = 0 AND i.is_unique_constraint = 0 AND i.is_hypothetical = 0
+ORDER BY i.index_id, ic.is_included_column, ic.key_ordinal, ic.index_column_id`;
+
+/** @live: permissions granted or denied on the table and its columns to others than the mirror's own user. */
+export const PARTNER_PERMISSIONS_SQL = `SELECT p.state_desc AS state, p.permission_name, USER_NAME(p.grantee_principal_id) AS grantee,
+  COL_NAME(p.major_id, p.minor_id) AS column_name
+FROM sys.database_permissions AS p
+WHERE p.class = 1 AND p.major_id = OBJECT_ID(@live) AND p.grantee_principal_id <> DATABASE_PRINCIPAL_ID()
+ORDER BY p.grantee_principal_id, p.permission_name, p.minor_id`;
+
+export interface PartnerIndexColumn {
+  index_name: string;
+  index_type: number;
+  type_desc: string;
+  is_unique: boolean;
+  filter_definition: string | null;
+  column_name: string | null;
+  key_ordinal: number | null;
+  is_included_column: boolean | null;
+  is_descending_key: boolean | null;
+}
+
+export interface PartnerIndex {
+  name: string;
+  clustered: boolean;
+  unique: boolean;
+  keys: { column: string; descending: boolean }[];
+  included: string[];
+  filter: string | null;
+}
+
+/**
+ * The catalog's rows grouped into indexes; an index of a kind the mirror cannot rebuild (columnstore, XML, spatial,
+ * full-text's own) is returned by name in `unsupported`.
+ */
+export function partnerIndexes(rows: PartnerIndexColumn[]): { indexes: PartnerIndex[]; unsupported: string[] } {
+  const byName = new Map<string, PartnerIndex>();
+  const unsupported = new Set<string>();
+  for (const r of rows) {
+    if (r.index_type !== 1 && r.index_type !== 2) {
+      unsupported.add(`${r.index_name} (${r.type_desc.toLowerCase()})`);
+      continue;
+    }
+    let index = byName.get(r.index_name);
+    if (!index) {
+      index = { name: r.index_name, clustered: r.index_type === 1, unique: r.is_unique, keys: [], included: [], filter: r.filter_definition };
+      byName.set(r.index_name, index);
+    }
+    if (r.column_name === null) continue;
+    if (r.is_included_column) index.included.push(r.column_name);
+    else if ((r.key_ordinal ?? 0) > 0) index.keys.push({ column: r.column_name, descending: r.is_descending_key === true });
+  }
+  return { indexes: [...byName.values()].filter((i) => i.keys.length > 0), unsupported: [...unsupported] };
+}
+
+/**
+ * The index rebuilt on another table (the shadow): index names are per table in SQL Server, so it keeps its name.
+ * The filter is the catalog's own text of the partner's predicate.
+ */
+export function createIndexSql(schema: string, table: string, index: PartnerIndex): string {
+  const keys = index.keys.map((k) => `${q(k.column)} ${k.descending ? 'DESC' : 'ASC'}`).join(', ');
+  const include = index.included.length ? ` INCLUDE (${index.included.map(q).join(', ')})` : '';
+  const where = index.filter ? ` WHERE ${index.filter}` : '';
+  return `CREATE ${index.unique ? 'UNIQUE ' : ''}${index.clustered ? 'CLUSTERED' : 'NONCLUSTERED'} INDEX ${q(index.name)} ON ${tableRef(schema, table)} (${keys})${include}${where}`;
+}
+
+export interface PartnerPermission {
+  state: string;
+  permission_name: string;
+  grantee: string;
+  column_name: string | null;
+}
+
+/** GRANT (WITH GRANT OPTION) or DENY of one catalog permission, on another table (the shadow). */
+export function permissionSql(schema: string, table: string, p: PartnerPermission): string {
+  // Permission names and states come from the catalog's fixed vocabulary: checked, since they are not quoted.
+  if (!/^[A-Z][A-Z ]*$/.test(p.permission_name)) throw new Error(`unexpected permission name ${JSON.stringify(p.permission_name)}`);
+  const verb = p.state === 'DENY' ? 'DENY' : p.state === 'GRANT' || p.state === 'GRANT_WITH_GRANT_OPTION' ? 'GRANT' : null;
+  if (verb === null) throw new Error(`unexpected permission state ${JSON.stringify(p.state)}`);
+  const column = p.column_name === null ? '' : ` (${q(p.column_name)})`;
+  const option = p.state === 'GRANT_WITH_GRANT_OPTION' ? ' WITH GRANT OPTION' : '';
+  return `${verb} ${p.permission_name} ON ${tableRef(schema, table)}${column} TO ${q(p.grantee)}${option}`;
 }

@@ -12,20 +12,31 @@
  * the source's key order. The swap (drop, sp_rename, state row) is one transaction.
  *
  * Changes: per batch (bounded in bytes), one transaction: bulk into #staging, delete every staged key, insert the
- * 'U' rows; only the last batch's transaction moves the LSN.
+ * 'U' rows; only the last batch's transaction moves the LSN, and writes the cycle's `_mirror_log` row.
+ *
+ * What the partner made on a mirror table goes over to a new population in the swap's transaction: its
+ * rowstore indexes are rebuilt on the shadow (index names are per table here, so they keep theirs) and its
+ * object and column permissions granted (or denied) again on it, before the shadow is renamed into place. Views
+ * that are not schema-bound read the new table by name afterwards; a schema-bound view, extended properties,
+ * triggers, constraints and columnstore/XML/spatial indexes are not carried (an index of those kinds fails the
+ * swap, naming it, rather than being lost).
  */
 import type { Readable } from 'node:stream';
 import sql from 'mssql';
 import { decodeLine } from '../core/copy-text';
-import { FailureType, MirrorError, toMirrorError, type ErrorContext, type FailureTypeName, contextFor } from '../core/errors';
-import { mirrorLockName, parseShadowProgress, schemaResult, schemaStep, toTableState, type StateRow } from '../core/mirror-common';
+import { FailureType, MirrorError, redact, toMirrorError, withoutValues, type ErrorContext, type FailureTypeName, contextFor } from '../core/errors';
+import { expandHook, hookFailed } from '../core/hooks';
+import { changedAnything, LOG_COLUMNS, logValues, type MirrorLogEntry } from '../core/mirror-log';
+import { DDL_LOCK_TIMEOUT_MS, mirrorLockName, parseShadowProgress, schemaResult, schemaStep, toTableState, type StateRow } from '../core/mirror-common';
 import type { ExistingTable } from '../core/schema-compat';
 import { schemaHash } from '../core/schema-hash';
 import type {
   ApplyResult,
   KeyValues,
   Fence,
+  HookEvent,
   Mirror,
+  MirrorHooks,
   MirrorTableState,
   PopulationProgress,
   SchemaApplyResult,
@@ -56,11 +67,13 @@ type Param = { name: string; type: sql.ISqlType | (() => sql.ISqlType); value: u
 export class MssqlMirror implements Mirror {
   private readonly schema: string;
   private readonly connections: LazyPool;
+  private readonly hooks: MirrorHooks;
   private readonly ctx: (operation: string, table?: string) => ErrorContext;
 
   constructor(opts: MssqlMirrorOptions) {
     quote(opts.schema); // BadConfig now for an unusable schema name
     this.schema = opts.schema;
+    this.hooks = opts.hooks ?? (() => []);
     this.ctx = contextFor(opts.tenant, 'mirror');
     this.connections = new LazyPool(opts.url, opts.maxConnections, this.ctx('connect'));
   }
@@ -70,7 +83,11 @@ export class MssqlMirror implements Mirror {
     return this.connections.get();
   }
 
-  /** Runs fn in one READ COMMITTED transaction; any failure rolls it back and becomes a typed failure. */
+  /**
+   * Runs fn in one READ COMMITTED transaction; any failure rolls it back and becomes a typed failure. Every lock
+   * it waits for is waited for at most DDL_LOCK_TIMEOUT_MS (a partner's long query on a mirror table must neither
+   * block a swap for ever nor queue the partner's readers behind it): then it fails as MirrorBusy, tried later.
+   */
   private async inTransaction<T>(
     ctx: ErrorContext,
     fn: (tx: sql.Transaction) => Promise<T>,
@@ -81,6 +98,7 @@ export class MssqlMirror implements Mirror {
       const pool = await this.pool();
       tx = new sql.Transaction(pool);
       await tx.begin(sql.ISOLATION_LEVEL.READ_COMMITTED);
+      await new sql.Request(tx).batch(mirrorSql.lockTimeoutSql(DDL_LOCK_TIMEOUT_MS));
       const result = await fn(tx);
       await tx.commit();
       return result;
@@ -132,6 +150,83 @@ export class MssqlMirror implements Mirror {
     await this.exec(tx, mirrorSql.ensureShadowTableSql(this.schema), [
       { name: 'shadowState', type: sql.NVarChar(300), value: tableRef(this.schema, mirrorSql.SHADOW_TABLE) },
     ]);
+    await this.exec(tx, mirrorSql.ensureLogTableSql(this.schema), [
+      { name: 'log', type: sql.NVarChar(300), value: tableRef(this.schema, mirrorSql.LOG_TABLE) },
+    ]);
+  }
+
+  async pruneLog(retentionMs: number): Promise<number> {
+    return this.inTransaction(this.ctx('prune log'), async (tx) => {
+      const seconds = Math.min(2_000_000_000, Math.max(1, Math.round(retentionMs / 1000)));
+      const res = await this.exec(tx, mirrorSql.pruneLogSql(this.schema), [{ name: 'seconds', type: sql.Int, value: seconds }]);
+      return res.rowsAffected.reduce((a, b) => a + b, 0);
+    });
+  }
+
+  /** A `_mirror_log` row, in the caller's transaction (the one that did what it records). */
+  private async log(tx: sql.Transaction, entry: MirrorLogEntry): Promise<void> {
+    const values = logValues(entry);
+    const types: Record<(typeof LOG_COLUMNS)[number], sql.ISqlType | (() => sql.ISqlType)> = {
+      table_name: sql.NVarChar(450),
+      event: sql.VarChar(16),
+      inserts: sql.BigInt,
+      updates: sql.BigInt,
+      deletes: sql.BigInt,
+      row_count: sql.BigInt,
+      bytes: sql.BigInt,
+      from_lsn: sql.VarChar(40),
+      to_lsn: sql.VarChar(40),
+      duration_ms: sql.BigInt,
+      detail: sql.NVarChar(4000),
+    };
+    await this.exec(tx, mirrorSql.insertLogSql(this.schema), LOG_COLUMNS.map((name, i) => ({ name, type: types[name], value: values[i] })));
+  }
+
+  /** The partner's hooks for `table` at `event`, in the caller's transaction: one failing fails the table and rolls it all back. */
+  private async runHooks(tx: sql.Transaction, event: HookEvent, table: string, ctx: ErrorContext): Promise<void> {
+    for (const hook of this.hooks(event, table)) {
+      const text = expandHook(hook.sql, { table: tableRef(this.schema, mirrorSql.mirrorRelation(table)), schema: quote(this.schema) });
+      try {
+        // A batch, so that the partner may send several statements (CREATE VIEW must still stand alone in its hook).
+        await new sql.Request(tx).batch(text);
+      } catch (err) {
+        throw hookFailed(event, hook, err, ctx);
+      }
+    }
+  }
+
+  /**
+   * Rebuilds the partner's indexes and permissions of the live table on the shadow, before the swap renames the
+   * shadow into place (see the file comment).
+   */
+  private async carryOver(tx: sql.Transaction, live: string, shadow: string, ctx: ErrorContext): Promise<void> {
+    const liveRef = { name: 'live', type: sql.NVarChar(300), value: tableRef(this.schema, live) };
+    const rows = (await this.exec(tx, mirrorSql.PARTNER_INDEXES_SQL, [liveRef])).recordset as unknown as mirrorSql.PartnerIndexColumn[];
+    const { indexes, unsupported } = mirrorSql.partnerIndexes(rows);
+    if (unsupported.length) {
+      throw new MirrorError(
+        FailureType.TableFailed,
+        `the partner's index ${unsupported.join(', ')} cannot be carried over to a new population; drop it, or recreate it from a mirror.hooks afterPopulate hook`,
+        ctx,
+      );
+    }
+    const permissions = (await this.exec(tx, mirrorSql.PARTNER_PERMISSIONS_SQL, [liveRef])).recordset as unknown as mirrorSql.PartnerPermission[];
+    const steps = [
+      ...indexes.map((i) => ({ what: `index ${JSON.stringify(i.name)}`, text: mirrorSql.createIndexSql(this.schema, shadow, i) })),
+      ...permissions.map((p) => ({ what: `${p.permission_name} permission of ${JSON.stringify(p.grantee)}`, text: mirrorSql.permissionSql(this.schema, shadow, p) })),
+    ];
+    for (const step of steps) {
+      try {
+        await this.exec(tx, step.text);
+      } catch (err) {
+        throw new MirrorError(
+          FailureType.TableFailed,
+          `carrying the partner's ${step.what} over to the new population failed: ${redact(withoutValues(err))} (the population was not swapped in)`,
+          ctx,
+          { cause: err },
+        );
+      }
+    }
   }
 
   relationKey(table: string): string {
@@ -209,6 +304,7 @@ export class MssqlMirror implements Mirror {
         case 'create':
           await this.exec(tx, mirrorSql.createTableSql(this.schema, live, schema));
           await this.exec(tx, mirrorSql.registerTableSql(this.schema), [table]);
+          await this.runHooks(tx, 'afterCreate', schema.name, this.ctx('apply schema', schema.name));
           break;
         case 'alter':
           for (const text of mirrorSql.alterStatements(this.schema, live, schema, step.changes)) await this.exec(tx, text);
@@ -223,8 +319,10 @@ export class MssqlMirror implements Mirror {
           await this.exec(tx, mirrorSql.dropTableSql(this.schema, live));
           await this.exec(tx, mirrorSql.dropTableSql(this.schema, mirrorSql.shadowRelation(schema.name)));
           await this.exec(tx, mirrorSql.deleteMarkerSql(this.schema), [table]);
+          await this.log(tx, { table: schema.name, event: 'wipe', detail: `schema replaced: ${step.reason}` });
           await this.exec(tx, mirrorSql.createTableSql(this.schema, live, schema));
           await this.exec(tx, mirrorSql.registerTableSql(this.schema), [table]);
+          await this.runHooks(tx, 'afterCreate', schema.name, this.ctx('apply schema', schema.name));
       }
       return schemaResult(step);
     });
@@ -269,7 +367,15 @@ export class MssqlMirror implements Mirror {
       if (!(await this.owned(tx, schema.name)).live) {
         throw new MirrorError(FailureType.TableFailed, 'the mirror table is not registered (applySchema first)', ctx);
       }
-      const fresh: ShadowProgress = { table: schema.name, schemaHash: hash, version: opts.version, lastKey: null, rows: 0 };
+      const fresh: ShadowProgress = {
+        table: schema.name,
+        schemaHash: hash,
+        version: opts.version,
+        lastKey: null,
+        rows: 0,
+        bytes: 0,
+        startedAt: new Date().toISOString(),
+      };
       await this.exec(tx, mirrorSql.dropTableSql(this.schema, shadow));
       await this.exec(tx, mirrorSql.createTableSql(this.schema, shadow, schema));
       await this.exec(tx, mirrorSql.writeMarkerSql(this.schema), [table, markerParam(fresh)]);
@@ -284,7 +390,7 @@ export class MssqlMirror implements Mirror {
 
     const flush = async (): Promise<void> => {
       if (batch.length === 0) return;
-      const next: ShadowProgress = { ...marker, lastKey: batchKey, rows: progress.rows + batch.length };
+      const next: ShadowProgress = { ...marker, lastKey: batchKey, rows: progress.rows + batch.length, bytes: (marker.bytes ?? 0) + progress.bytes + batchBytes };
       const rowsNow = batch;
       await this.inTransaction(ctx, async (tx) => {
         await this.checkFence(tx, opts.fence, ctx);
@@ -372,6 +478,7 @@ export class MssqlMirror implements Mirror {
         .recordset[0]?.present === 1;
       if (!marker || !exists) throw new MirrorError(FailureType.MirrorWriteFailed, 'no population to swap in (shadow table missing)');
       if (marker.schemaHash !== hash) throw new MirrorError(FailureType.MirrorWriteFailed, 'the population was built for another table schema');
+      await this.carryOver(tx, live, shadow, this.ctx('swap in population', schema.name));
       await this.exec(tx, mirrorSql.swapShadowSql(this.schema, live), [
         { name: 'live', type: sql.NVarChar(300), value: tableRef(this.schema, live) },
         { name: 'shadow', type: sql.NVarChar(300), value: tableRef(this.schema, shadow) },
@@ -397,6 +504,15 @@ export class MssqlMirror implements Mirror {
           { name: 'rows', type: sql.BigInt, value: marker.rows },
         ],
       );
+      await this.log(tx, {
+        table: schema.name,
+        event: 'populate',
+        rows: marker.rows,
+        ...(marker.bytes !== undefined ? { bytes: marker.bytes } : {}),
+        toLsn: lsn,
+        ...(marker.startedAt ? { durationMs: Date.now() - Date.parse(marker.startedAt) } : {}),
+      });
+      await this.runHooks(tx, 'afterPopulate', schema.name, this.ctx('swap in population', schema.name));
       return { rows: marker.rows };
     });
   }
@@ -411,18 +527,20 @@ export class MssqlMirror implements Mirror {
     const plan = keyPlanIn(schema, ctx);
     const table = this.tableParam(schema.name);
     const text = {
-      del: mirrorSql.deleteStagedKeysSql(this.schema, live, schema, STAGING_TABLE),
+      del: mirrorSql.deleteStagedKeysSql(this.schema, live, schema, STAGING_TABLE, 'D'),
+      replace: mirrorSql.deleteStagedKeysSql(this.schema, live, schema, STAGING_TABLE, 'U'),
       ins: mirrorSql.insertFromLoadSql(this.schema, live, schema, STAGING_TABLE, true),
       adjust: mirrorSql.adjustRowCountSql(this.schema),
       record: mirrorSql.recordSyncSql(this.schema),
     };
-    const result: ApplyResult = { upserts: 0, deletes: 0, bytes: 0 };
+    const result: ApplyResult = { upserts: 0, inserts: 0, updates: 0, deletes: 0, bytes: 0 };
+    const started = Date.now();
     let batch: (string | null)[][] = [];
     let bytes = 0;
 
     const apply = async (isLast: boolean): Promise<void> => {
       const rows = batch;
-      const ups = rows.filter((r) => r[0] === 'U').length;
+      const counts = { deleted: 0, replaced: 0, inserted: 0 };
       await this.inTransaction(ctx, async (tx) => {
         // Every batch: still our scope, and the LSN still the one the changes were read from.
         await this.checkFence(tx, opts.fence, ctx);
@@ -432,10 +550,14 @@ export class MssqlMirror implements Mirror {
         }
         if (rows.length > 0) {
           await this.bulkLoad(tx, STAGING_TABLE, schema.columns.length, true, rows);
-          const deleted = (await this.exec(tx, text.del)).rowsAffected.reduce((a, b) => a + b, 0);
-          const inserted = (await this.exec(tx, text.ins)).rowsAffected.reduce((a, b) => a + b, 0);
+          const affected = async (statement: string): Promise<number> => (await this.exec(tx, statement)).rowsAffected.reduce((a, b) => a + b, 0);
+          counts.deleted = await affected(text.del);
+          // The old versions of updated rows: how the counts tell an update from an insert.
+          counts.replaced = await affected(text.replace);
+          counts.inserted = await affected(text.ins);
           await this.exec(tx, mirrorSql.dropLoadTableSql(STAGING_TABLE));
-          await this.exec(tx, text.adjust, [table, { name: 'delta', type: sql.BigInt, value: inserted - deleted }]);
+          const delta = counts.inserted - counts.deleted - counts.replaced;
+          await this.exec(tx, text.adjust, [table, { name: 'delta', type: sql.BigInt, value: delta }]);
         }
         if (isLast) {
           const res = await this.exec(tx, text.record, [
@@ -445,10 +567,21 @@ export class MssqlMirror implements Mirror {
             { name: 'fp', type: sql.NVarChar(sql.MAX), value: JSON.stringify(opts.fingerprint) },
           ]);
           if ((res.recordset[0] as { moved?: number } | undefined)?.moved !== 1) throw new MirrorError(FailureType.Fenced, `the LSN is no longer ${opts.fromVersion}`, ctx);
+          const cycle = {
+            inserts: result.inserts + counts.inserted - counts.replaced,
+            updates: result.updates + counts.replaced,
+            deletes: result.deletes + counts.deleted,
+            bytes: result.bytes + bytes,
+          };
+          if (changedAnything(cycle)) {
+            await this.log(tx, { table: schema.name, event: 'sync', ...cycle, fromLsn: opts.fromVersion, toLsn: opts.toVersion, durationMs: Date.now() - started });
+          }
         }
       });
-      result.upserts += ups;
-      result.deletes += rows.length - ups;
+      result.upserts += counts.inserted;
+      result.inserts += counts.inserted - counts.replaced;
+      result.updates += counts.replaced;
+      result.deletes += counts.deleted;
       result.bytes += bytes;
       batch = [];
       bytes = 0;
@@ -476,19 +609,20 @@ export class MssqlMirror implements Mirror {
     return result;
   }
 
-  /** Drops what the registry says the mirror owns for `table` (its table, its shadow) and their rows. */
-  private async dropOwned(tx: sql.Transaction, table: string): Promise<void> {
+  /** Drops what the registry says the mirror owns for `table` (its table, its shadow) and their rows; logs the wipe. */
+  private async dropOwned(tx: sql.Transaction, table: string, reason: string | null): Promise<void> {
     const owned = await this.owned(tx, table);
     if (owned.shadow) await this.exec(tx, mirrorSql.dropTableSql(this.schema, mirrorSql.shadowRelation(table)));
     if (owned.live) await this.exec(tx, mirrorSql.dropTableSql(this.schema, mirrorSql.mirrorRelation(table)));
     await this.exec(tx, mirrorSql.deleteStateSql(this.schema), [this.tableParam(table)]);
     await this.exec(tx, mirrorSql.deleteMarkerSql(this.schema), [this.tableParam(table)]);
+    if (owned.live || owned.shadow) await this.log(tx, { table, event: 'wipe', detail: reason });
   }
 
-  async dropTable(table: string): Promise<void> {
+  async dropTable(table: string, reason?: string): Promise<void> {
     await this.inTransaction(this.ctx('drop table', table), async (tx) => {
       await this.lock(tx, table);
-      await this.dropOwned(tx, table);
+      await this.dropOwned(tx, table, reason ?? null);
     });
   }
 
@@ -501,13 +635,13 @@ export class MssqlMirror implements Mirror {
     });
   }
 
-  async wipeAll(): Promise<void> {
+  async wipeAll(reason?: string): Promise<void> {
     await this.inTransaction(this.ctx('wipe'), async (tx) => {
       await this.lock(tx);
       await this.createStateTables(tx);
       // Only what the registry names: the partner's own tables in this schema stay.
       const tables = await this.exec(tx, mirrorSql.ownedTablesSql(this.schema));
-      for (const r of tables.recordset) await this.dropOwned(tx, String(r.table_name));
+      for (const r of tables.recordset) await this.dropOwned(tx, String(r.table_name), reason ?? null);
     });
   }
 

@@ -3,7 +3,7 @@
  * application_name, a connect timeout, TCP keep-alive for long sessions, and session settings that make the text
  * form of values independent of server configuration (COPY text is the wire format between adapters).
  */
-import { Pool, DatabaseError, type PoolClient } from 'pg';
+import { Pool, DatabaseError, type Client, type PoolClient } from 'pg';
 import { toMirrorError, MirrorError, FailureType, type ErrorContext, type FailureTypeName } from '../core/errors';
 
 /**
@@ -26,19 +26,25 @@ export interface PgPoolOptions {
   connectionTimeoutMillis?: number;
   /** Session settings sent at connect time (`-c name=value`); PORTABLE_TEXT_SETTINGS when absent. */
   settings?: Readonly<Record<string, string>>;
+  /** The client class (a capped one counts its connections against a worker-wide cap). */
+  Client?: typeof Client;
 }
+
+/** How long a new connection may take, its wait for a capped slot included. */
+export const CONNECT_TIMEOUT_MS = 15_000;
 
 export function createPgPool(url: string, opts: PgPoolOptions = {}): Pool {
   const pool = new Pool({
     connectionString: url,
     max: opts.max ?? 4,
     application_name: opts.applicationName ?? 'tenant-mirror',
-    connectionTimeoutMillis: opts.connectionTimeoutMillis ?? 15_000,
+    connectionTimeoutMillis: opts.connectionTimeoutMillis ?? CONNECT_TIMEOUT_MS,
     idleTimeoutMillis: 30_000,
     keepAlive: true,
     // COPY text crosses adapters as UTF-8 whatever the database encoding.
     client_encoding: 'UTF8',
     options: startupOptions(opts.settings ?? PORTABLE_TEXT_SETTINGS),
+    ...(opts.Client ? { Client: opts.Client } : {}),
   });
   // An idle client that loses its server emits here; the pool already discards it and the next query reports the
   // failure with context. Without a listener the error would crash the worker.

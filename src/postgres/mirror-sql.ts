@@ -12,7 +12,11 @@
  *   ours only when its state row names it (`relation`, `shadow`); anything else in the schema is the partner's
  *   and is never altered, dropped or swapped;
  * - `_mirror_fence` holds one epoch per writer scope (the tenant's sync session, each table's population): a
- *   writer that took the fence before a newer one cannot commit any more.
+ *   writer that took the fence before a newer one cannot commit any more;
+ * - `_mirror_log` is the partner-readable history (src/core/mirror-log.ts), keyed by (logged_at, id) so that
+ *   pruning by age walks its primary key;
+ * - a partner's index carried over to a new population is built on the shadow under a `_shadow_ix_<hash>` name
+ *   and renamed once the table it replaces is gone (index names are unique per schema).
  * Table names that would fall into these reserved spaces are refused (see mirrorRelation).
  */
 import { createHash } from 'node:crypto';
@@ -20,10 +24,12 @@ import { FailureType, MirrorError } from '../core/errors';
 import { fitPgIdentifier, literalPg, quotePg } from '../core/identifiers';
 import type { SchemaChange } from '../core/schema-compat';
 import type { TableSchema } from '../core/types';
+import { LOG_COLUMNS } from '../core/mirror-log';
 import { logicalToPgType } from './types';
 
 export const STATE_TABLE = '_mirror_state';
 export const FENCE_TABLE = '_mirror_fence';
+export const LOG_TABLE = '_mirror_log';
 export const STAGING_TABLE = '_mirror_staging';
 const SHADOW_PREFIX = '_shadow_';
 const PK_PREFIX = '_pk_';
@@ -34,10 +40,10 @@ function sha256Hex(text: string): string {
 
 /** The mirror table's identifier for a TableSchema.name. */
 export function mirrorRelation(name: string): string {
-  if (name === STATE_TABLE || name === FENCE_TABLE || name.startsWith(SHADOW_PREFIX) || name.startsWith(PK_PREFIX)) {
+  if (name === STATE_TABLE || name === FENCE_TABLE || name === LOG_TABLE || name.startsWith(SHADOW_PREFIX) || name.startsWith(PK_PREFIX)) {
     throw new MirrorError(
       FailureType.BadConfig,
-      `table name ${JSON.stringify(name)} is reserved by the mirror (${STATE_TABLE}, ${FENCE_TABLE}, ${SHADOW_PREFIX}*, ${PK_PREFIX}*)`,
+      `table name ${JSON.stringify(name)} is reserved by the mirror (${STATE_TABLE}, ${FENCE_TABLE}, ${LOG_TABLE}, ${SHADOW_PREFIX}*, ${PK_PREFIX}*)`,
       { table: name },
     );
   }
@@ -105,6 +111,40 @@ export function createFenceTableSql(schema: string): string {
   taken_at timestamptz NOT NULL DEFAULT now(),
   CONSTRAINT ${quotePg(pkConstraintName(FENCE_TABLE))} PRIMARY KEY (scope)
 )`;
+}
+
+export function createLogTableSql(schema: string): string {
+  return `CREATE TABLE IF NOT EXISTS ${qualified(schema, LOG_TABLE)} (
+  id bigint GENERATED ALWAYS AS IDENTITY,
+  logged_at timestamptz NOT NULL DEFAULT now(),
+  table_name text NOT NULL,
+  event text NOT NULL,
+  inserts bigint,
+  updates bigint,
+  deletes bigint,
+  row_count bigint,
+  bytes bigint,
+  from_lsn numeric(20,0),
+  to_lsn numeric(20,0),
+  duration_ms bigint,
+  detail text,
+  CONSTRAINT ${quotePg(pkConstraintName(LOG_TABLE))} PRIMARY KEY (logged_at, id)
+)`;
+}
+
+/** $1..$11: the entry's values in LOG_COLUMNS order (mirror-log.ts logValues). */
+export function insertLogSql(schema: string): string {
+  const casts: Record<(typeof LOG_COLUMNS)[number], string> = {
+    table_name: 'text', event: 'text', inserts: 'bigint', updates: 'bigint', deletes: 'bigint', row_count: 'bigint', bytes: 'bigint',
+    from_lsn: 'numeric', to_lsn: 'numeric', duration_ms: 'bigint', detail: 'text',
+  };
+  const values = LOG_COLUMNS.map((c, i) => `$${i + 1}::${casts[c]}`);
+  return `INSERT INTO ${qualified(schema, LOG_TABLE)} (${columnList([...LOG_COLUMNS])}) VALUES (${values.join(', ')})`;
+}
+
+/** $1 retention in milliseconds: deletes the rows logged before it. */
+export function pruneLogSql(schema: string): string {
+  return `DELETE FROM ${qualified(schema, LOG_TABLE)} WHERE logged_at < now() - $1::bigint * interval '1 millisecond'`;
 }
 
 /** $1 scope, $2 holder: a new epoch for the scope, which every older holder's next write sees as lost. */
@@ -382,3 +422,131 @@ export function lockTimeoutSql(ms: number): string {
 
 /** Serialises schema changes of one table (or the state set-up) across workers: $1 lock name. */
 export const ADVISORY_XACT_LOCK_SQL = `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`;
+
+// ---- the partner's objects on a mirror table, carried over to a new population (see partner-objects.ts) ----
+
+/** $1 schema, $2 relation: the table's oid as text, or no row. */
+export const RELATION_OID_SQL = `SELECT c.oid::text AS oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')`;
+
+/**
+ * $1 table oid: the partner's indexes (the primary key is ours; an index behind a constraint belongs to the
+ * constraint, which is not carried over), with the quoting pg_get_indexdef used for its name and table.
+ */
+export const PARTNER_INDEXES_SQL = `SELECT i.relname::text AS name, quote_ident(i.relname) AS quoted_name,
+  quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS quoted_table, x.indisunique AS is_unique,
+  pg_get_indexdef(x.indexrelid) AS definition
+FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class c ON c.oid = x.indrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE x.indrelid = $1::oid AND NOT x.indisprimary AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = x.indexrelid)
+ORDER BY i.relname`;
+
+/** $1 relation oid: privileges granted to others than its owner, on the relation and on its columns (NULL grantee: PUBLIC). */
+export const GRANTS_SQL = `SELECT CASE WHEN a.grantee = 0 THEN NULL ELSE pg_get_userbyid(a.grantee)::text END AS grantee,
+  a.privilege_type, a.is_grantable, NULL::text AS column_name
+FROM pg_class c CROSS JOIN LATERAL aclexplode(c.relacl) a WHERE c.oid = $1::oid AND a.grantee <> c.relowner
+UNION ALL
+SELECT CASE WHEN a.grantee = 0 THEN NULL ELSE pg_get_userbyid(a.grantee)::text END, a.privilege_type, a.is_grantable, att.attname::text
+FROM pg_class c JOIN pg_attribute att ON att.attrelid = c.oid AND att.attnum > 0 AND NOT att.attisdropped
+CROSS JOIN LATERAL aclexplode(att.attacl) a WHERE c.oid = $1::oid AND a.grantee <> c.relowner`;
+
+/** $1 relation oid: its comment (column_name NULL) and its columns' comments. */
+export const COMMENTS_SQL = `SELECT NULL::text AS column_name, d.description AS comment FROM pg_description d
+WHERE d.objoid = $1::oid AND d.classoid = 'pg_class'::regclass AND d.objsubid = 0
+UNION ALL
+SELECT a.attname::text, d.description FROM pg_description d JOIN pg_attribute a ON a.attrelid = d.objoid AND a.attnum = d.objsubid
+WHERE d.objoid = $1::oid AND d.classoid = 'pg_class'::regclass AND d.objsubid > 0`;
+
+/**
+ * $1 table oid: every view that depends on the table, directly or through other views, with the depth of its
+ * longest path (a view is recreated after everything it reads from).
+ */
+export const DEPENDENT_VIEWS_SQL = `WITH RECURSIVE dependents(oid, depth) AS (
+  SELECT r.ev_class, 1 FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid
+  WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass AND d.refobjid = $1::oid AND r.ev_class <> $1::oid
+  UNION
+  SELECT r.ev_class, p.depth + 1 FROM dependents p
+  JOIN pg_depend d ON d.refclassid = 'pg_class'::regclass AND d.refobjid = p.oid AND d.classid = 'pg_rewrite'::regclass
+  JOIN pg_rewrite r ON r.oid = d.objid WHERE r.ev_class <> p.oid
+)
+SELECT v.oid::text AS oid, n.nspname::text AS schema, v.relname::text AS name, v.relkind::text AS kind, max(p.depth)::int AS depth,
+  pg_get_viewdef(v.oid) AS definition, v.reloptions::text[] AS options, pg_get_userbyid(v.relowner)::text AS owner
+FROM dependents p JOIN pg_class v ON v.oid = p.oid JOIN pg_namespace n ON n.oid = v.relnamespace
+GROUP BY v.oid, n.nspname, v.relname, v.relkind, v.reloptions, v.relowner
+ORDER BY max(p.depth), v.oid`;
+
+export interface PartnerIndex {
+  name: string;
+  quoted_name: string;
+  quoted_table: string;
+  is_unique: boolean;
+  definition: string;
+}
+
+/** The name a carried-over index has on the shadow until the table it replaces is dropped. */
+export function carriedIndexName(name: string): string {
+  return fitPgIdentifier(`${SHADOW_PREFIX}ix_${sha256Hex(name).slice(0, 16)}`, sha256Hex);
+}
+
+/**
+ * The partner's index definition rebuilt on the shadow under `tempName`: pg_get_indexdef prints
+ * `CREATE [UNIQUE] INDEX <name> ON <schema>.<table> USING …`, so only that head is replaced and the rest (method,
+ * columns, expressions, INCLUDE, WITH, WHERE) is kept as PostgreSQL printed it. Null for a definition of another
+ * shape, which is then not carried over (and said so).
+ */
+export function indexOnShadowSql(index: PartnerIndex, schema: string, shadow: string, tempName: string): string | null {
+  const kind = index.is_unique ? 'CREATE UNIQUE INDEX ' : 'CREATE INDEX ';
+  const head = `${kind}${index.quoted_name} ON ${index.quoted_table} USING `;
+  if (!index.definition.startsWith(head)) return null;
+  return `${kind}${quotePg(tempName)} ON ${qualified(schema, shadow)} USING ${index.definition.slice(head.length)}`;
+}
+
+export function renameIndexSql(schema: string, from: string, to: string): string {
+  return `ALTER INDEX ${qualified(schema, from)} RENAME TO ${quotePg(to)}`;
+}
+
+export interface Grant {
+  grantee: string | null;
+  privilege_type: string;
+  is_grantable: boolean;
+  column_name: string | null;
+}
+
+export function grantSql(schema: string, relation: string, g: Grant): string {
+  // Privilege names come from aclexplode (SELECT, INSERT, …): checked, since they are not quoted.
+  if (!/^[A-Z][A-Z ]*$/.test(g.privilege_type)) throw new Error(`unexpected privilege name ${JSON.stringify(g.privilege_type)}`);
+  const column = g.column_name === null ? '' : ` (${quotePg(g.column_name)})`;
+  const to = g.grantee === null ? 'PUBLIC' : quotePg(g.grantee);
+  return `GRANT ${g.privilege_type}${column} ON TABLE ${qualified(schema, relation)} TO ${to}${g.is_grantable ? ' WITH GRANT OPTION' : ''}`;
+}
+
+export function commentOnColumnSql(schema: string, relation: string, column: string, comment: string): string {
+  return `COMMENT ON COLUMN ${qualified(schema, relation)}.${quotePg(column)} IS ${literalPg(comment)}`;
+}
+
+export function commentOnViewSql(schema: string, view: string, comment: string): string {
+  return `COMMENT ON VIEW ${qualified(schema, view)} IS ${literalPg(comment)}`;
+}
+
+/**
+ * A view as pg_get_viewdef printed it (its trailing semicolon dropped), with its reloptions (check_option,
+ * security_barrier, security_invoker), whose names are checked and whose values are quoted.
+ */
+export function createViewSql(schema: string, name: string, definition: string, options: string[] | null): string {
+  const withs = (options ?? []).map((o) => {
+    const eq = o.indexOf('=');
+    const key = eq < 0 ? o : o.slice(0, eq);
+    if (!/^[a-z_]+$/.test(key)) throw new Error(`unexpected view option ${JSON.stringify(o)}`);
+    return eq < 0 ? key : `${key} = ${literalPg(o.slice(eq + 1))}`;
+  });
+  const body = definition.trim().replace(/;\s*$/, '');
+  return `CREATE VIEW ${qualified(schema, name)}${withs.length ? ` WITH (${withs.join(', ')})` : ''} AS ${body}`;
+}
+
+export function dropViewSql(schema: string, name: string): string {
+  return `DROP VIEW ${qualified(schema, name)}`;
+}
+
+export function alterViewOwnerSql(schema: string, name: string, owner: string): string {
+  return `ALTER VIEW ${qualified(schema, name)} OWNER TO ${quotePg(owner)}`;
+}

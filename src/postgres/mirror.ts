@@ -26,15 +26,20 @@ import type { Pool, PoolClient } from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { decodeLine } from '../core/copy-text';
 import { FailureType, MirrorError, toMirrorError, type ErrorContext, contextFor } from '../core/errors';
-import { mirrorLockName, parseShadowProgress, schemaResult, schemaStep, toTableState, type StateRow } from '../core/mirror-common';
+import { expandHook, hookFailed } from '../core/hooks';
+import { quotePg } from '../core/identifiers';
+import { changedAnything, logValues, type MirrorLogEntry } from '../core/mirror-log';
+import { DDL_LOCK_TIMEOUT_MS, mirrorLockName, parseShadowProgress, schemaResult, schemaStep, toTableState, type StateRow } from '../core/mirror-common';
 import type { ExistingTable } from '../core/schema-compat';
 import { schemaHash } from '../core/schema-hash';
 import type {
   ApplyResult,
   Fence,
+  HookEvent,
   KeyValues,
   LogicalType,
   Mirror,
+  MirrorHooks,
   MirrorOptions,
   MirrorTableState,
   PopulationProgress,
@@ -46,16 +51,16 @@ import type {
 } from '../core/types';
 import { copyInChunks, type ChunkInfo, type CopyInStream } from './chunked-copy';
 import * as sql from './mirror-sql';
-import { createPgPool, withClient, withTransaction } from './connection';
+import { CONNECT_TIMEOUT_MS, createPgPool, withClient, withTransaction } from './connection';
+import { cappedClient, mirrorConnectionCap } from './connection-cap';
 import { logicalToPgType, pgTypeToLogical } from './types';
+import { buildOnShadow, dropDependentViews, readCarried, restoreOnLive } from './partner-objects';
 
 export interface PgMirrorOptions extends MirrorOptions {
   /** How long mirror DDL (create, alter, swap, drop) waits for a table lock: default DDL_LOCK_TIMEOUT_MS. */
   ddlLockTimeoutMs?: number;
 }
 
-/** DDL on a mirror table waits this long at most for a partner's lock. */
-export const DDL_LOCK_TIMEOUT_MS = 5_000;
 
 interface Owned {
   relation: string;
@@ -66,6 +71,7 @@ export class PgMirror implements Mirror {
   private readonly pool: Pool;
   private readonly schema: string;
   private readonly ddlLockTimeoutMs: number;
+  private readonly hooks: MirrorHooks;
   private readonly ctx: (operation: string, table?: string) => ErrorContext;
   /** Native type names the mirror database knows, learnt once per adapter (one activity). */
   private readonly knownTypes = new Map<string, boolean>();
@@ -74,8 +80,11 @@ export class PgMirror implements Mirror {
   constructor(opts: PgMirrorOptions) {
     this.schema = opts.schema;
     this.ddlLockTimeoutMs = opts.ddlLockTimeoutMs ?? DDL_LOCK_TIMEOUT_MS;
+    this.hooks = opts.hooks ?? (() => []);
     this.ctx = contextFor(opts.tenant, 'mirror');
-    this.pool = createPgPool(opts.url, { max: opts.maxConnections ?? 4, applicationName: 'tenant-mirror' });
+    // The cap's wait ends before the pool's connect timeout, so a full cap reads as MirrorBusy, not a timeout.
+    const Client = cappedClient(mirrorConnectionCap(opts.url), CONNECT_TIMEOUT_MS - 2_000);
+    this.pool = createPgPool(opts.url, { max: opts.maxConnections ?? 4, applicationName: 'tenant-mirror', Client });
   }
 
   async ping(): Promise<void> {
@@ -97,6 +106,7 @@ export class PgMirror implements Mirror {
         await c.query(sql.createSchemaSql(this.schema));
         await c.query(sql.createStateTableSql(this.schema));
         await c.query(sql.createFenceTableSql(this.schema));
+        await c.query(sql.createLogTableSql(this.schema));
         // A state table of the first layout gains its registry columns (ALTER only when one is missing: it locks).
         const have = new Set((await c.query<{ name: string }>(sql.STATE_COLUMNS_SQL, [this.schema])).rows.map((r) => r.name));
         for (const [column, definition] of sql.STATE_COLUMNS_SINCE_FIRST_LAYOUT) {
@@ -160,6 +170,31 @@ export class PgMirror implements Mirror {
     );
   }
 
+  async pruneLog(retentionMs: number): Promise<number> {
+    return withClient(
+      this.pool,
+      this.ctx('prune log'),
+      async (c) => (await c.query(sql.pruneLogSql(this.schema), [Math.round(retentionMs)])).rowCount ?? 0,
+      FailureType.MirrorWriteFailed,
+    );
+  }
+
+  /** A `_mirror_log` row, in the caller's transaction (the one that did what it records). */
+  private async log(c: PoolClient, entry: MirrorLogEntry): Promise<void> {
+    await c.query(sql.insertLogSql(this.schema), logValues(entry));
+  }
+
+  /** The partner's hooks for `table` at `event`, in the caller's transaction: one failing fails the table and rolls it all back. */
+  private async runHooks(c: PoolClient, event: HookEvent, table: string, relation: string, ctx: ErrorContext): Promise<void> {
+    for (const hook of this.hooks(event, table)) {
+      try {
+        await c.query(expandHook(hook.sql, { table: sql.qualified(this.schema, relation), schema: quotePg(this.schema) }));
+      } catch (err) {
+        throw hookFailed(event, hook, err, ctx);
+      }
+    }
+  }
+
   /** What the state registry says this mirror owns for `table`; null when it owns nothing of that name. */
   private async owned(c: PoolClient, table: string): Promise<Owned | null> {
     let row: { relation: string | null; shadow: string | null } | undefined;
@@ -197,6 +232,7 @@ export class PgMirror implements Mirror {
           case 'create':
             await c.query(sql.createTableSql(this.schema, live, stored, { primaryKey: true }));
             await c.query(sql.registerTableSql(this.schema), [schema.name, live]);
+            await this.runHooks(c, 'afterCreate', schema.name, live, ctx);
             break;
           case 'alter': {
             const alter = sql.alterTableSql(this.schema, live, step.changes);
@@ -210,9 +246,10 @@ export class PgMirror implements Mirror {
             await c.query(sql.setSchemaHashSql(this.schema), [schema.name, hash]);
             break;
           case 'replace':
-            await this.dropOwned(c, schema.name);
+            await this.dropOwned(c, schema.name, `schema replaced: ${step.reason}`);
             await c.query(sql.createTableSql(this.schema, live, stored, { primaryKey: true }));
             await c.query(sql.registerTableSql(this.schema), [schema.name, live]);
+            await this.runHooks(c, 'afterCreate', schema.name, live, ctx);
         }
         return { ...schemaResult(step), ...(notes.length ? { notes } : {}) };
       },
@@ -270,6 +307,7 @@ export class PgMirror implements Mirror {
       async (c) => {
         const marker = await this.prepareShadow(c, schema, shadow, { hash, ...opts });
         let shadowRows = marker.rows;
+        let shadowBytes = marker.bytes ?? 0;
         total.lastKey = marker.lastKey;
         try {
           await copyInChunks(
@@ -284,10 +322,11 @@ export class PgMirror implements Mirror {
               },
               close: async (chunk: ChunkInfo) => {
                 const lastKey = chunk.lastLine === null || keyIndexes.length === 0 ? total.lastKey : keyOf(chunk.lastLine, keyIndexes, 0);
-                const next: ShadowProgress = { ...marker, lastKey, rows: shadowRows + chunk.rows };
+                const next: ShadowProgress = { ...marker, lastKey, rows: shadowRows + chunk.rows, bytes: shadowBytes + chunk.bytes };
                 await c.query(sql.commentOnTableSql(this.schema, shadow, JSON.stringify(next)));
                 await c.query('COMMIT');
                 shadowRows = next.rows;
+                shadowBytes = next.bytes ?? 0;
                 total.rows += chunk.rows;
                 total.bytes += chunk.bytes;
                 total.lastKey = lastKey;
@@ -322,7 +361,15 @@ export class PgMirror implements Mirror {
       const marker = await this.readMarker(c, shadow);
       if (marker && marker.schemaHash === opts.hash && marker.version === opts.version) return marker;
     }
-    const fresh: ShadowProgress = { table: schema.name, schemaHash: opts.hash, version: opts.version, lastKey: null, rows: 0 };
+    const fresh: ShadowProgress = {
+      table: schema.name,
+      schemaHash: opts.hash,
+      version: opts.version,
+      lastKey: null,
+      rows: 0,
+      bytes: 0,
+      startedAt: new Date().toISOString(),
+    };
     await c.query('BEGIN');
     try {
       await c.query(sql.lockTimeoutSql(this.ddlLockTimeoutMs));
@@ -382,16 +429,30 @@ export class PgMirror implements Mirror {
         if (!owned?.shadow || !marker) throw new MirrorError(FailureType.MirrorWriteFailed, 'no population to swap in (shadow table missing)', ctx);
         if (marker.schemaHash !== hash) throw new MirrorError(FailureType.MirrorWriteFailed, 'the population was built for another table schema', ctx);
         const shadow = owned.shadow;
-        // The key is built on the shadow before the live table is locked, so readers of the live table are
-        // blocked only for the drop and the renames, not for the index build.
+        // What the partner made on the table being replaced goes over to the new one (partner-objects.ts).
+        const carried = await readCarried(c, this.schema, owned.relation, shadow, ctx);
+        // The key and the partner's indexes are built on the shadow before the live table is locked, so readers
+        // of the live table are blocked only for the drop and the renames, not for the index builds.
         if (schema.primaryKey.length > 0) await c.query(sql.addPrimaryKeySql(this.schema, shadow, schema));
+        if (carried) await buildOnShadow(c, carried, ctx);
         await c.query(sql.commentOnTableSql(this.schema, shadow, null));
+        if (carried) await dropDependentViews(c, carried, ctx);
         await c.query(sql.dropTableSql(this.schema, owned.relation));
         await c.query(sql.renameTableSql(this.schema, shadow, live));
         if (schema.primaryKey.length > 0) {
           await c.query(sql.renameConstraintSql(this.schema, live, sql.pkConstraintName(shadow), sql.pkConstraintName(live)));
         }
+        if (carried) await restoreOnLive(c, this.schema, live, carried, ctx);
         await c.query(sql.recordPopulationSql(this.schema), [schema.name, lsn, hash, JSON.stringify(fingerprint), marker.rows, live]);
+        await this.log(c, {
+          table: schema.name,
+          event: 'populate',
+          rows: marker.rows,
+          ...(marker.bytes !== undefined ? { bytes: marker.bytes } : {}),
+          toLsn: lsn,
+          ...(marker.startedAt ? { durationMs: Date.now() - Date.parse(marker.startedAt) } : {}),
+        });
+        await this.runHooks(c, 'afterPopulate', schema.name, live, ctx);
         return { rows: marker.rows };
       },
       FailureType.MirrorWriteFailed,
@@ -406,7 +467,8 @@ export class PgMirror implements Mirror {
     const ctx = this.ctx('apply changes', schema.name);
     const live = sql.mirrorRelation(schema.name);
     const fingerprint = JSON.stringify(opts.fingerprint);
-    const result: ApplyResult = { upserts: 0, deletes: 0, bytes: 0 };
+    const result: ApplyResult = { upserts: 0, inserts: 0, updates: 0, deletes: 0, bytes: 0 };
+    const started = Date.now();
 
     return withClient(
       this.pool,
@@ -430,9 +492,13 @@ export class PgMirror implements Mirror {
             throw new MirrorError(FailureType.Fenced, `the LSN moved to ${lsn ?? 'none'} while changes from ${opts.fromVersion} were applied`, ctx);
           }
         };
-        const recordSync = async (delta: number): Promise<void> => {
+        /** The LSN moves, and the cycle's `_mirror_log` row (when it changed anything) goes in with it. */
+        const recordSync = async (delta: number, counts: Pick<ApplyResult, 'inserts' | 'updates' | 'deletes' | 'bytes'>): Promise<void> => {
           const moved = (await c.query(text.recordSync, [schema.name, opts.toVersion, fingerprint, delta, opts.fromVersion])).rowCount;
           if (moved !== 1) throw new MirrorError(FailureType.Fenced, `the LSN is no longer ${opts.fromVersion}`, ctx);
+          if (changedAnything(counts)) {
+            await this.log(c, { table: schema.name, event: 'sync', ...counts, fromLsn: opts.fromVersion, toLsn: opts.toVersion, durationMs: Date.now() - started });
+          }
         };
         try {
           await copyInChunks(
@@ -454,18 +520,27 @@ export class PgMirror implements Mirror {
                 const deleted = (await c.query(text.del)).rowCount ?? 0;
                 const up = (await c.query<{ upserts: string; inserted: string }>(text.upsert)).rows[0];
                 const upserts = Number(up?.upserts ?? 0);
-                const delta = Number(up?.inserted ?? 0) - deleted;
-                if (isLast) await recordSync(delta);
-                else await c.query(text.adjust, [schema.name, delta]);
+                const inserted = Number(up?.inserted ?? 0);
+                const delta = inserted - deleted;
+                if (isLast) {
+                  await recordSync(delta, {
+                    inserts: result.inserts + inserted,
+                    updates: result.updates + upserts - inserted,
+                    deletes: result.deletes + deleted,
+                    bytes: result.bytes + chunk.bytes,
+                  });
+                } else await c.query(text.adjust, [schema.name, delta]);
                 await c.query('COMMIT');
                 result.upserts += upserts;
+                result.inserts += inserted;
+                result.updates += upserts - inserted;
                 result.deletes += deleted;
                 result.bytes += chunk.bytes;
               },
               empty: async () => {
                 await c.query('BEGIN');
                 await claim();
-                await recordSync(0);
+                await recordSync(0, { inserts: 0, updates: 0, deletes: 0, bytes: 0 });
                 await c.query('COMMIT');
               },
             },
@@ -481,23 +556,24 @@ export class PgMirror implements Mirror {
     );
   }
 
-  /** Drops the relations the registry names for `table`, and its state row. */
-  private async dropOwned(c: PoolClient, table: string): Promise<void> {
+  /** Drops the relations the registry names for `table`, and its state row, recording a `wipe` in `_mirror_log`. */
+  private async dropOwned(c: PoolClient, table: string, reason: string | null): Promise<void> {
     const owned = await this.owned(c, table);
     if (!owned) return;
     if (owned.shadow) await c.query(sql.dropTableSql(this.schema, owned.shadow));
     await c.query(sql.dropTableSql(this.schema, owned.relation));
     await c.query(sql.deleteStateSql(this.schema), [table]);
+    await this.log(c, { table, event: 'wipe', detail: reason });
   }
 
-  async dropTable(table: string): Promise<void> {
+  async dropTable(table: string, reason?: string): Promise<void> {
     await withTransaction(
       this.pool,
       this.ctx('drop table', table),
       async (c) => {
         await c.query(sql.lockTimeoutSql(this.ddlLockTimeoutMs));
         await c.query(sql.ADVISORY_XACT_LOCK_SQL, [mirrorLockName(this.schema, table)]);
-        await this.dropOwned(c, table);
+        await this.dropOwned(c, table, reason ?? null);
       },
       FailureType.MirrorWriteFailed,
     );
@@ -517,7 +593,7 @@ export class PgMirror implements Mirror {
     );
   }
 
-  async wipeAll(): Promise<void> {
+  async wipeAll(reason?: string): Promise<void> {
     await withTransaction(
       this.pool,
       this.ctx('wipe'),
@@ -526,7 +602,7 @@ export class PgMirror implements Mirror {
         await c.query(sql.ADVISORY_XACT_LOCK_SQL, [mirrorLockName(this.schema)]);
         // Only what the registry names: the partner's own tables in this schema stay.
         const owned = (await c.query<{ table_name: string }>(sql.allOwnedRelationsSql(this.schema))).rows;
-        for (const { table_name: table } of owned) await this.dropOwned(c, table);
+        for (const { table_name: table } of owned) await this.dropOwned(c, table, reason ?? null);
       },
       FailureType.MirrorWriteFailed,
     );

@@ -18,6 +18,8 @@ describe('demo', () => {
     const dataDir = join(process.cwd(), '.data', 'test', 'demo');
     const rows = 3_000;
 
+    // Any free port: the endpoint is the worker's usual one, its address is the test's choice.
+    process.env.TENANT_MIRROR_METRICS = '127.0.0.1:0';
     const result = await runDemo({ rows, untilSynced: true, liveMs: 3_000, dataDir, temporal: { address, namespace }, workflowBundlePath });
 
     const counts = planCounts(rows);
@@ -29,6 +31,11 @@ describe('demo', () => {
     expect(result.liveChanges).toBeGreaterThan(0);
     expect(result.inSync).toBe(true);
     expect(result.mirrorRows).toBe(result.sourceRows);
+    // Metrics, the partner hook and _mirror_log at work in the demo.
+    expect(result.metricsUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/metrics$/);
+    expect(result.rowsApplied).toBeGreaterThan(0);
+    expect(result.hookIndex).toBe(true);
+    expect(result.mirrorLogRows).toBeGreaterThan(CRM_TABLES.length);
 
     // Stopped: both servers shut down, the workflow terminated.
     expect(existsSync(join(dataDir, 'source', 'data', 'postmaster.pid'))).toBe(false);

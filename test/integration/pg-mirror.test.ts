@@ -358,7 +358,7 @@ describe('PgMirror', () => {
       );
       const firstBytes = Buffer.byteLength(copyText(first));
       const result = await apply(kv, changes, '200', firstBytes);
-      expect(result).toEqual({ upserts: 6, deletes: 3, bytes: firstBytes + Buffer.byteLength(copyText(second)) });
+      expect(result).toEqual({ upserts: 6, inserts: 2, updates: 4, deletes: 3, bytes: firstBytes + Buffer.byteLength(copyText(second)) });
       expect(await dump(kv)).toBe(modelText());
       expect(await stateOf('kv')).toMatchObject({ lsn: '200', rows: model.size, fingerprint: FINGERPRINT });
     });
@@ -445,7 +445,7 @@ describe('PgMirror', () => {
     it('an empty change stream still records the version and the sync time', async () => {
       const before = await stateOf('kv');
       const result = await apply(kv, Readable.from([]), '400', 100);
-      expect(result).toEqual({ upserts: 0, deletes: 0, bytes: 0 });
+      expect(result).toEqual({ upserts: 0, inserts: 0, updates: 0, deletes: 0, bytes: 0 });
       const after = await stateOf('kv');
       expect(after?.lsn).toBe('400');
       expect(after?.rows).toBe(before?.rows);
@@ -580,7 +580,7 @@ describe('PgMirror', () => {
       `SELECT relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND relkind = 'r' ORDER BY relname`,
       [SCHEMA],
     );
-    expect(left.rows.map((r) => r.relname)).toEqual(['_mirror_fence', '_mirror_state', 'partners_own']);
+    expect(left.rows.map((r) => r.relname)).toEqual(['_mirror_fence', '_mirror_log', '_mirror_state', 'partners_own']);
     expect(await count('partners_own')).toBe(1);
   });
 

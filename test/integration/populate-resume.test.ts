@@ -29,7 +29,7 @@ let client: Client;
 /** The real CLI worker, on the real task queue, as its own process. */
 function runWorker(): ChildProcess {
   const child = spawn(process.execPath, [join(process.cwd(), 'bin', 'tenant-mirror.js'), 'worker'], {
-    env: { ...process.env, TEMPORAL_ADDRESS: temporal.address, TEMPORAL_NAMESPACE: temporal.namespace, TENANT_MIRROR_CONFIG: configPath, LOG_LEVEL: 'warn', LOG_JSON: '1' },
+    env: { ...process.env, TEMPORAL_ADDRESS: temporal.address, TEMPORAL_NAMESPACE: temporal.namespace, TENANT_MIRROR_CONFIG: configPath, TENANT_MIRROR_METRICS: 'off', LOG_LEVEL: 'warn', LOG_JSON: '1' },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   child.stderr?.on('data', () => undefined);

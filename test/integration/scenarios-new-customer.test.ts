@@ -38,7 +38,7 @@ describe('scenario 1: new customer', () => {
     expect(sums.customers!.rows).toBe(500);
     expect(sums.orders!.rows).toBe(3000);
     expect(await trackedTables(h.sourceUrl)).toEqual(['public.customers', 'public.orders']);
-    expect(await mirrorTables(h.mirrorUrl, h.mirrorSchema)).toEqual(['_mirror_fence', '_mirror_state', 'customers', 'orders']);
+    expect(await mirrorTables(h.mirrorUrl, h.mirrorSchema)).toEqual(['_mirror_fence', '_mirror_log', '_mirror_state', 'customers', 'orders']);
     const triggers = await query<{ t: string }>(h.sourceUrl, `SELECT tgrelid::regclass::text AS t FROM pg_trigger WHERE NOT tgisinternal ORDER BY 1`);
     expect(new Set(triggers.map((t) => t.t))).toEqual(new Set(['customers', 'orders']));
     const runs = await activityRuns(h.client, h.workflowId);

@@ -18,6 +18,7 @@ import { waitFor } from './wait';
 import { statusQuery, workflowIdFor, type MirrorState, type TenantStatus } from '../../contract';
 import { tenantMirrorWorkflow } from '../../workflows/tenant-mirror';
 import type { TenantConfigInput } from '../../src/config/schema';
+import type { Logger } from '../../src/logging';
 
 export interface Harness {
   pg: PgPair;
@@ -46,7 +47,7 @@ export interface Harness {
 export async function startHarness(
   name: string,
   overrides: Partial<TenantConfigInput> = {},
-  opts: { sourceSettings?: Record<string, string> } = {},
+  opts: { logger?: Logger; sourceSettings?: Record<string, string> } = {},
 ): Promise<Harness> {
   const pg = await startPgPair(name, opts.sourceSettings);
   const sourceUrl = await pg.source.createDatabase('app');
@@ -76,7 +77,7 @@ export async function startHarness(
     namespace: temporal.namespace,
     taskQueue,
     workflowBundle: { codePath: temporal.workflowBundlePath },
-    deps: defaultDeps(configPath),
+    deps: { ...defaultDeps(configPath), ...(opts.logger ? { logger: opts.logger } : {}) },
   });
   const running = worker.run();
   const connection = await Connection.connect({ address: temporal.address });

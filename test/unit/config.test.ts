@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { defaultMirrorSchema, loadConfigFile, parseConfig, tableFilter } from '../../src/config/load';
+import { defaultMirrorSchema, loadConfigFile, mirrorHooks, parseConfig, tableFilter } from '../../src/config/load';
 import { MirrorError } from '../../src/core/errors';
 
 const tenant = (over: Record<string, unknown> = {}) => ({
@@ -95,5 +95,27 @@ describe('tenant configuration', () => {
     const err = errorOf(() => loadConfigFile(file, {}));
     expect(err.message).toMatch(/is not valid YAML: .*line \d+/);
     expect(err.message).not.toContain('hunter2');
+  });
+
+  it('reads mirror hooks and the log retention, with defaults', () => {
+    const [plain] = parseConfig({ tenants: [tenant()] }, { SRC_PW: 'x' });
+    expect(plain!.mirror).toMatchObject({ hooks: [], logRetention: 30 * 86_400_000 });
+    const hooks = [
+      { tables: ['orders', 'sales.*'], afterCreate: 'CREATE INDEX IF NOT EXISTS o_c ON {{table}} (customer_id)' },
+      { afterCreate: 'GRANT SELECT ON {{ table }} TO reporting', afterPopulate: 'ANALYZE {{table}}' },
+    ];
+    const [t] = parseConfig({ tenants: [tenant({ mirror: { kind: 'postgres', url: 'postgres://u:p@partner/dw', hooks, logRetention: '7d' } })] }, { SRC_PW: 'x' });
+    expect(t!.mirror.logRetention).toBe(7 * 86_400_000);
+    const select = mirrorHooks(t!.mirror.hooks);
+    expect(select('afterCreate', 'orders').map((h) => h.label)).toEqual(['mirror.hooks[1].afterCreate', 'mirror.hooks[2].afterCreate']);
+    expect(select('afterCreate', 'customers').map((h) => h.label)).toEqual(['mirror.hooks[2].afterCreate']);
+    expect(select('afterPopulate', 'sales.q1')).toEqual([{ label: 'mirror.hooks[2].afterPopulate', sql: 'ANALYZE {{table}}' }]);
+  });
+
+  it('refuses a hook with no SQL, or with a placeholder it does not know', () => {
+    const withHooks = (hooks: unknown[]) => () => parseConfig({ tenants: [tenant({ mirror: { kind: 'postgres', url: 'postgres://u:p@partner/dw', hooks } })] }, { SRC_PW: 'x' });
+    expect(errorOf(withHooks([{ tables: ['*'] }])).message).toMatch(/mirror\.hooks\.0: a hook needs afterCreate or afterPopulate/);
+    expect(errorOf(withHooks([{ afterCreate: 'GRANT SELECT ON {{tabel}} TO r' }])).message).toMatch(/mirror\.hooks\.0\.afterCreate: unknown placeholder/);
+    expect(errorOf(withHooks([{ afterCreate: 'x', before: 'y' }])).message).toMatch(/before/);
   });
 });

@@ -20,6 +20,14 @@ describe('typed failures', () => {
     expect(toMirrorError(withCode('22001'), {}, FailureType.MirrorWriteFailed).type).toBe('MirrorWriteFailed');
   });
 
+  it('a lock timeout (ours) is a busy table on its side, retried later', () => {
+    const withNumber = (number: number) => Object.assign(new Error('Lock request time out period exceeded.'), { number });
+    expect(toMirrorError(withNumber(1222), { side: 'mirror', table: 't' }, FailureType.MirrorWriteFailed).type).toBe('MirrorBusy');
+    expect(toMirrorError(withNumber(1222), { side: 'source', table: 't' }, FailureType.SourceReadFailed).type).toBe('SourceBusy');
+    const pgLock = Object.assign(new Error('canceling statement due to lock timeout'), { code: '55P03' });
+    expect(toMirrorError(pgLock, { side: 'mirror' }, FailureType.MirrorWriteFailed).type).toBe('MirrorBusy');
+  });
+
   it('never lets a password in a URL through', () => {
     expect(redact('connect to postgres://app:s3cr3t@db:5432/x failed')).toBe('connect to postgres://app:***@db:5432/x failed');
     expect(redact('mssql://sa:P%40ss@h/db')).toBe('mssql://sa:***@h/db');

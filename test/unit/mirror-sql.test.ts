@@ -49,7 +49,7 @@ describe('names', () => {
   });
 
   it('refuses table names in the reserved spaces', () => {
-    for (const name of ['_mirror_state', '_shadow_orders', '_pk_orders']) {
+    for (const name of ['_mirror_state', '_mirror_fence', '_mirror_log', '_shadow_orders', '_pk_orders']) {
       expect(() => sql.mirrorRelation(name)).toThrow(MirrorError);
     }
   });
@@ -162,5 +162,45 @@ describe('alterTableSql', () => {
       `ALTER TABLE "s"."t" ADD COLUMN ${QUOTED_TABLE} integer, ALTER COLUMN "n" TYPE bigint, ` +
         `ALTER COLUMN "v" DROP NOT NULL, DROP COLUMN "old"""`,
     );
+  });
+});
+
+describe("the partner's objects carried over a swap", () => {
+  const index: sql.PartnerIndex = {
+    name: 'big "totals"',
+    quoted_name: '"big ""totals"""',
+    quoted_table: 'mirror.orders',
+    is_unique: true,
+    definition: 'CREATE UNIQUE INDEX "big ""totals""" ON mirror.orders USING btree (total DESC) INCLUDE (customer_id) WHERE (total > (10)::numeric)',
+  };
+
+  it('rebuilds an index on the shadow under a temporary name, keeping everything after the table as PostgreSQL printed it', () => {
+    const temp = sql.carriedIndexName(index.name);
+    expect(temp).toMatch(/^_shadow_ix_[0-9a-f]{16}$/);
+    expect(sql.indexOnShadowSql(index, 'mirror', '_shadow_orders', temp)).toBe(
+      `CREATE UNIQUE INDEX "${temp}" ON "mirror"."_shadow_orders" USING btree (total DESC) INCLUDE (customer_id) WHERE (total > (10)::numeric)`,
+    );
+  });
+
+  it('refuses a definition of another shape instead of guessing', () => {
+    expect(sql.indexOnShadowSql({ ...index, definition: 'CREATE INDEX something else' }, 'mirror', '_shadow_orders', 't')).toBeNull();
+    expect(sql.indexOnShadowSql({ ...index, is_unique: false }, 'mirror', '_shadow_orders', 't')).toBeNull();
+  });
+
+  it('grants to roles and PUBLIC, on the table or a column, with the grant option where it was', () => {
+    expect(sql.grantSql(SCHEMA, 'orders', { grantee: 'reporting"x', privilege_type: 'SELECT', is_grantable: false, column_name: null })).toBe(
+      `GRANT SELECT ON TABLE ${QUOTED_SCHEMA}."orders" TO "reporting""x"`,
+    );
+    expect(sql.grantSql('m', 'o', { grantee: null, privilege_type: 'UPDATE', is_grantable: true, column_name: 'total' })).toBe(
+      'GRANT UPDATE ("total") ON TABLE "m"."o" TO PUBLIC WITH GRANT OPTION',
+    );
+    expect(() => sql.grantSql('m', 'o', { grantee: null, privilege_type: 'SELECT; DROP', is_grantable: false, column_name: null })).toThrow(/unexpected privilege/);
+  });
+
+  it('recreates a view with its options quoted and its trailing semicolon dropped', () => {
+    expect(sql.createViewSql('partner', 'big', ' SELECT o.id\n   FROM mirror.orders o;', ['security_barrier=true', "check_option=lo'cal"])).toBe(
+      `CREATE VIEW "partner"."big" WITH (security_barrier = 'true', check_option = 'lo''cal') AS SELECT o.id\n   FROM mirror.orders o`,
+    );
+    expect(() => sql.createViewSql('p', 'v', 'SELECT 1', ['x) AS SELECT 2; --=1'])).toThrow(/unexpected view option/);
   });
 });

@@ -17,6 +17,7 @@ import { encodeLine } from '../../src/core/copy-text';
 import type { TableSchema } from '../../src/core/types';
 import { MssqlChangeSource } from '../../src/mssql/source';
 import { MssqlMirror } from '../../src/mssql/mirror';
+import * as mirrorSqlText from '../../src/mssql/mirror-sql';
 import { enableTracking } from '../../src/mssql/tracking';
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -425,7 +426,10 @@ describe('the SQL Server mirror never overlaps requests on its transactions', { 
       if (text.startsWith('UPDATE') && text.includes('_mirror_state') && typeof params.lsn === 'string') lsn = params.lsn;
       if (text.includes('SELECT marker FROM')) return { rows: marker ? [{ marker }] : [] };
       if (text.includes('AS present')) return { rows: [{ present: marker ? 1 : 0 }] };
-      if (text.startsWith('DELETE m FROM')) return { rows: [], rowsAffected: 2 };
+      // One staged delete matched a row, one staged upsert replaced a row; two upserts were written.
+      if (text.startsWith('DELETE m FROM') && text.includes("l.[op] = N'D'")) return { rows: [], rowsAffected: 1 };
+      if (text.startsWith('DELETE m FROM') && text.includes("l.[op] = N'U'")) return { rows: [], rowsAffected: 1 };
+      if (text.startsWith('INSERT INTO [acme].[items]')) return { rows: [], rowsAffected: 2 };
       if (text.startsWith('INSERT INTO')) return { rows: [], rowsAffected: 3 };
       return { rows: [], delayMs: 2 };
     };
@@ -451,15 +455,85 @@ describe('the SQL Server mirror never overlaps requests on its transactions', { 
         batchBytes: 8,
         fence: await mirror.takeFence('session', 'test'),
       });
-      expect(applied).toMatchObject({ upserts: 2, deletes: 1 });
+      // Two batches (8 bytes each), each answered as: one staged delete matched, one upsert replaced a row, two written.
+      expect(applied).toMatchObject({ upserts: 4, inserts: 2, updates: 2, deletes: 2 });
     } finally {
       await mirror.close();
     }
     expect(recorder.violations).toEqual([]);
+    // Every transaction waits for a partner's lock at most DDL_LOCK_TIMEOUT_MS, set before anything else.
+    const begins = recorder.timeline.filter((t) => t.endsWith('BEGIN TRANSACTION')).length;
+    expect(recorder.sent.filter((s) => s.text === 'SET LOCK_TIMEOUT 5000').length).toBe(begins);
     // Several populations chunks and change batches, each its own transaction.
     expect(recorder.timeline.filter((t) => t.endsWith('COMMIT')).length).toBeGreaterThan(6);
     const staged = recorder.sent.filter((s) => s.kind === 'bulk' && s.text.includes('#staging'));
     expect(staged.flatMap((s) => s.rows ?? [])).toEqual([['U', 'a', '1'], ['D', 'b', null], ['U', 'A', '2']]);
+    // _mirror_log: one populate row, then one sync row with the cycle's totals, each beside its state change.
+    const logged = recorder.sent.filter((s) => s.text.startsWith('INSERT INTO [acme].[_mirror_log]')).map((s) => s.params);
+    expect(logged).toEqual([
+      expect.objectContaining({ table_name: 'items', event: 'populate', row_count: 30, to_lsn: '100', inserts: null }),
+      expect.objectContaining({ table_name: 'items', event: 'sync', inserts: 2, updates: 2, deletes: 2, from_lsn: '100', to_lsn: '101' }),
+    ]);
+  });
+
+  it("carries the partner's indexes and permissions to the shadow, and runs hooks, inside the swap's transaction", async () => {
+    const base = mirrorScript();
+    recorder.reset((text, params, kind) => {
+      if (text === mirrorSqlText.PARTNER_INDEXES_SQL) {
+        return {
+          rows: [
+            { index_name: 'by qty', index_type: 2, type_desc: 'NONCLUSTERED', is_unique: false, filter_definition: '([qty]>(0))', column_name: 'qty', key_ordinal: 1, is_included_column: false, is_descending_key: true },
+            { index_name: 'by qty', index_type: 2, type_desc: 'NONCLUSTERED', is_unique: false, filter_definition: '([qty]>(0))', column_name: 'code', key_ordinal: 0, is_included_column: true, is_descending_key: false },
+          ],
+        };
+      }
+      if (text === mirrorSqlText.PARTNER_PERMISSIONS_SQL) return { rows: [{ state: 'GRANT', permission_name: 'SELECT', grantee: 'reporting', column_name: null }] };
+      return base(text, params, kind);
+    });
+    const hooks = (event: string): { label: string; sql: string }[] =>
+      event === 'afterPopulate' ? [{ label: 'mirror.hooks[1].afterPopulate', sql: 'UPDATE STATISTICS {{table}}' }] : [];
+    const mirror = new MssqlMirror({ url: URL, tenant: 'acme', schema: 'acme', hooks });
+    try {
+      await mirror.applySchema(items);
+      const fence = await mirror.takeFence('populate:items', 'test');
+      await mirror.copyIntoShadow(items, Readable.from([encodeLine(['a', '1'])]), { resume: false, version: '100', fence, chunkBytes: 64, onChunk: () => undefined });
+      await mirror.swapInShadow(items, '100', { database_name: 'crm' }, fence);
+    } finally {
+      await mirror.close();
+    }
+    expect(recorder.violations).toEqual([]);
+    const swap = recorder.sent.slice(recorder.sent.findIndex((s) => s.text === mirrorSqlText.PARTNER_INDEXES_SQL));
+    const order = swap.map((s) => s.text.split('\n')[0]!.slice(0, 60));
+    const at = (prefix: string): number => order.findIndex((t) => t.startsWith(prefix));
+    expect(swap.find((s) => s.text.startsWith('CREATE NONCLUSTERED'))?.text).toBe(
+      'CREATE NONCLUSTERED INDEX [by qty] ON [acme].[items__shadow] ([qty] DESC) INCLUDE ([code]) WHERE ([qty]>(0))',
+    );
+    expect(swap.find((s) => s.text.startsWith('GRANT'))?.text).toBe('GRANT SELECT ON [acme].[items__shadow] TO [reporting]');
+    // Built on the shadow before it is renamed into place; the hook runs last, as a batch, on the live table.
+    expect(at('CREATE NONCLUSTERED')).toBeLessThan(at('IF OBJECT_ID(@live'));
+    expect(at('GRANT')).toBeLessThan(at('IF OBJECT_ID(@live'));
+    expect(order.at(-1)).toBe('UPDATE STATISTICS [acme].[items]');
+    expect(swap.at(-1)?.kind).toBe('batch');
+    // One transaction: nothing committed between the carry-over and the hook.
+    const swapTimeline = recorder.timeline.slice(recorder.timeline.findIndex((t) => t.includes('SELECT i.name AS index_name')));
+    expect(swapTimeline.filter((t) => t.endsWith('COMMIT'))).toHaveLength(1);
+    expect(swapTimeline.at(-1)).toMatch(/COMMIT$/);
+  });
+
+  it('fails the table when a hook fails, rolling the create back', async () => {
+    const base = mirrorScript();
+    recorder.reset((text, params, kind) => (text.startsWith('CREATE INDEX') ? { error: { message: "Incorrect syntax near 'x'.", number: 102 } } : base(text, params, kind)));
+    const hooks = (event: string): { label: string; sql: string }[] =>
+      event === 'afterCreate' ? [{ label: 'mirror.hooks[1].afterCreate', sql: 'CREATE INDEX x ON {{table}} (qty' }] : [];
+    const mirror = new MssqlMirror({ url: URL, tenant: 'acme', schema: 'acme', hooks });
+    try {
+      const err = await caught(mirror.applySchema(items));
+      expect((err as MirrorError).type).toBe(FailureType.TableFailed);
+      expect((err as MirrorError).message).toMatch(/afterCreate hook mirror\.hooks\[1\]\.afterCreate failed: Incorrect syntax.*\[tenant acme, mirror, table items, apply schema\]/);
+    } finally {
+      await mirror.close();
+    }
+    expect(recorder.timeline.at(-1)).toMatch(/ROLLBACK$/);
   });
 
   it('fails a key the mirror cannot hold before writing anything of its batch, and rolls back cleanly', async () => {

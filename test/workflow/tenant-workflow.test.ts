@@ -14,10 +14,13 @@ import {
   forceWipeUpdate,
   MIRROR_STATE_KEY,
   pauseSignal,
+  pauseTablesUpdate,
   resumeSignal,
+  resumeTablesUpdate,
   statusQuery,
   type SessionInput,
   type SessionResult,
+  type TablePlan,
   type TenantPlan,
   type TenantStatus,
   type WipeInput,
@@ -59,14 +62,17 @@ function plan(overrides: Partial<TenantPlan> = {}): TenantPlan {
 /** Records every call; the session waits (heartbeating) until cancelled, like the real one when idle. */
 class Stubs {
   calls: string[] = [];
+  /** The tables each prepareTenant was told to leave alone. */
+  waiting: string[][] = [];
   wipes: WipeInput[] = [];
   prepare: () => Promise<TenantPlan> = async () => plan();
   session: (input: SessionInput) => Promise<SessionResult> = () => this.idleSession();
 
   activities(): TenantActivities {
     return {
-      prepareTenant: async () => {
+      prepareTenant: async (_tenant, opts) => {
         this.calls.push('prepare');
+        this.waiting.push(opts?.waiting ?? []);
         return this.prepare();
       },
       populateTable: async (_tenant, table) => {
@@ -123,7 +129,7 @@ describe('tenant workflow state machine', () => {
     const stubs = new Stubs();
     await withWorker(stubs, async (tq) => {
       const handle = await start(tq);
-      await waitFor(async () => stateOf(await handle.query(statusQuery)) === 'mirroring');
+      await waitFor(async () => stubs.calls.length === 3 && stateOf(await handle.query(statusQuery)) === 'mirroring');
       const status = await handle.query(statusQuery);
       expect(stubs.calls).toEqual(['prepare', 'populate:customers', 'session:customers,orders']);
       expect(status.tables.find((t) => t.name === 'customers')).toMatchObject({ state: 'mirroring', rows: 10, lsn: '100' });
@@ -148,7 +154,8 @@ describe('tenant workflow state machine', () => {
       await waitFor(async () => stateOf(await handle.query(statusQuery)) === 'mirroring');
       const ack = await handle.executeUpdate(forceWipeUpdate, { args: [{ tables: ['orders'] }] });
       expect(ack).toEqual({ accepted: true, tables: ['orders'], state: 'mirroring' });
-      await waitFor(async () => preparedAfterWipe && stateOf(await handle.query(statusQuery)) === 'mirroring');
+      // 'mirroring' is published before the session's activity reaches the worker: wait for the call itself.
+      await waitFor(async () => preparedAfterWipe && stubs.calls.at(-1)?.startsWith('session:') === true && stateOf(await handle.query(statusQuery)) === 'mirroring');
       expect(stubs.wipes).toEqual([{ tables: ['orders'], reason: 'forced wipe' }]);
       const last = stubs.calls.slice(-4);
       // The two populations run side by side (two lanes): either may be picked up first.
@@ -207,6 +214,55 @@ describe('tenant workflow state machine', () => {
     });
   });
 
+  it('pauseTables stops one table alone: the session goes on without it, status shows it paused; resumeTables brings it back', async () => {
+    const stubs = new Stubs();
+    stubs.prepare = async () => {
+      const waiting = stubs.waiting.at(-1) ?? [];
+      return plan({ tables: [{ name: 'customers', action: 'mirror' }, waiting.includes('orders') ? { name: 'orders', action: 'wait' } : { name: 'orders', action: 'mirror' }] });
+    };
+    await withWorker(stubs, async (tq) => {
+      const handle = await start(tq);
+      await waitFor(async () => stubs.calls.at(-1) === 'session:customers,orders');
+      const refusal = (p: Promise<unknown>) => p.then(() => 'accepted', (err: Error) => String(err.cause));
+      expect(await refusal(handle.executeUpdate(pauseTablesUpdate, { args: [{ tables: ['ordres'] }] }))).toMatch(/pauseTables: unknown table "ordres"/);
+      expect(await refusal(handle.executeUpdate(resumeTablesUpdate, { args: [{ tables: ['orders'] }] }))).toMatch(/resumeTables: table "orders" is not paused/);
+      const ack = await handle.executeUpdate(pauseTablesUpdate, { args: [{ tables: ['orders'], reason: 'partner migration' }] });
+      expect(ack).toEqual({ accepted: true, tables: ['orders'] });
+      await waitFor(async () => stubs.calls.at(-1) === 'session:customers');
+      expect(stubs.waiting.at(-1)).toEqual(['orders']);
+      const paused = await handle.query(statusQuery);
+      expect(paused.state).toBe('mirroring');
+      expect(paused.tables.find((t) => t.name === 'orders')).toMatchObject({ state: 'paused', error: 'partner migration' });
+      expect(paused.tables.find((t) => t.name === 'customers')?.state).toBe('mirroring');
+      await handle.executeUpdate(resumeTablesUpdate, { args: [{ tables: ['orders'] }] });
+      await waitFor(async () => stubs.calls.at(-1) === 'session:customers,orders');
+      expect(stubs.waiting.at(-1)).toEqual([]);
+      expect((await handle.query(statusQuery)).tables.find((t) => t.name === 'orders')?.state).toBe('mirroring');
+      await recordHistory(handle, 'table-pause-resume');
+      await handle.terminate('test done');
+    });
+  });
+
+  it('a resync (forceWipe) of a paused table wipes it, resumes it and repopulates it', async () => {
+    const stubs = new Stubs();
+    stubs.prepare = async () => {
+      const waiting = stubs.waiting.at(-1) ?? [];
+      const orders: TablePlan = waiting.includes('orders') ? { name: 'orders', action: 'wait' } : stubs.wipes.length ? { name: 'orders', action: 'populate', reason: 'never populated' } : { name: 'orders', action: 'mirror' };
+      return plan({ tables: [{ name: 'customers', action: 'mirror' }, orders] });
+    };
+    await withWorker(stubs, async (tq) => {
+      const handle = await start(tq);
+      await waitFor(async () => stubs.calls.at(-1) === 'session:customers,orders');
+      await handle.executeUpdate(pauseTablesUpdate, { args: [{ tables: ['orders'] }] });
+      await waitFor(async () => stubs.calls.at(-1) === 'session:customers');
+      await handle.executeUpdate(forceWipeUpdate, { args: [{ tables: ['orders'] }] });
+      await waitFor(async () => stubs.calls.at(-1) === 'session:customers,orders');
+      expect(stubs.wipes).toEqual([{ tables: ['orders'], reason: 'forced wipe' }]);
+      expect(stubs.calls.slice(-3)).toEqual(['prepare', 'populate:orders', 'session:customers,orders']);
+      await handle.terminate('test done');
+    });
+  });
+
   it('pause cancels the session and holds; resume bootstraps again', async () => {
     const stubs = new Stubs();
     await withWorker(stubs, async (tq) => {
@@ -223,6 +279,42 @@ describe('tenant workflow state machine', () => {
       await waitFor(async () => stubs.calls.filter((c) => c === 'prepare').length === 2);
       await waitFor(async () => stateOf(await handle.query(statusQuery)) === 'mirroring');
       await recordHistory(handle, 'pause-resume');
+      await handle.terminate('test done');
+    });
+  });
+
+  it.each([
+    ['AuthFailed', 'password authentication failed for user "partner" [tenant x, mirror, wipe]', 'wipe-backoff'],
+    ['TableFailed', 'cannot drop table orders because other objects depend on it (SQLSTATE 2BP01) [tenant x, mirror, table orders, wipe]', null],
+  ])('a wipe failing with %s waits with backoff instead of trying again at once; resume retries it', async (type, message, history) => {
+    const stubs = new Stubs();
+    let rotated = true;
+    const base = stubs.activities();
+    const activities: TenantActivities = {
+      ...base,
+      wipeTables: async (tenant, input) => {
+        if (rotated) {
+          stubs.calls.push('wipe:refused');
+          throw ApplicationFailure.create({ type, message, nonRetryable: true, details: [{ tenant: 'x', table: 'orders', operation: 'wipe', side: 'mirror' }] });
+        }
+        return base.wipeTables(tenant, input);
+      },
+    };
+    stubs.activities = () => activities;
+    await withWorker(stubs, async (tq) => {
+      const handle = await start(tq);
+      await waitFor(async () => stateOf(await handle.query(statusQuery)) === 'mirroring');
+      await handle.executeUpdate(forceWipeUpdate, { args: [{}] });
+      await waitFor(async () => stateOf(await handle.query(statusQuery)) === 'blocked');
+      expect((await handle.query(statusQuery)).reason).toBe(`wipe failed (attempt 1, next in 10 s): ${message}`);
+      await new Promise((r) => setTimeout(r, 2_000));
+      // One refused login, not one per workflow task.
+      expect(stubs.calls.filter((c) => c === 'wipe:refused')).toHaveLength(1);
+      rotated = false;
+      await handle.signal(resumeSignal);
+      await waitFor(async () => stubs.calls.includes('wipe') && stateOf(await handle.query(statusQuery)) === 'mirroring');
+      expect((await handle.query(statusQuery)).pendingWipe).toBeNull();
+      if (history) await recordHistory(handle, history);
       await handle.terminate('test done');
     });
   });
