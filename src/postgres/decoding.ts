@@ -55,6 +55,34 @@ export async function slotState(c: PoolClient, name: string): Promise<SlotState 
   return rows[0] ?? null;
 }
 
+/**
+ * The database's slot as an operator needs to see it (status): a slot that is not advanced keeps every WAL segment
+ * after its restart point, and can fill the source's disk.
+ */
+export interface DecodingSlotFigures {
+  slot: string;
+  /** pg_replication_slots.wal_status (reserved, extended, unreserved, lost), or null when the slot is gone. */
+  walStatus: string | null;
+  /** WAL the server keeps for the slot: from its restart point to the current position. */
+  retainedBytes: number | null;
+  /** When the side tables were last fed from it. */
+  ingestedAt: string;
+}
+
+/** The slot feeding this database's side tables, or null when no table is decoded here. */
+export async function readDecodingSlot(c: PoolClient): Promise<DecodingSlotFigures | null> {
+  if (!(await registryLayout(c)).decoding) return null;
+  const { rows } = await c.query<{ slot: string; wal_status: string | null; retained: string | null; ingested_at: string }>(
+    `SELECT d.slot_name AS slot, rs.wal_status,
+            pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), rs.restart_lsn)::int8::text AS retained,
+            to_char(d.ingested_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS ingested_at
+       FROM ${S}.decoding d LEFT JOIN pg_catalog.pg_replication_slots rs ON rs.slot_name = d.slot_name`,
+  );
+  const row = rows[0];
+  if (!row) return null;
+  return { slot: row.slot, walStatus: row.wal_status, retainedBytes: row.retained === null ? null : Number(row.retained), ingestedAt: row.ingested_at };
+}
+
 /** Why the slot cannot go on feeding the side tables from `row`, or null when it can. */
 export function slotBroken(row: SlotRow, slot: SlotState | null): string | null {
   if (!slot) return `the replication slot ${row.slot_name} is gone`;

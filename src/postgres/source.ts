@@ -11,7 +11,7 @@ import { estimateRows, listTables } from './catalog';
 import { createPgPool, withClient } from './connection';
 import { PgSourceSnapshot } from './snapshot';
 import { cleanupTracking, enableTracking, untrack, type TrackingMode } from './tracking';
-import { dropDecodingIfUnused, ensureDecoding, type DecodingOptions } from './decoding';
+import { dropDecodingIfUnused, ensureDecoding, readDecodingSlot, type DecodingOptions, type DecodingSlotFigures } from './decoding';
 import { DecodedIngestion } from './ingest';
 
 /** maxConnections: a snapshot holds one connection for its lifetime; default 4. */
@@ -84,6 +84,11 @@ export class PgChangeSource implements ChangeSource {
     await this.ingestion.release();
     await dropDecodingIfUnused(this.pool, this.ctx('untrack'), this.decodingOptions());
     return removed;
+  }
+
+  /** The replication slot feeding this database's decoded tables (status: the WAL it retains), or null. */
+  decodingSlot(): Promise<DecodingSlotFigures | null> {
+    return withClient(this.pool, this.ctx('read the replication slot'), (c) => readDecodingSlot(c), FailureType.SourceReadFailed);
   }
 
   cleanup(retentionMs: number): Promise<void> {
