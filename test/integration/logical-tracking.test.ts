@@ -3,8 +3,8 @@
  * slot instead of triggers, and everything the trigger mode guarantees holds — net changes decided by the row, the
  * late-committing transaction never skipped, DDL that never fails the tenant's writes (and reads as expired
  * tracking), TRUNCATE raising the min valid version, a mirror restored from backup getting every change after its
- * old LSN although the slot has long confirmed past it — plus what only a slot can do wrong: dropped, consumed by
- * someone else, its stream cut mid-ingestion. And a server without wal_level = logical is refused by name.
+ * old LSN although the slot has long confirmed past it — plus what only a slot can do wrong: dropped, invalidated
+ * by the server, consumed by someone else, its stream cut mid-ingestion. And a server without wal_level = logical is refused by name.
  */
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -351,6 +351,31 @@ describe('the slot', () => {
     expect((await verdict(schema, version)).changes).toBe(FailureType.TrackingExpired);
     await admin.query('INSERT INTO orphaned VALUES (2)');
     expect((await cycle(schema, fresh)).lines).toEqual(['U\t2']);
+  });
+
+  it('invalidated by the server (wal_status lost, max_slot_wal_keep_size): expired, the lost slot dropped, then set up again', async () => {
+    const { schema, version } = await tracked('evicted', `CREATE TABLE evicted (id int PRIMARY KEY)`);
+    await cutStream();
+    const lost = (await slot())!.slot_name;
+    await admin.query(`ALTER SYSTEM SET max_slot_wal_keep_size = '1MB'`);
+    await admin.query('SELECT pg_reload_conf()');
+    try {
+      // WAL past the slot's restart point, in segments of their own, then a checkpoint: the server removes them.
+      for (let i = 0; i < 4; i++) await admin.query(`INSERT INTO evicted VALUES (${i}); SELECT pg_switch_wal()`);
+      await admin.query('CHECKPOINT');
+      const status = await admin.query<{ wal_status: string }>(`SELECT wal_status FROM pg_replication_slots WHERE slot_name = $1`, [lost]);
+      expect(status.rows[0]?.wal_status).toBe('lost');
+    } finally {
+      await admin.query('ALTER SYSTEM RESET max_slot_wal_keep_size');
+      await admin.query('SELECT pg_reload_conf()');
+    }
+    await settledVersion();
+    expect(await verdict(schema, version)).toEqual({ minValid: null, changes: FailureType.TrackingExpired });
+    expect(await slot()).toBeUndefined();
+    await source.enableTracking(schema, DAY);
+    const fresh = await currentVersion();
+    await admin.query('INSERT INTO evicted VALUES (100)');
+    expect((await cycle(schema, fresh)).lines).toEqual(['U\t100']);
   });
 
   it('is shared by the tenants of a database: one ingests, the other reads at the horizon it records', async () => {
