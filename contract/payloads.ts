@@ -26,6 +26,18 @@ export interface TableStatus {
    * the status route (src/status.ts) from the mirror and the source, never by the workflow.
    */
   lagSeconds?: number | null;
+  /** The source's row estimate while the table is populating (for a progress bar). */
+  estimatedRows?: number;
+  /** The last change cycle that changed something, as `_mirror_log` records it. Filled by the status route, like lagSeconds. */
+  lastCycle?: CycleCounts | null;
+}
+
+export interface CycleCounts {
+  inserts: number;
+  updates: number;
+  deletes: number;
+  /** When it committed (ISO 8601). */
+  at: string;
 }
 
 export type TableMode = 'tracked' | 'refresh';

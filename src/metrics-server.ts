@@ -57,9 +57,8 @@ async function answer(req: IncomingMessage, res: ServerResponse, opts: { metrics
     res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' }).end('tenant-mirror serves GET /metrics\n');
     return;
   }
-  const ours = opts.metrics.render();
-  const sdk = opts.sdkMetricsUrl === null ? '' : await sdkMetrics(opts.sdkMetricsUrl);
-  res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }).end(ours + sdk);
+  const [ours, sdk] = await Promise.all([opts.metrics.render(), opts.sdkMetricsUrl === null ? '' : sdkMetrics(opts.sdkMetricsUrl)]);
+  res.writeHead(200, { 'content-type': opts.metrics.contentType }).end(ours + sdk);
 }
 
 async function sdkMetrics(url: string): Promise<string> {

@@ -1,100 +1,77 @@
 /**
- * The worker's own metrics, prefixed `tenant_mirror_`, rendered in the Prometheus text exposition format
- * (src/metrics-server.ts serves them on TENANT_MIRROR_METRICS together with the Temporal SDK's). The activities
+ * The worker's own metrics, prefixed `tenant_mirror_`, in the Prometheus text exposition format (prom-client;
+ * src/metrics-server.ts serves them on TENANT_MIRROR_METRICS together with the Temporal SDK's). The activities
  * record into one MirrorMetrics (injected through ActivityDeps, so a test reads the same registry the worker
- * serves).
- *
- * prom-client is the usual Node library for this; it is not a dependency of the project, and what is needed here
- * — counters and gauges with labels, one text rendering — is a few dozen lines (below, `Family`). The public
- * methods of MirrorMetrics are what the activities use, so moving to prom-client would change this file only.
+ * serves). Each instance has its own prom-client Registry, never the global one: tests and the CLI create several.
  *
  * Labels are tenant ids, table names, operations and failure types: never row values. Tenant × table is the
  * widest product, which is fine for this product's scale (hundreds of tenants of a few dozen tables).
+ * prom-client keys a series by `name:value,` pairs in label-name order; a table name may hold anything, but a tenant
+ * id cannot hold a comma (src/config/schema.ts), so two tables' series never share a key.
  */
+import { Counter, Gauge, Registry } from 'prom-client';
 import type { TableState } from '../contract/payloads';
 
 type Labels = Record<string, string>;
-
-/** One metric name with its HELP, TYPE and a value per label set. */
-class Family {
-  private readonly series = new Map<string, { labels: Labels; value: number }>();
-
-  constructor(
-    readonly name: string,
-    private readonly help: string,
-    private readonly type: 'counter' | 'gauge',
-  ) {}
-
-  add(labels: Labels, by: number): void {
-    const key = seriesKey(labels);
-    const s = this.series.get(key);
-    if (s) s.value += by;
-    else this.series.set(key, { labels, value: by });
-  }
-
-  set(labels: Labels, value: number): void {
-    this.series.set(seriesKey(labels), { labels, value });
-  }
-
-  /** Drops the series whose labels include all of `match`. */
-  remove(match: Labels): void {
-    for (const [key, s] of this.series) if (Object.entries(match).every(([k, v]) => s.labels[k] === v)) this.series.delete(key);
-  }
-
-  clear(): void {
-    this.series.clear();
-  }
-
-  sum(match: Labels): number {
-    let total = 0;
-    for (const s of this.series.values()) if (Object.entries(match).every(([k, v]) => s.labels[k] === v)) total += s.value;
-    return total;
-  }
-
-  get(labels: Labels): number | undefined {
-    return this.series.get(seriesKey(labels))?.value;
-  }
-
-  render(): string {
-    const lines = [`# HELP ${this.name} ${this.help.replace(/\\/g, '\\\\').replace(/\n/g, '\\n')}`, `# TYPE ${this.name} ${this.type}`];
-    for (const s of this.series.values()) lines.push(`${this.name}${renderLabels(s.labels)} ${formatValue(s.value)}`);
-    return lines.join('\n');
-  }
-}
-
-function seriesKey(labels: Labels): string {
-  return JSON.stringify(Object.entries(labels).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
-}
-
-function renderLabels(labels: Labels): string {
-  const entries = Object.entries(labels);
-  if (entries.length === 0) return '';
-  return `{${entries.map(([k, v]) => `${k}="${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`).join(',')}}`;
-}
-
-function formatValue(v: number): string {
-  if (Number.isNaN(v)) return 'NaN';
-  if (!Number.isFinite(v)) return v > 0 ? '+Inf' : '-Inf';
-  return String(v);
-}
 
 export const METRIC_PREFIX = 'tenant_mirror_';
 
 const TABLE_STATES: readonly TableState[] = ['pending', 'populating', 'mirroring', 'skipped', 'failed', 'paused'];
 
 export class MirrorMetrics {
-  private readonly rows = new Family(`${METRIC_PREFIX}rows_applied_total`, 'Rows written to mirror tables by change cycles, by operation (insert, update, delete).', 'counter');
-  private readonly populationRows = new Family(`${METRIC_PREFIX}population_rows_total`, 'Rows copied into shadow tables by populations and refreshes (committed chunks).', 'counter');
-  private readonly populationBytes = new Family(`${METRIC_PREFIX}population_bytes_total`, 'Bytes of COPY text copied by populations and refreshes (committed chunks).', 'counter');
-  private readonly failures = new Family(`${METRIC_PREFIX}failures_total`, 'Activity and table failures, by failure type (contract/failures.ts) and operation.', 'counter');
-  private readonly cycles = new Family(`${METRIC_PREFIX}sync_cycles_total`, 'Sync cycles completed by sync sessions.', 'counter');
-  private readonly sessions = new Family(`${METRIC_PREFIX}sessions_running`, 'Sync sessions running on this worker.', 'gauge');
-  private readonly lag = new Family(
-    `${METRIC_PREFIX}lag_seconds`,
-    'Seconds since the mirror table last held every change the source had (the start of the last cycle or population that brought it up to date); present while a sync session of the tenant runs on this worker.',
-    'gauge',
-  );
-  private readonly tables = new Family(`${METRIC_PREFIX}tables`, "Tables by state, as this worker's activities last saw them (pending, populating, mirroring, skipped, failed).", 'gauge');
+  private readonly registry = new Registry();
+
+  private readonly rows = new Counter({
+    name: `${METRIC_PREFIX}rows_applied_total`,
+    help: 'Rows written to mirror tables by change cycles, by operation (insert, update, delete).',
+    labelNames: ['tenant', 'table', 'operation'] as const,
+    registers: [this.registry],
+  });
+  private readonly populationRows = new Counter({
+    name: `${METRIC_PREFIX}population_rows_total`,
+    help: 'Rows copied into shadow tables by populations and refreshes (committed chunks).',
+    labelNames: ['tenant', 'table'] as const,
+    registers: [this.registry],
+  });
+  private readonly populationBytes = new Counter({
+    name: `${METRIC_PREFIX}population_bytes_total`,
+    help: 'Bytes of COPY text copied by populations and refreshes (committed chunks).',
+    labelNames: ['tenant', 'table'] as const,
+    registers: [this.registry],
+  });
+  private readonly failures = new Counter({
+    name: `${METRIC_PREFIX}failures_total`,
+    help: 'Activity and table failures, by failure type (contract/failures.ts) and operation.',
+    labelNames: ['tenant', 'type', 'operation'] as const,
+    registers: [this.registry],
+  });
+  private readonly cycles = new Counter({
+    name: `${METRIC_PREFIX}sync_cycles_total`,
+    help: 'Sync cycles completed by sync sessions.',
+    labelNames: ['tenant'] as const,
+    registers: [this.registry],
+  });
+  // The three gauges below are computed at scrape time from what the activities reported (collect callbacks).
+  private readonly sessions: Gauge = new Gauge({
+    name: `${METRIC_PREFIX}sessions_running`,
+    help: 'Sync sessions running on this worker.',
+    registers: [this.registry],
+    collect: () => this.sessions.set(this.running),
+  });
+  private readonly lag: Gauge<'tenant' | 'table'> = new Gauge({
+    name: `${METRIC_PREFIX}lag_seconds`,
+    help: 'Seconds since the mirror table last held every change the source had (the start of the last cycle or population that brought it up to date); present while a sync session of the tenant runs on this worker.',
+    labelNames: ['tenant', 'table'] as const,
+    registers: [this.registry],
+    collect: () => this.collectLag(),
+  });
+  private readonly tables: Gauge<'tenant' | 'state'> = new Gauge({
+    name: `${METRIC_PREFIX}tables`,
+    help: "Tables by state, as this worker's activities last saw them (pending, populating, mirroring, skipped, failed).",
+    labelNames: ['tenant', 'state'] as const,
+    registers: [this.registry],
+    collect: () => this.collectTables(),
+  });
 
   /** tenant → table → epoch ms it was last known up to date. */
   private readonly caughtUpAt = new Map<string, Map<string, number>>();
@@ -102,25 +79,28 @@ export class MirrorMetrics {
   private readonly states = new Map<string, Map<string, TableState>>();
   private running = 0;
 
+  /** `now` gives the scrape time the lag is measured at (a test passes a fixed clock). */
+  constructor(private readonly now: () => number = Date.now) {}
+
   /** One table's applied change batch. */
   rowsApplied(tenant: string, table: string, counts: { inserts: number; updates: number; deletes: number }): void {
     for (const [operation, n] of [['insert', counts.inserts], ['update', counts.updates], ['delete', counts.deletes]] as const) {
-      if (n > 0) this.rows.add({ tenant, table, operation }, n);
+      if (n > 0) this.rows.inc({ tenant, table, operation }, n);
     }
   }
 
   /** A committed population chunk: the rows and bytes it added. */
   populated(tenant: string, table: string, delta: { rows: number; bytes: number }): void {
-    if (delta.rows > 0) this.populationRows.add({ tenant, table }, delta.rows);
-    if (delta.bytes > 0) this.populationBytes.add({ tenant, table }, delta.bytes);
+    if (delta.rows > 0) this.populationRows.inc({ tenant, table }, delta.rows);
+    if (delta.bytes > 0) this.populationBytes.inc({ tenant, table }, delta.bytes);
   }
 
   failed(tenant: string, type: string, operation: string): void {
-    this.failures.add({ tenant, type, operation }, 1);
+    this.failures.inc({ tenant, type, operation });
   }
 
   cycleDone(tenant: string): void {
-    this.cycles.add({ tenant }, 1);
+    this.cycles.inc({ tenant });
   }
 
   sessionStarted(): void {
@@ -157,40 +137,56 @@ export class MirrorMetrics {
     for (const table of tables ?? [...(known?.keys() ?? [])]) this.tableState(tenant, table, state);
   }
 
-  /** A value as the next scrape would report it (for tests). */
-  value(name: string, labels: Labels = {}, now = Date.now()): number | undefined {
-    this.refresh(now);
-    return this.families().find((f) => f.name === name)?.get(labels);
+  /** A value as the next scrape would report it (exact label set), or undefined when there is no such series. */
+  async value(name: string, labels: Labels = {}): Promise<number | undefined> {
+    const series = await this.series(name);
+    return series.find((s) => sameLabels(s.labels, labels))?.value;
   }
 
   /** The sum of a metric over every series whose labels include `match`. */
-  sum(name: string, match: Labels = {}, now = Date.now()): number {
-    this.refresh(now);
-    return this.families().find((f) => f.name === name)?.sum(match) ?? 0;
+  async sum(name: string, match: Labels = {}): Promise<number> {
+    const series = await this.series(name);
+    return series.filter((s) => includesLabels(s.labels, match)).reduce((total, s) => total + s.value, 0);
   }
 
   /** The exposition text of every metric. */
-  render(now = Date.now()): string {
-    this.refresh(now);
-    return this.families().map((f) => f.render()).join('\n') + '\n';
+  render(): Promise<string> {
+    return this.registry.metrics();
   }
 
-  private families(): Family[] {
-    return [this.rows, this.populationRows, this.populationBytes, this.failures, this.cycles, this.sessions, this.lag, this.tables];
+  /** The content type of `render()`'s text. */
+  get contentType(): string {
+    return this.registry.contentType;
   }
 
-  /** The gauges computed at scrape time. */
-  private refresh(now: number): void {
-    this.sessions.set({}, this.running);
-    this.lag.clear();
+  private async series(name: string): Promise<{ labels: Partial<Record<string, string | number>>; value: number }[]> {
+    const metric = this.registry.getSingleMetric(name);
+    return metric ? (await metric.get()).values : [];
+  }
+
+  private collectLag(): void {
+    const now = this.now();
+    this.lag.reset();
     for (const [tenant, tables] of this.caughtUpAt) {
       for (const [table, at] of tables) this.lag.set({ tenant, table }, Math.max(0, (now - at) / 1000));
     }
-    this.tables.clear();
+  }
+
+  /** Every state of every known tenant, zeros included, so a panel shows a state going to none. */
+  private collectTables(): void {
+    this.tables.reset();
     for (const [tenant, tables] of this.states) {
       const counts = new Map<TableState, number>(TABLE_STATES.map((s) => [s, 0]));
       for (const state of tables.values()) counts.set(state, (counts.get(state) ?? 0) + 1);
       for (const [state, n] of counts) this.tables.set({ tenant, state }, n);
     }
   }
+}
+
+function includesLabels(labels: Partial<Record<string, string | number>>, match: Labels): boolean {
+  return Object.entries(match).every(([k, v]) => labels[k] === v);
+}
+
+function sameLabels(labels: Partial<Record<string, string | number>>, wanted: Labels): boolean {
+  return Object.keys(labels).length === Object.keys(wanted).length && includesLabels(labels, wanted);
 }

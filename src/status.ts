@@ -142,16 +142,18 @@ function isMirrorState(value: string | undefined): value is MirrorState {
 /** Per-table figures as the mirror records them: committed, so never ahead of what a reader of the mirror sees. */
 async function withMirrorFigures(tables: TableStatus[], mirror: MirrorStateStore & { close(): Promise<void> }, listAll: boolean): Promise<void> {
   try {
-    const [state, populations] = await Promise.all([mirror.readState(), mirror.readPopulations()]);
+    const [state, populations, cycles] = await Promise.all([mirror.readState(), mirror.readPopulations(), mirror.readLastCycles()]);
     if (listAll) {
       for (const s of state) tables.push({ name: s.table, state: s.lsn === null ? 'pending' : 'mirroring', lsn: null, rows: null, lastSyncAt: null, error: null });
     }
     const recorded = new Map(state.map((s) => [s.table, s]));
     const copied = new Map(populations.map((p) => [p.table, p.rows]));
+    const lastCycles = new Map(cycles.map(({ table, ...counts }) => [table, counts]));
     for (const table of tables) {
       if (table.state === 'skipped') continue;
       const figures = recorded.get(table.name);
       if (figures) Object.assign(table, { lsn: figures.lsn, rows: figures.rows, lastSyncAt: figures.lastSyncAt });
+      table.lastCycle = lastCycles.get(table.name) ?? null;
       const rows = copied.get(table.name);
       if (table.state === 'populating' && rows !== undefined) table.rows = rows;
     }

@@ -19,12 +19,13 @@ import {
 } from '@temporalio/workflow';
 import type { TenantActivities } from '../contract/activities';
 import { failureAction } from '../contract/failures';
-import { MIRROR_STATE_KEY, TENANT_ID_KEY } from '../contract/ids';
+import { FAILED_TABLES_KEY, MIRROR_STATE_KEY, TENANT_ID_KEY } from '../contract/ids';
 import type { MirrorState, TablePlan, TenantPlan } from '../contract/payloads';
 import { activitiesFor, sessionLimit } from './activity-options';
 import { failureMessage, failureTable, failureTypeOf } from './failures';
 import {
   blockedWaitMs,
+  failedTableCount,
   pauseForRestore,
   populationQueue,
   reconcileTables,
@@ -67,6 +68,7 @@ export function nextPhase(s: TenantState, now: number): Phase {
 /** Publishes the tenant's state: the MirrorState search attribute is upserted only on a change (an idle tenant adds no events). */
 function publish(s: TenantState, next: MirrorState, why: string | null = null): void {
   s.reason = why;
+  publishFailedTables(s);
   if (next === s.published) return;
   s.published = next;
   upsertSearchAttributes([
@@ -74,6 +76,17 @@ function publish(s: TenantState, next: MirrorState, why: string | null = null): 
     { key: MIRROR_STATE_KEY, value: next },
   ]);
   log.info('tenant state', { tenantId: s.tenantId, state: next, reason: why });
+}
+
+/** Patch id: the FailedTables search attribute is kept up to date (before, it did not exist). */
+const FAILED_TABLES_ATTRIBUTE = 'failed-tables-attribute';
+
+/** Publishes the count of failed tables when it changed (once per run at least, as search attributes outlive runs). */
+export function publishFailedTables(s: TenantState): void {
+  const failed = failedTableCount(s);
+  if (failed === s.publishedFailed || !patched(FAILED_TABLES_ATTRIBUTE)) return;
+  s.publishedFailed = failed;
+  upsertSearchAttributes([{ key: FAILED_TABLES_KEY, value: failed }]);
 }
 
 const acts = (s: TenantState): TenantActivities => activitiesFor(s.policy);
@@ -148,7 +161,7 @@ async function populate(s: TenantState, interrupter: Interrupter, tables: TableP
   let failure: unknown = null;
   const lane = async (): Promise<void> => {
     for (let table = queue.shift(); table && failure === null && !s.wake; table = queue.shift()) {
-      recordPopulating(s, table.name);
+      recordPopulating(s, table);
       publish(s, 'populating', `${table.name}: ${table.reason ?? 'populate'}`);
       try {
         recordPopulated(s, await acts(s).populateTable(s.tenantId, table.name), Date.now());

@@ -25,6 +25,8 @@ export interface TenantState {
   policy: TenantPolicy;
   /** The state last published as the MirrorState search attribute in this run; null until the run publishes one. */
   published: MirrorState | null;
+  /** The FailedTables search attribute as last published in this run; null (or absent) until the run publishes it. */
+  publishedFailed?: number | null;
   /** Why the tenant is in its state, or what the last failure was. */
   reason: string | null;
   /** Set while the tenant is paused. `byRestore`: the restore policy paused it (resuming it means repopulate). */
@@ -73,7 +75,7 @@ export interface TenantWorkflowInput {
 
 export function initialState(input: TenantWorkflowInput): TenantState {
   // Each run publishes its state once, whatever the previous run published.
-  if (input.state) return { ...input.state, published: null, wake: false, notices: input.state.notices ?? [] };
+  if (input.state) return { ...input.state, published: null, publishedFailed: null, wake: false, notices: input.state.notices ?? [] };
   const legacy = input.carried;
   return {
     tenantId: input.tenantId,
@@ -289,12 +291,15 @@ export function nextWakeAt(s: TenantState, plan: TablePlan[]): number | null {
   return times.length ? Math.min(...times) : null;
 }
 
-export function recordPopulating(s: TenantState, table: string): void {
-  Object.assign(tableStatus(s, table), { state: 'populating', error: null });
+export function recordPopulating(s: TenantState, table: TablePlan): void {
+  const status = Object.assign(tableStatus(s, table.name), { state: 'populating', error: null });
+  if (table.estimatedRows !== undefined) status.estimatedRows = table.estimatedRows;
 }
 
 export function recordPopulated(s: TenantState, result: PopulateResult, now: number): void {
-  Object.assign(tableStatus(s, result.table), {
+  const status = tableStatus(s, result.table);
+  delete status.estimatedRows;
+  Object.assign(status, {
     state: 'mirroring',
     lsn: result.lsn,
     rows: result.rows,
@@ -325,6 +330,10 @@ export function recordSession(s: TenantState, result: SessionResult): void {
   noteSuccess(s, result.lastSuccessAt);
   for (const figures of result.tableStatus) Object.assign(tableStatus(s, figures.name), figures, { state: 'mirroring', error: null, failure: null });
   if (result.reason === 'schemaChanged') s.backfill = [...new Set([...s.backfill, ...result.tables])];
+}
+
+export function failedTableCount(s: TenantState): number {
+  return s.tables.filter((t) => t.state === 'failed').length;
 }
 
 export function pauseForRestore(s: TenantState, evidence: string): void {

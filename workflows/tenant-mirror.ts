@@ -13,7 +13,7 @@
  */
 import { allHandlersFinished, condition, continueAsNew, workflowInfo } from '@temporalio/workflow';
 import { registerHandlers } from './messages';
-import { Interrupter, nextPhase, pausedPhase, syncPhase, wipePhase } from './phases';
+import { Interrupter, nextPhase, pausedPhase, publishFailedTables, syncPhase, wipePhase } from './phases';
 import { initialState, type TenantWorkflowInput } from './state';
 
 export type { TenantWorkflowInput } from './state';
@@ -34,6 +34,7 @@ export async function tenantMirrorWorkflow(input: TenantWorkflowInput): Promise<
       case 'sync':
         await syncPhase(state, interrupter);
     }
+    publishFailedTables(state);
   }
   await condition(allHandlersFinished);
   await continueAsNew<typeof tenantMirrorWorkflow>({ tenantId: state.tenantId, state });

@@ -366,12 +366,13 @@ async function connectPg(url: string): Promise<PgClient> {
 
 /** What the worker's metrics and the mirror's `_mirror_log` say the demo did. */
 async function summarise(result: DemoResult, metrics: MirrorMetrics, mirrorCheck: PgClient, print: (line: string) => void): Promise<void> {
-  const applied = (operation: string): number => metrics.sum('tenant_mirror_rows_applied_total', { tenant: DEMO_TENANT, operation });
-  result.rowsApplied = applied('insert') + applied('update') + applied('delete');
+  const applied = (operation: string): Promise<number> => metrics.sum('tenant_mirror_rows_applied_total', { tenant: DEMO_TENANT, operation });
+  const [inserts, updates, deletes] = [await applied('insert'), await applied('update'), await applied('delete')];
+  result.rowsApplied = inserts + updates + deletes;
   const log = await mirrorCheck.query<{ n: string }>(`SELECT count(*)::text AS n FROM ${MIRROR_SCHEMA}._mirror_log`);
   result.mirrorLogRows = Number(log.rows[0]?.n ?? 0);
   print(
-    `Worker metrics: ${fmt(applied('insert'))} inserts, ${fmt(applied('update'))} updates, ${fmt(applied('delete'))} deletes applied; ` +
+    `Worker metrics: ${fmt(inserts)} inserts, ${fmt(updates)} updates, ${fmt(deletes)} deletes applied; ` +
       `${MIRROR_SCHEMA}._mirror_log holds ${fmt(result.mirrorLogRows)} rows (one per changed cycle, population and wipe).`,
   );
 }

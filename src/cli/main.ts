@@ -14,6 +14,7 @@ import { logger } from '../logging';
 import { MirrorMetrics } from '../metrics';
 import { startTelemetry } from '../telemetry';
 import { formatList, listEntry, printStatus, statusJson } from './status-format';
+import { watchStatus } from './watch';
 
 const LIST_CONCURRENCY = 8;
 
@@ -62,9 +63,17 @@ program
   .description("show tenants' mirror state and per-table LSN, rows and last sync")
   .argument('[tenant]', 'tenant id (default: every configured tenant)')
   .option('--json', 'machine-readable output')
-  .action(async (tenant: string | undefined, opts: { json?: boolean }) => {
+  .option('--watch', "redraw one tenant's status: a progress bar per populating table, lag and last cycle per mirroring one")
+  .option('--interval <seconds>', 'seconds between two --watch frames', '2')
+  .action(async (tenant: string | undefined, opts: { json?: boolean; watch?: boolean; interval: string }) => {
     const tenants = loadConfigFile();
     const ids = tenant ? [tenant] : tenants.map((t) => t.id);
+    if (opts.watch) {
+      const seconds = Number(opts.interval);
+      if (!tenant || !(seconds > 0)) throw new Error('status --watch needs one tenant and an --interval of more than 0 seconds');
+      await withClient((client) => watchStatus(client, tenant, tenants.find((t) => t.id === tenant), seconds * 1000));
+      return;
+    }
     await withClient(async (client) => {
       const rows: TenantReport[] = [];
       for (const id of ids) rows.push(await tenantReport(client, id, tenants.find((t) => t.id === id)));

@@ -7,6 +7,7 @@
  * what makes PostgreSQL → PostgreSQL as fast as a raw COPY pipe; SQL Server adapters encode and decode it.
  */
 import type { Readable } from 'node:stream';
+import type { CycleCounts } from '../../contract/payloads';
 
 /** A change-tracking version (PostgreSQL: a commit-safe xid8 horizon; SQL Server: CHANGE_TRACKING_CURRENT_VERSION). Decimal string: 64-bit values do not fit a JS number. */
 export type Version = string;
@@ -253,6 +254,8 @@ export interface MirrorStateStore {
   readPopulations(): Promise<{ table: string; rows: number }[]>;
   /** Deletes `_mirror_log` rows older than the retention; returns how many went. */
   pruneLog(retentionMs: number): Promise<number>;
+  /** Per table, the newest `_mirror_log` sync row of the last day: what its last cycle that changed something did. */
+  readLastCycles(): Promise<({ table: string } & CycleCounts)[]>;
 }
 
 /** The mirror tables' shapes, and their removal. Only tables the mirror created are ever altered or dropped. */

@@ -95,6 +95,15 @@ export function insertLogSql(schema: string): string {
   return `INSERT INTO ${tableRef(schema, LOG_TABLE)} (${LOG_COLUMNS.map(q).join(', ')}) VALUES (${LOG_COLUMNS.map((c) => `@${c}`).join(', ')})`;
 }
 
+/** Per table, the newest sync row of the last day (the log's clustered key starts with logged_at: a range scan). */
+export function lastCyclesSql(schema: string): string {
+  return `SELECT table_name, inserts, updates, deletes, logged_at FROM (
+  SELECT table_name, inserts, updates, deletes, logged_at, ROW_NUMBER() OVER (PARTITION BY table_name ORDER BY logged_at DESC, id DESC) AS newest
+  FROM ${tableRef(schema, LOG_TABLE)}
+  WHERE logged_at > DATEADD(day, -1, SYSUTCDATETIME()) AND event = 'sync'
+) AS cycles WHERE newest = 1`;
+}
+
 /** @seconds: the retention (DATEADD takes an int: seconds reach 68 years, milliseconds only 24 days); older rows go. */
 export function pruneLogSql(schema: string): string {
   return `DELETE FROM ${tableRef(schema, LOG_TABLE)} WHERE logged_at < DATEADD(second, -@seconds, SYSUTCDATETIME())`;

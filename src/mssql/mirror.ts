@@ -46,6 +46,7 @@ import type {
   TableSchema,
   Version,
 } from '../core/types';
+import type { CycleCounts } from '../../contract/payloads';
 import { errorNumber, LazyPool } from './connection';
 import * as mirrorSql from './mirror-sql';
 import { q as quote, tableRef, TABLE_COLUMNS_SQL } from './tsql';
@@ -161,6 +162,18 @@ export class MssqlMirror implements Mirror {
       const res = await this.exec(tx, mirrorSql.pruneLogSql(this.schema), [{ name: 'seconds', type: sql.Int, value: seconds }]);
       return res.rowsAffected.reduce((a, b) => a + b, 0);
     });
+  }
+
+  async readLastCycles(): Promise<({ table: string } & CycleCounts)[]> {
+    try {
+      const res = await (await this.pool()).request().query<{ table_name: string; inserts: string | number | null; updates: string | number | null; deletes: string | number | null; logged_at: Date }>(
+        mirrorSql.lastCyclesSql(this.schema),
+      );
+      return res.recordset.map((r) => ({ table: r.table_name, inserts: Number(r.inserts ?? 0), updates: Number(r.updates ?? 0), deletes: Number(r.deletes ?? 0), at: r.logged_at.toISOString() }));
+    } catch (err) {
+      if (errorNumber(err) === INVALID_OBJECT) return [];
+      throw toMirrorError(err, this.ctx('read last cycles'), FailureType.Unavailable);
+    }
   }
 
   /** A `_mirror_log` row, in the caller's transaction (the one that did what it records). */

@@ -142,6 +142,14 @@ export function insertLogSql(schema: string): string {
   return `INSERT INTO ${qualified(schema, LOG_TABLE)} (${columnList([...LOG_COLUMNS])}) VALUES (${values.join(', ')})`;
 }
 
+/** $1 schema: per table, the newest sync row of the last day (the log's key starts with logged_at: a range scan). */
+export function lastCyclesSql(schema: string): string {
+  return `SELECT DISTINCT ON (table_name) table_name, inserts::text, updates::text, deletes::text, logged_at
+FROM ${qualified(schema, LOG_TABLE)}
+WHERE logged_at > now() - interval '1 day' AND event = 'sync'
+ORDER BY table_name, logged_at DESC, id DESC`;
+}
+
 /** $1 retention in milliseconds: deletes the rows logged before it. */
 export function pruneLogSql(schema: string): string {
   return `DELETE FROM ${qualified(schema, LOG_TABLE)} WHERE logged_at < now() - $1::bigint * interval '1 millisecond'`;

@@ -49,6 +49,7 @@ import type {
   TableSchema,
   Version,
 } from '../core/types';
+import type { CycleCounts } from '../../contract/payloads';
 import { copyInChunks, type ChunkInfo, type CopyInStream } from './chunked-copy';
 import * as sql from './mirror-sql';
 import { CONNECT_TIMEOUT_MS, createPgPool, withClient, withTransaction } from './connection';
@@ -176,6 +177,23 @@ export class PgMirror implements Mirror {
       this.ctx('prune log'),
       async (c) => (await c.query(sql.pruneLogSql(this.schema), [Math.round(retentionMs)])).rowCount ?? 0,
       FailureType.MirrorWriteFailed,
+    );
+  }
+
+  async readLastCycles(): Promise<({ table: string } & CycleCounts)[]> {
+    return withClient(
+      this.pool,
+      this.ctx('read last cycles'),
+      async (c) => {
+        try {
+          const { rows } = await c.query<{ table_name: string; inserts: string | null; updates: string | null; deletes: string | null; logged_at: Date }>(sql.lastCyclesSql(this.schema));
+          return rows.map((r) => ({ table: r.table_name, inserts: Number(r.inserts ?? 0), updates: Number(r.updates ?? 0), deletes: Number(r.deletes ?? 0), at: r.logged_at.toISOString() }));
+        } catch (err) {
+          if (pgCode(err) === '42P01' || pgCode(err) === '3F000') return [];
+          throw err;
+        }
+      },
+      FailureType.Unavailable,
     );
   }
 

@@ -236,6 +236,15 @@ describe('_mirror_log', () => {
     await m.applyChanges(orders, Readable.from([]), { fromVersion: '110', toVersion: '120', fingerprint: FINGERPRINT, batchBytes: 16, fence });
     const sync = (await logOf(SCHEMA)).filter((r) => r.event === 'sync');
     expect(sync).toEqual([expect.objectContaining({ table_name: 'orders', inserts: 1, updates: 1, deletes: 1, from_lsn: '100', to_lsn: '110' })]);
+    // What `status --watch` shows as the table's last cycle: the newest that changed something, not the idle one.
+    const [last, ...others] = await m.readLastCycles();
+    expect(others).toEqual([]);
+    expect(last).toMatchObject({ table: 'orders', inserts: 1, updates: 1, deletes: 1 });
+    expect(Math.abs(Date.parse(last!.at) - Date.now())).toBeLessThan(60_000);
+  });
+
+  it('readLastCycles of a schema without a log is empty', async () => {
+    expect(await mirrorWith('never_used').readLastCycles()).toEqual([]);
   });
 
   it('a rolled-back cycle leaves no row (the row is written in the transaction that moves the LSN)', async () => {

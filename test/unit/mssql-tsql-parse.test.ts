@@ -176,6 +176,7 @@ function corpus(): Case[] {
     add('ensureLogTableSql', schema, mirrorSql.ensureLogTableSql(schema));
     add('insertLogSql', schema, mirrorSql.insertLogSql(schema));
     add('pruneLogSql', schema, mirrorSql.pruneLogSql(schema));
+    add('lastCyclesSql', schema, mirrorSql.lastCyclesSql(schema));
     // The partner's objects carried over to a shadow: every index and permission shape, hostile names.
     const indexes: mirrorSql.PartnerIndex[] = [
       { name: 'ix_plain', clustered: false, unique: false, keys: [{ column: 'code', descending: false }], included: [], filter: null },

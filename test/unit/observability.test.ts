@@ -12,51 +12,68 @@ import { metricsAddress } from '../../src/metrics-server';
 import { scrubLine, temporalLogger } from '../../src/logging';
 
 describe('MirrorMetrics', () => {
-  it('renders counters by operation, with HELP and TYPE, and skips zero increments', () => {
+  it('renders counters by operation, with HELP and TYPE, and skips zero increments', async () => {
     const m = new MirrorMetrics();
     m.rowsApplied('acme', 'orders', { inserts: 3, updates: 0, deletes: 2 });
     m.rowsApplied('acme', 'orders', { inserts: 1, updates: 4, deletes: 0 });
-    const text = m.render(0);
+    m.rowsApplied('acme', 'lines', { inserts: 0, updates: 0, deletes: 7 });
+    const text = await m.render();
+    expect(text).toContain('# HELP tenant_mirror_rows_applied_total Rows written to mirror tables by change cycles, by operation (insert, update, delete).');
     expect(text).toContain('# TYPE tenant_mirror_rows_applied_total counter');
     expect(text).toContain('tenant_mirror_rows_applied_total{tenant="acme",table="orders",operation="insert"} 4');
     expect(text).toContain('tenant_mirror_rows_applied_total{tenant="acme",table="orders",operation="update"} 4');
     expect(text).toContain('tenant_mirror_rows_applied_total{tenant="acme",table="orders",operation="delete"} 2');
+    expect(text).not.toContain('table="lines",operation="insert"');
     expect(text.endsWith('\n')).toBe(true);
   });
 
-  it('escapes label values (a table name is the source’s, whatever it holds)', () => {
+  it('escapes label values (a table name is the source’s, whatever it holds)', async () => {
     const m = new MirrorMetrics();
     m.populated('acme', 'we"ird\\name\nx', { rows: 5, bytes: 50 });
-    expect(m.render(0)).toContain('tenant_mirror_population_rows_total{tenant="acme",table="we\\"ird\\\\name\\nx"} 5');
+    expect(await m.render()).toContain('tenant_mirror_population_rows_total{tenant="acme",table="we\\"ird\\\\name\\nx"} 5');
   });
 
-  it('computes lag at scrape time and drops it when the session ends', () => {
-    const m = new MirrorMetrics();
+  it('computes lag at scrape time and drops it when the session ends', async () => {
+    let now = 12_500;
+    const m = new MirrorMetrics(() => now);
     m.sessionStarted();
     m.caughtUp('acme', 'orders', 10_000);
     m.caughtUp('acme', 'orders', 9_000); // an older snapshot never moves it back
-    expect(m.value('tenant_mirror_lag_seconds', { tenant: 'acme', table: 'orders' }, 12_500)).toBe(2.5);
-    expect(m.value('tenant_mirror_sessions_running')).toBe(1);
+    expect(await m.value('tenant_mirror_lag_seconds', { tenant: 'acme', table: 'orders' })).toBe(2.5);
+    now = 14_000;
+    expect(await m.value('tenant_mirror_lag_seconds', { tenant: 'acme', table: 'orders' })).toBe(4);
+    expect(await m.value('tenant_mirror_sessions_running')).toBe(1);
     m.sessionEnded('acme');
-    expect(m.value('tenant_mirror_lag_seconds', { tenant: 'acme', table: 'orders' })).toBeUndefined();
-    expect(m.value('tenant_mirror_sessions_running')).toBe(0);
+    expect(await m.value('tenant_mirror_lag_seconds', { tenant: 'acme', table: 'orders' })).toBeUndefined();
+    expect(await m.render()).not.toMatch(/^tenant_mirror_lag_seconds\{/m);
+    expect(await m.value('tenant_mirror_sessions_running')).toBe(0);
   });
 
-  it('counts tables by state, every state present, and follows populations and wipes', () => {
+  it('counts tables by state, every state present, and follows populations and wipes', async () => {
     const m = new MirrorMetrics();
     m.tableStates('acme', new Map([['a', 'mirroring'], ['b', 'pending'], ['c', 'skipped']] as const));
     m.tableState('acme', 'b', 'populating');
-    expect(m.value('tenant_mirror_tables', { tenant: 'acme', state: 'populating' })).toBe(1);
-    expect(m.value('tenant_mirror_tables', { tenant: 'acme', state: 'failed' })).toBe(0);
+    expect(await m.value('tenant_mirror_tables', { tenant: 'acme', state: 'populating' })).toBe(1);
+    expect(await m.value('tenant_mirror_tables', { tenant: 'acme', state: 'failed' })).toBe(0);
     m.tablesTo('acme', 'pending');
-    expect(m.value('tenant_mirror_tables', { tenant: 'acme', state: 'pending' })).toBe(3);
+    expect(await m.value('tenant_mirror_tables', { tenant: 'acme', state: 'pending' })).toBe(3);
+    expect(await m.value('tenant_mirror_tables', { tenant: 'acme', state: 'populating' })).toBe(0);
   });
 
-  it('counts failures by tenant, type and operation', () => {
+  it('counts failures by tenant, type and operation', async () => {
     const m = new MirrorMetrics();
     m.failed('acme', 'AuthFailed', 'prepare');
     m.failed('acme', 'AuthFailed', 'prepare');
-    expect(m.value('tenant_mirror_failures_total', { tenant: 'acme', type: 'AuthFailed', operation: 'prepare' })).toBe(2);
+    expect(await m.value('tenant_mirror_failures_total', { tenant: 'acme', type: 'AuthFailed', operation: 'prepare' })).toBe(2);
+    expect(await m.value('tenant_mirror_failures_total', { tenant: 'acme' })).toBeUndefined(); // exact label sets only
+  });
+
+  it('gives each instance its own registry', async () => {
+    const a = new MirrorMetrics();
+    const b = new MirrorMetrics();
+    a.cycleDone('acme');
+    expect(await a.value('tenant_mirror_sync_cycles_total', { tenant: 'acme' })).toBe(1);
+    expect(await b.value('tenant_mirror_sync_cycles_total', { tenant: 'acme' })).toBeUndefined();
   });
 });
 
@@ -112,10 +129,10 @@ describe('logs', () => {
 });
 
 describe('the Grafana dashboard (docs/grafana-dashboard.json)', () => {
-  it('is built on the metrics the worker serves, and shows every one of them', () => {
+  it('is built on the metrics the worker serves, and shows every one of them', async () => {
     const dashboard = JSON.parse(readFileSync(join(process.cwd(), 'docs', 'grafana-dashboard.json'), 'utf8')) as { panels: { targets?: { expr: string }[] }[] };
     const used = new Set(dashboard.panels.flatMap((p) => p.targets ?? []).flatMap((t) => [...t.expr.matchAll(/\btenant_mirror_[a-z_]+/g)].map((m) => m[0])));
-    const served = new Set([...new MirrorMetrics().render().matchAll(/^# TYPE (tenant_mirror_[a-z_]+) /gm)].map((m) => m[1]!));
+    const served = new Set([...(await new MirrorMetrics().render()).matchAll(/^# TYPE (tenant_mirror_[a-z_]+) /gm)].map((m) => m[1]!));
     expect([...used].filter((name) => !served.has(name))).toEqual([]);
     expect([...served].filter((name) => !used.has(name))).toEqual([]);
   });

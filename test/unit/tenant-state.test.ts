@@ -14,8 +14,12 @@ import {
   recordWiped,
   requestPause,
   requestResume,
+  requestTablePause,
+  requestTableResume,
   requestWipe,
   retentionExpired,
+  tablesRequestProblem,
+  waitingTables,
   statusOf,
   withBackfill,
   pauseForRestore,
@@ -58,7 +62,36 @@ describe('tenant state', () => {
     s.published = 'mirroring';
     s.lastSuccessAt = 42;
     const next = initialState({ tenantId: 'acme', state: s });
-    expect(next).toEqual({ ...s, published: null, wake: false });
+    expect(next).toEqual({ ...s, published: null, publishedFailed: null, wake: false });
+  });
+
+  it('a paused table is left alone by bootstrap, shows paused, and a resume or a resync of it ends the pause', () => {
+    const s = fresh();
+    const plan = (orders: 'mirror' | 'wait') => ({
+      policy: s.policy,
+      tables: [{ name: 'customers', action: 'mirror' as const }, { name: 'orders', action: orders }],
+      skipped: [{ name: 'audit', reason: 'no key' }],
+      dropped: [],
+      sourceRestored: null,
+    });
+    reconcileTables(s, plan('mirror'), 0);
+    expect(tablesRequestProblem(s, [], false)).toMatch(/non-empty list/);
+    expect(tablesRequestProblem(s, ['audit'], false)).toMatch(/not mirrored/);
+    expect(tablesRequestProblem(s, ['orders'], true)).toMatch(/"orders" is not paused/);
+    expect(tablesRequestProblem(s, ['orders'], false)).toBeNull();
+    requestTablePause(s, ['orders'], 'migration');
+    expect(waitingTables(s, 0)).toEqual(['orders']);
+    reconcileTables(s, plan('wait'), 0);
+    expect(s.tables.find((t) => t.name === 'orders')).toMatchObject({ state: 'paused', error: 'migration' });
+    expect(tablesRequestProblem(s, ['orders'], true)).toBeNull();
+    requestTableResume(s, ['orders']);
+    expect(waitingTables(s, 0)).toEqual([]);
+    requestTablePause(s, ['orders'], undefined);
+    requestWipe(s, ['orders']);
+    expect(waitingTables(s, 0)).toEqual([]);
+    requestTablePause(s, ['orders'], undefined);
+    reconcileTables(s, { ...plan('wait'), tables: [{ name: 'customers', action: 'mirror' }] }, 0);
+    expect(s.pausedTables).toEqual([]); // orders left the source: no pause waits for it
   });
 
   it('merges wipe requests; all wins', () => {

@@ -10,7 +10,8 @@ import { ApplicationFailure } from '@temporalio/activity';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import type { TenantActivities } from '../../contract';
-import { statusQuery, type TenantPlan, type WipeInput } from '../../contract';
+import { SEARCH_ATTRIBUTES, statusQuery, type TenantPlan, type WipeInput } from '../../contract';
+import { temporal } from '@temporalio/proto';
 import { tenantMirrorWorkflow } from '../../workflows/tenant-mirror';
 import { temporalTestServerPath } from '../../dev/temporal/binaries';
 import { sharedTemporal } from '../support/temporal';
@@ -24,9 +25,10 @@ beforeAll(async () => {
     path ? { server: { executable: { type: 'existing-path', path } } } : {},
   );
   // The test server knows only Temporal's own search attributes; register ours as the dev server does.
+  const { KEYWORD, INT } = { KEYWORD: temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD, INT: temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_INT };
   await env.connection.operatorService.addSearchAttributes({
     namespace: env.namespace ?? 'default',
-    searchAttributes: { TenantId: 2, MirrorState: 2 }, // 2 = INDEXED_VALUE_TYPE_KEYWORD
+    searchAttributes: Object.fromEntries(Object.entries(SEARCH_ATTRIBUTES).map(([name, type]) => [name, type === 'Int' ? INT : KEYWORD])),
   });
 });
 afterAll(async () => {

@@ -11,6 +11,7 @@ import { NativeConnection, Worker } from '@temporalio/worker';
 import type { TenantActivities } from '../../contract';
 import {
   forceWipeSignal,
+  FAILED_TABLES_KEY,
   forceWipeUpdate,
   MIRROR_STATE_KEY,
   pauseSignal,
@@ -259,6 +260,32 @@ describe('tenant workflow state machine', () => {
       await waitFor(async () => stubs.calls.at(-1) === 'session:customers,orders');
       expect(stubs.wipes).toEqual([{ tables: ['orders'], reason: 'forced wipe' }]);
       expect(stubs.calls.slice(-3)).toEqual(['prepare', 'populate:orders', 'session:customers,orders']);
+      await handle.terminate('test done');
+    });
+  });
+
+  it('FailedTables counts the failed tables, so a fleet query finds them; it goes back to 0 when the table recovers', async () => {
+    const stubs = new Stubs();
+    stubs.prepare = async () =>
+      plan({
+        tables: [
+          { name: 'customers', action: 'mirror' },
+          stubs.wipes.length ? { name: 'orders', action: 'mirror' } : { name: 'orders', action: 'failed', failure: { type: 'TableFailed', message: 'type "pair" does not exist' } },
+        ],
+      });
+    await withWorker(stubs, async (tq) => {
+      const handle = await start(tq);
+      const failedTables = async () => (await handle.describe()).typedSearchAttributes.get(FAILED_TABLES_KEY);
+      await waitFor(async () => (await failedTables()) === 1);
+      const found: string[] = [];
+      await waitFor(async () => {
+        found.length = 0;
+        for await (const wf of client.workflow.list({ query: `WorkflowId = '${handle.workflowId}' AND FailedTables > 0` })) found.push(wf.workflowId);
+        return found.length === 1;
+      });
+      await handle.executeUpdate(forceWipeUpdate, { args: [{ tables: ['orders'] }] });
+      await waitFor(async () => (await failedTables()) === 0 && stubs.calls.at(-1) === 'session:customers,orders');
+      await recordHistory(handle, 'failed-tables-attribute');
       await handle.terminate('test done');
     });
   });
