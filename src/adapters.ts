@@ -12,7 +12,7 @@ import { MssqlMirror } from './mssql/mirror';
 
 export function openSource(tenant: TenantConfig): ChangeSource {
   const opts = { url: tenant.source.url, tenant: tenant.id };
-  return tenant.source.kind === 'postgres' ? new PgChangeSource(opts) : new MssqlChangeSource(opts);
+  return tenant.source.kind === 'postgres' ? new PgChangeSource({ ...opts, tracking: tenant.source.tracking }) : new MssqlChangeSource(opts);
 }
 
 export function openMirror(tenant: TenantConfig): Mirror {

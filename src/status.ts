@@ -13,6 +13,8 @@ import { openMirror, openSource } from './adapters';
 import { lagSeconds, staleness, type SessionActivity, type Staleness } from './staleness';
 import type { TenantConfig } from './config/schema';
 import type { MirrorStateStore } from './core/types';
+import { PgChangeSource } from './postgres/source';
+import type { DecodingSlotFigures } from './postgres/decoding';
 
 export interface TenantReport extends Omit<TenantStatus, 'state'> {
   /** `stale`: the workflow says mirroring, but nothing has kept the mirror up to date lately (see `stale`). */
@@ -23,6 +25,11 @@ export interface TenantReport extends Omit<TenantStatus, 'state'> {
   running: boolean;
   /** The last failure of an activity being retried right now, if it has not recovered since. */
   activityError: string | null;
+  /**
+   * A PostgreSQL source with `tracking: logical`: the replication slot and the WAL it keeps at the source (a slot
+   * nobody advances fills the source's disk), or null when it cannot be read now. Absent for other sources.
+   */
+  slot?: DecodingSlotFigures | null;
 }
 
 /**
@@ -47,6 +54,7 @@ export async function tenantReport(client: Client, tenantId: string, tenant?: Te
   const now = Date.now();
   const version = report.tables.some((t) => t.state === 'mirroring' && t.mode !== 'refresh') ? await sourceVersion(tenant) : null;
   for (const t of report.tables) t.lagSeconds = lagSeconds(t, version, now);
+  if (tenant.source.kind === 'postgres' && tenant.source.tracking === 'logical') report.slot = await decodingSlot(tenant);
   if (report.state === 'mirroring') {
     report.stale = staleness({ tables: report.tables, session: sessionActivity(pending), unstarted: unstartedWork(description, pending, now), pollIntervalMs: tenant.pollInterval, now });
     if (report.stale) report.state = 'stale';
@@ -67,6 +75,18 @@ async function sourceVersion(tenant: TenantConfig): Promise<string | null> {
   };
   try {
     return await Promise.race([read(), new Promise<null>((resolve) => setTimeout(() => resolve(null), SOURCE_TIMEOUT_MS).unref())]);
+  } catch {
+    return null;
+  } finally {
+    void source.close().catch(() => undefined);
+  }
+}
+
+/** The source's replication slot figures, or null when they cannot be read quickly. */
+async function decodingSlot(tenant: TenantConfig): Promise<DecodingSlotFigures | null> {
+  const source = new PgChangeSource({ url: tenant.source.url, tenant: tenant.id, tracking: 'logical', maxConnections: 1 });
+  try {
+    return await Promise.race([source.decodingSlot(), new Promise<null>((resolve) => setTimeout(() => resolve(null), SOURCE_TIMEOUT_MS).unref())]);
   } catch {
     return null;
   } finally {

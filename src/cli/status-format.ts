@@ -10,6 +10,7 @@ export function formatStatus(rows: TenantReport[], now = Date.now()): string {
     if (row.activityError) out.push(`  retrying: ${row.activityError}`);
     if (row.pendingWipe) out.push(`  wipe pending: ${row.pendingWipe === 'all' ? 'all tables' : row.pendingWipe.join(', ')}`);
     for (const notice of row.notices ?? []) out.push(`  notice: ${notice}`);
+    if (row.slot !== undefined) out.push(`  ${slotText(row.slot)}`);
     const width = Math.max(5, ...row.tables.map((t) => t.name.length));
     if (row.tables.length) out.push(`  ${'table'.padEnd(width)}  ${'state'.padEnd(18)} ${'lsn'.padStart(12)} ${'rows'.padStart(10)} ${'lag'.padStart(7)}  last sync`);
     for (const t of row.tables) {
@@ -30,6 +31,7 @@ export function statusJson(row: TenantReport) {
     reason: row.reason,
     error: row.activityError,
     notices: row.notices ?? [],
+    ...(row.slot !== undefined ? { slot: row.slot } : {}),
     tables: row.tables.map((t) => ({
       name: t.name,
       state: t.state,
@@ -70,6 +72,13 @@ export function formatList(entries: ReturnType<typeof listEntry>[]): string {
     lines.push(`${e.tenantId.padEnd(width)}  ${state.padEnd(14)} ${tables.padEnd(13)} ${lagText(e.worstLagSeconds).padStart(9)}  ${e.lastError ?? '-'}`);
   }
   return lines.join('\n');
+}
+
+/** The replication slot of a logical-mode source: what it retains is the source's disk at risk. */
+export function slotText(slot: TenantReport['slot']): string {
+  if (!slot) return 'replication slot: not readable now (or not set up yet)';
+  const retained = slot.retainedBytes === null ? 'no WAL retained' : `retains ${(slot.retainedBytes / 1024 / 1024).toFixed(1)} MB of WAL`;
+  return `replication slot ${slot.slot}: ${slot.walStatus ?? 'gone'}, ${retained}, last ingested ${slot.ingestedAt}`;
 }
 
 function lagText(seconds: number | null | undefined): string {

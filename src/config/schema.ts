@@ -65,12 +65,27 @@ export function unknownPlaceholders(text: string): string[] {
   return [...text.matchAll(/\{\{\s*([^}]*?)\s*\}\}/g)].map((m) => m[1] ?? '').filter((name) => name !== 'table' && name !== 'schema');
 }
 
+/**
+ * How a PostgreSQL source's changes are recorded: row triggers (default; works everywhere) or logical decoding
+ * (needs wal_level = logical and a role with REPLICATION; nothing runs in the tenant's transactions). SQL Server
+ * has Change Tracking built in: no choice to make.
+ */
+const source = endpoint
+  .extend({ tracking: z.enum(['trigger', 'logical']).optional() })
+  .strict()
+  .superRefine((value, ctx) => {
+    if (value.tracking !== undefined && value.kind !== 'postgres') {
+      ctx.addIssue({ code: 'custom', path: ['tracking'], message: 'applies to PostgreSQL sources only (SQL Server has Change Tracking built in)' });
+    }
+  })
+  .transform((value) => ({ ...value, tracking: value.tracking ?? 'trigger' }));
+
 export const tenantSchema = z
   .object({
     id: z
       .string()
       .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'letters, digits, "_", "." and "-", starting with a letter or digit'),
-    source: endpoint.strict(),
+    source,
     mirror: endpoint
       .extend({
         schema: identifier.optional(),

@@ -19,12 +19,12 @@ import type {
 } from '../core/types';
 import { FailureType, MirrorError, toMirrorError, type ErrorContext } from '../core/errors';
 import { literalPg, quotePg } from '../core/identifiers';
-import { discontinuity } from '../core/versions';
-import { readFingerprint, readNativeKey, type NativeKeyColumn, type Queryable } from './catalog';
+import { discontinuity, versionBelow } from '../core/versions';
+import { TRACKING_SCHEMA, readFingerprint, readNativeKey, type NativeKeyColumn, type Queryable } from './catalog';
 import { PgTableReads } from './compare';
 import { sourceSide } from './compare-sql';
 import { connectClient } from './connection';
-import { isUsable, qualifiedSide, qualifiedTable, readTracking } from './tracking';
+import { isUsable, qualifiedSide, qualifiedTable, readTracking, registryLayout } from './tracking';
 import { columnExpr } from './types';
 
 export { columnExpr };
@@ -32,7 +32,10 @@ export { columnExpr };
 /**
  * One REPEATABLE READ READ ONLY transaction on one dedicated connection. Its version is the snapshot's xmin
  * horizon: every xid below it has ended, so a change with a smaller xid can no longer appear later — unlike
- * "the largest xid seen", which a slow writer that started earlier and commits later would slip under.
+ * "the largest xid seen", which a slow writer that started earlier and commits later would slip under. Where
+ * tables are tracked by logical decoding, an ended transaction's changes reach the side tables only when they are
+ * ingested: the version is then also at most the horizon the last ingestion recorded (decoding.ts), as this
+ * snapshot sees it — below it, every change is in the side tables this snapshot reads.
  *
  * One connection runs one COPY at a time: streams (and minValidVersion) are queued and start in call order, each
  * when the previous one has ended. Consume streams one after another, in the order they were requested; a stream
@@ -61,12 +64,14 @@ export class PgSourceSnapshot implements ComparableSnapshot {
     const client = await connectClient(pool, ctx);
     try {
       await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-      // The first statement fixes the transaction's snapshot; its xmin is the version.
+      // The first statement fixes the transaction's snapshot; its xmin is the version, or the decoding horizon.
       const { rows } = await client.query<{ version: string }>(
         'SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS version',
       );
-      const version = rows[0]?.version;
+      let version = rows[0]?.version;
       if (version === undefined) throw new MirrorError(FailureType.SourceReadFailed, 'no snapshot version', ctx);
+      const horizon = await decodingHorizon(client);
+      if (horizon !== null && versionBelow(horizon, version)) version = horizon;
       const fingerprint = await readFingerprint(client);
       return new PgSourceSnapshot(client, version, fingerprint, ctx, onClose);
     } catch (err) {
@@ -288,6 +293,13 @@ export class PgSourceSnapshot implements ComparableSnapshot {
       this.client.release(true);
     }
   }
+}
+
+/** The horizon of the last ingestion of decoded changes, or null when no table is decoded in this database. */
+async function decodingHorizon(db: Queryable): Promise<Version | null> {
+  if (!(await registryLayout(db)).decoding) return null;
+  const { rows } = await db.query<{ horizon: string }>(`SELECT horizon::text AS horizon FROM ${quotePg(TRACKING_SCHEMA)}.decoding`);
+  return rows[0]?.horizon ?? null;
 }
 
 /**

@@ -1,7 +1,8 @@
 /**
- * The PostgreSQL change source: tables and schemas from the catalog (catalog.ts), trigger-based change tracking
- * (tracking.ts), and consistent snapshots that stream rows and net changes as COPY text straight from the server
- * (snapshot.ts).
+ * The PostgreSQL change source: tables and schemas from the catalog (catalog.ts), change tracking into side tables
+ * fed by triggers or by logical decoding (tracking.ts, decoding.ts), and consistent snapshots that stream rows and
+ * net changes as COPY text straight from the server (snapshot.ts). Where any table of the database is decoded,
+ * every snapshot first ingests what the slot has decoded since the last one.
  */
 import type { Pool } from 'pg';
 import type { ChangeSource, ComparableSnapshot, Finding, PreflightTables, SourceOptions, SourceSnapshot, SourceTables, TableSchema } from '../core/types';
@@ -10,7 +11,9 @@ import { estimateRows, listTables } from './catalog';
 import { createPgPool, withClient } from './connection';
 import { sourcePreflight } from './preflight';
 import { PgSourceSnapshot } from './snapshot';
-import { cleanupTracking, enableTracking, untrack } from './tracking';
+import { cleanupTracking, enableTracking, untrack, type TrackingMode } from './tracking';
+import { dropDecodingIfUnused, ensureDecoding, readDecodingSlot, type DecodingOptions, type DecodingSlotFigures } from './decoding';
+import { DecodedIngestion } from './ingest';
 
 /** maxConnections: a snapshot holds one connection for its lifetime; default 4. */
 export interface PgChangeSourceOptions extends SourceOptions {
@@ -19,17 +22,32 @@ export interface PgChangeSourceOptions extends SourceOptions {
    * tenant's writers queue behind the waiting request: default 1 s.
    */
   lockTimeoutMs?: number;
+  /** How tables get their side tables filled: row triggers (default) or logical decoding (needs wal_level = logical). */
+  tracking?: TrackingMode;
 }
+
+/** One ingestion stops after this long (at a transaction boundary); the next snapshot goes on from there. */
+const INGEST_BUDGET_MS = 20_000;
+/** The slot is let go after this long without a snapshot (a population's source, say), for the next session to take. */
+const INGEST_IDLE_RELEASE_MS = 15_000;
 
 export class PgChangeSource implements ChangeSource {
   private readonly pool: Pool;
   private readonly lockTimeoutMs: number;
+  private readonly tracking: TrackingMode;
   private readonly openSnapshots = new Set<PgSourceSnapshot>();
+  private readonly ingestion: DecodedIngestion;
 
   constructor(opts: PgChangeSourceOptions) {
     this.ctx = contextFor(opts.tenant, 'source');
     this.lockTimeoutMs = opts.lockTimeoutMs ?? 1_000;
+    this.tracking = opts.tracking ?? 'trigger';
     this.pool = createPgPool(opts.url, { max: opts.maxConnections ?? 4, applicationName: 'tenant-mirror' });
+    this.ingestion = new DecodedIngestion(this.pool, opts.url, this.ctx('ingest decoded changes'), {
+      mode: this.tracking,
+      budgetMs: INGEST_BUDGET_MS,
+      idleReleaseMs: INGEST_IDLE_RELEASE_MS,
+    });
   }
 
   private readonly ctx: (operation: string, table?: string) => ErrorContext;
@@ -42,8 +60,15 @@ export class PgChangeSource implements ChangeSource {
     return withClient(this.pool, this.ctx('list tables'), (c) => listTables(c, filter), FailureType.SourceReadFailed);
   }
 
+  private decodingOptions(): DecodingOptions {
+    // The slot lock is held by an ingestion for up to its budget: wait a little longer than that.
+    return { lockTimeoutMs: Math.max(this.lockTimeoutMs, INGEST_BUDGET_MS + 10_000), slotCreateTimeoutMs: 60_000 };
+  }
+
   enableTracking(table: TableSchema, retentionMs: number): Promise<boolean> {
-    return enableTracking(this.pool, table, { retentionMs, lockTimeoutMs: this.lockTimeoutMs }, this.ctx('enable tracking', table.name));
+    const ctx = this.ctx('enable tracking', table.name);
+    const prepare = this.tracking === 'logical' ? () => ensureDecoding(this.pool, this.ctx('set up logical decoding'), this.decodingOptions()) : undefined;
+    return enableTracking(this.pool, table, { retentionMs, lockTimeoutMs: this.lockTimeoutMs, mode: this.tracking, ...(prepare ? { prepare } : {}) }, ctx);
   }
 
   snapshot(): Promise<SourceSnapshot> {
@@ -51,13 +76,24 @@ export class PgChangeSource implements ChangeSource {
   }
 
   async comparableSnapshot(): Promise<ComparableSnapshot> {
+    await this.ingestion.ingest();
     const snap = await PgSourceSnapshot.open(this.pool, this.ctx('snapshot'), (s) => this.openSnapshots.delete(s));
     this.openSnapshots.add(snap);
     return snap;
   }
 
-  untrack(select: (name: string) => boolean, opts: { removeUnused?: boolean } = {}): Promise<string[]> {
-    return untrack(this.pool, select, { lockTimeoutMs: this.lockTimeoutMs, removeUnused: opts.removeUnused ?? false }, this.ctx('untrack'));
+  /** Also removes the slot and publication once no table is decoded (a slot nobody advances keeps WAL forever). */
+  async untrack(select: (name: string) => boolean, opts: { removeUnused?: boolean } = {}): Promise<string[]> {
+    const removed = await untrack(this.pool, select, { lockTimeoutMs: this.lockTimeoutMs, removeUnused: opts.removeUnused ?? false }, this.ctx('untrack'));
+    // Our own stream would keep the slot active (undroppable); the next snapshot takes it again if it is still there.
+    await this.ingestion.release();
+    await dropDecodingIfUnused(this.pool, this.ctx('untrack'), this.decodingOptions());
+    return removed;
+  }
+
+  /** The replication slot feeding this database's decoded tables (status: the WAL it retains), or null. */
+  decodingSlot(): Promise<DecodingSlotFigures | null> {
+    return withClient(this.pool, this.ctx('read the replication slot'), (c) => readDecodingSlot(c), FailureType.SourceReadFailed);
   }
 
   cleanup(retentionMs: number): Promise<void> {
@@ -74,6 +110,7 @@ export class PgChangeSource implements ChangeSource {
 
   /** Closes snapshots still open (pool.end() would wait for their connections forever), then the pool. */
   async close(): Promise<void> {
+    await this.ingestion.close();
     await Promise.all([...this.openSnapshots].map((s) => s.close()));
     await this.pool.end();
   }

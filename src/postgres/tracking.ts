@@ -10,7 +10,9 @@
  *   side table, the key columns and their types at install, the leaf partitions at install, min valid version;
  * - `truncated`: one row per TRUNCATE of a tracked table or of one of its partitions (append-only, so the
  *   tenant's TRUNCATE never waits on a row lock of ours); it raises that table's min valid version;
- * - one side table per tracked table: the key as text (`k text[]`), the operation (a hint only), the xid, the time.
+ * - one side table per tracked table: the key as text (`k text[]`), the operation (a hint only), the xid, the time;
+ * - `decoded` and `decoding`: the tables whose side table is fed by logical decoding instead of triggers
+ *   (`tracking: logical`), and the database's replication slot, publication and ingestion progress (decoding.ts).
  *
  * **Tracking can never fail a tenant's write.** The row trigger names no column as an identifier: it reads each
  * key column by name inside its own exception block, as text, so a renamed or dropped key column yields a NULL
@@ -19,6 +21,11 @@
  * so dropping them by hand stops recording instead of failing writes. Whatever happened is the reader's problem:
  * a NULL key, a key whose columns or types differ from the recorded ones, a changed partition set or a missing
  * trigger all read as "tracking is not usable" (expired: repopulate and reinstall), never as an error at the source.
+ *
+ * A table is tracked in one of two modes, and everything that reads tracking is the same for both: the side
+ * table, min valid version, registries and reader (snapshot.ts). `trigger` fills the side table from row triggers
+ * in the tenant's transactions; `logical` adds the table to our publication instead and decoding.ts copies its
+ * decoded changes into the side table (decoded-tables.ts: the per-table objects of that mode).
  *
  * Versions are xid8 values (64-bit, never wrap) handled as decimal strings.
  */
@@ -29,6 +36,17 @@ import { fitPgIdentifier, literalPg, quotePg } from '../core/identifiers';
 import { FailureType, MirrorError, toMirrorError, type ErrorContext } from '../core/errors';
 import { TRACKING_SCHEMA, mirrorName, readNativeKey, type NativeKeyColumn, type Queryable } from './catalog';
 import { withClient, withTransaction } from './connection';
+import {
+  DECODING_SETUP_LOCK,
+  decodedIntactSql,
+  decodingRegistrySql,
+  installDecoded,
+  keyHasGeneratedColumn,
+  removeDecoded,
+  type TrackingMode,
+} from './decoded-tables';
+
+export type { TrackingMode } from './decoded-tables';
 
 export const ROW_TRIGGER = 'tenant_mirror_ct_row';
 export const TRUNCATE_TRIGGER = 'tenant_mirror_ct_truncate';
@@ -63,7 +81,7 @@ export function xidPlusOne(expr: string): string {
   return `((${expr})::text::numeric + 1)::text::xid8`;
 }
 
-/** The tracking schema, the epoch row, the registries and the shared TRUNCATE trigger function. Idempotent. */
+/** The tracking schema, the epoch row, the registries and the shared TRUNCATE trigger function. Idempotent (also the upgrade of an older layout). */
 export function trackingSchemaSql(): string[] {
   return [
     `CREATE SCHEMA IF NOT EXISTS ${S}`,
@@ -88,6 +106,7 @@ export function trackingSchemaSql(): string[] {
        xid xid8 NOT NULL DEFAULT pg_current_xact_id(),
        at timestamptz NOT NULL DEFAULT now())`,
     `CREATE INDEX IF NOT EXISTS truncated_relid ON ${S}.truncated (relid)`,
+    ...decodingRegistrySql(),
     `CREATE OR REPLACE FUNCTION ${S}.${quotePg(TRUNCATE_FUNCTION)}() RETURNS trigger LANGUAGE plpgsql
        SECURITY DEFINER SET search_path = pg_catalog, pg_temp
        AS ${literalPg(`
@@ -176,7 +195,12 @@ export interface TrackingState {
   keyTypes: string[];
   /** Effective: raised past every TRUNCATE recorded since. */
   minValidVersion: Version;
-  /** Side table, trigger function and triggers exist and are enabled, and the partition set is the recorded one. */
+  /** How the side table is fed. */
+  mode: TrackingMode;
+  /**
+   * The side table exists, whatever feeds it is in place (trigger mode: trigger function and triggers, enabled;
+   * logical mode: the table in our publication, a healthy slot), and the partition set is the recorded one.
+   */
   intact: boolean;
 }
 
@@ -190,15 +214,25 @@ async function relidOf(db: Queryable, schema: string, table: string): Promise<st
   return rows[0]?.relid ?? null;
 }
 
-/** `tracked` in the current layout exists (plain catalog queries, so that inside a snapshot the answer is the snapshot's). */
-async function registryPresent(db: Queryable): Promise<boolean> {
-  const { rows } = await db.query<{ ok: boolean }>(
+/**
+ * Which parts of the registry exist: `tracked` keyed by oid (every layout since the first), and the logical
+ * decoding registries (added later; an installation from before has every table in trigger mode). Plain catalog
+ * queries, so that inside a snapshot the answer is the snapshot's.
+ */
+export async function registryLayout(db: Queryable): Promise<{ tracked: boolean; decoding: boolean }> {
+  const { rows } = await db.query<{ tracked: boolean; decoding: boolean }>(
     `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
                       JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-                     WHERE n.nspname = $1 AND c.relname = 'tracked' AND a.attname = 'relid' AND NOT a.attisdropped) AS ok`,
+                     WHERE n.nspname = $1 AND c.relname = 'tracked' AND a.attname = 'relid' AND NOT a.attisdropped) AS tracked,
+            (SELECT count(*) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+              WHERE n.nspname = $1 AND c.relname IN ('decoded', 'decoding')) = 2 AS decoding`,
     [TRACKING_SCHEMA],
   );
-  return rows[0]?.ok === true;
+  return { tracked: rows[0]?.tracked === true, decoding: rows[0]?.decoding === true };
+}
+
+async function registryPresent(db: Queryable): Promise<boolean> {
+  return (await registryLayout(db)).tracked;
 }
 
 /**
@@ -206,29 +240,35 @@ async function registryPresent(db: Queryable): Promise<boolean> {
  * (not to_regclass) so that, inside a snapshot, the answer is the snapshot's.
  */
 export async function readTrackingState(db: Queryable, table: TableSchema): Promise<TrackingState | null> {
-  if (!(await registryPresent(db))) return null;
+  const layout = await registryLayout(db);
+  if (!layout.tracked) return null;
   const relid = await relidOf(db, table.source.schema, table.source.table);
   if (relid === null) return null;
+  const triggersIntact = `EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g JOIN pg_catalog.pg_proc p ON p.oid = g.tgfoid
+                      JOIN pg_catalog.pg_namespace pn ON pn.oid = p.pronamespace
+                     WHERE g.tgrelid = tr.relid AND g.tgname = $3 AND g.tgenabled = 'A'
+                       AND pn.nspname = $2 AND p.proname = tr.side_table)
+        AND EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g WHERE g.tgrelid = tr.relid AND g.tgname = $4 AND g.tgenabled = 'A')
+        AND (SELECT count(*) FROM pg_catalog.pg_trigger g
+              WHERE g.tgrelid = ANY (tr.partitions) AND g.tgname = $4 AND g.tgenabled = 'A') = cardinality(tr.partitions)`;
+  // An installation from before logical decoding has no `decoded` registry: every table is in trigger mode.
+  const decoded = layout.decoding ? `EXISTS (SELECT 1 FROM ${S}.decoded d WHERE d.relid = tr.relid)` : 'false';
   const { rows } = await db.query<{
     side_table: string;
     key_columns: string[];
     key_types: string[];
     min_valid_version: string;
+    decoded: boolean;
     intact: boolean;
   }>(
     `SELECT tr.side_table, tr.key_columns, tr.key_types,
             greatest(tr.min_valid_version,
                      coalesce((SELECT ${xidPlusOne('max(x.xid)')} FROM ${S}.truncated x WHERE x.relid = tr.relid), '0'::xid8))::text
               AS min_valid_version,
+            ${decoded} AS decoded,
             EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
                     WHERE n.nspname = $2 AND c.relname = tr.side_table)
-        AND EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g JOIN pg_catalog.pg_proc p ON p.oid = g.tgfoid
-                      JOIN pg_catalog.pg_namespace pn ON pn.oid = p.pronamespace
-                     WHERE g.tgrelid = tr.relid AND g.tgname = $3 AND g.tgenabled = 'A'
-                       AND pn.nspname = $2 AND p.proname = tr.side_table)
-        AND EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g WHERE g.tgrelid = tr.relid AND g.tgname = $4 AND g.tgenabled = 'A')
-        AND (SELECT count(*) FROM pg_catalog.pg_trigger g
-              WHERE g.tgrelid = ANY (tr.partitions) AND g.tgname = $4 AND g.tgenabled = 'A') = cardinality(tr.partitions)
+        AND CASE WHEN ${decoded} THEN ${layout.decoding ? decodedIntactSql('tr.relid') : 'false'} ELSE ${triggersIntact} END
         AND tr.partitions = coalesce((SELECT array_agg(t.relid::oid ORDER BY t.relid::oid) FROM pg_catalog.pg_partition_tree(tr.relid) t
                                        WHERE t.isleaf AND t.relid <> tr.relid), '{}')
         AS intact
@@ -244,6 +284,7 @@ export async function readTrackingState(db: Queryable, table: TableSchema): Prom
     keyColumns: row.key_columns,
     keyTypes: row.key_types,
     minValidVersion: row.min_valid_version,
+    mode: row.decoded ? 'logical' : 'trigger',
     intact: row.intact,
   };
 }
@@ -264,18 +305,22 @@ export async function readTracking(db: Queryable, table: TableSchema): Promise<{
   return { state, key: await readNativeKey(db, table) };
 }
 
-/** Installs the schema, epoch, registries and the truncate function; migrates the first registry layout. */
-async function ensureTrackingSchema(pool: Pool, ctx: ErrorContext, lockTimeoutMs: number): Promise<void> {
-  const present = await withClient(pool, ctx, (c) => registryPresent(c), FailureType.SourceReadFailed);
-  if (present) return;
+/**
+ * Installs the schema, epoch, registries and the truncate function; migrates the first registry layout, and adds
+ * the logical decoding registries to an installation from before them.
+ */
+export async function ensureTrackingSchema(pool: Pool, ctx: ErrorContext, lockTimeoutMs: number): Promise<void> {
+  const current = (layout: { tracked: boolean; decoding: boolean }): boolean => layout.tracked && layout.decoding;
+  if (current(await withClient(pool, ctx, (c) => registryLayout(c), FailureType.SourceReadFailed))) return;
   await withTransaction(
     pool,
     ctx,
     async (c) => {
       await c.query(`SELECT pg_advisory_xact_lock(${SCHEMA_LOCK})`);
-      if (await registryPresent(c)) return;
+      const layout = await registryLayout(c);
+      if (current(layout)) return;
       await c.query(`SET LOCAL lock_timeout = ${Math.max(1, Math.round(lockTimeoutMs))}`);
-      await migrateFirstLayout(c);
+      if (!layout.tracked) await migrateFirstLayout(c);
       for (const sql of trackingSchemaSql()) await c.query(sql);
     },
     FailureType.SourceReadFailed,
@@ -310,6 +355,13 @@ export interface EnableOptions {
   retentionMs: number;
   /** How long to wait for a table lock (writers queue behind the request meanwhile). */
   lockTimeoutMs: number;
+  /** How the side table is fed; default trigger. */
+  mode?: TrackingMode;
+  /**
+   * Runs before each attempt, once the tracking schema exists: logical mode makes sure the database's slot and
+   * publication exist there (decoding.ts), which an install then requires under the decoding set-up lock.
+   */
+  prepare?: () => Promise<void>;
 }
 
 /**
@@ -326,6 +378,11 @@ export interface EnableOptions {
  * E on a quiet database — that mirror could have skipped untracked writes of a recreated table.
  * The lock wait is bounded by lock_timeout (short: while the request waits, the tenant's writers queue behind it;
  * a timeout is retried later).
+ *
+ * Logical mode, the same ordering: the table joins our publication in this transaction, so every write that waited
+ * for the lock is decoded after its commit, with the table published; writes that ended before have smaller xids
+ * and sit below the min valid version. A table whose key has a generated column stays in trigger mode (pgoutput
+ * does not send generated columns, so its key could never be read from a decoded change).
  */
 export async function enableTracking(pool: Pool, table: TableSchema, opts: EnableOptions, ctx: ErrorContext): Promise<boolean> {
   if (table.primaryKey.length === 0) {
@@ -335,6 +392,7 @@ export async function enableTracking(pool: Pool, table: TableSchema, opts: Enabl
   // An operator's untrack may remove the schema between its creation and this transaction: create it again.
   for (let attempt = 1; ; attempt++) {
     await ensureTrackingSchema(pool, ctx, opts.lockTimeoutMs);
+    await opts.prepare?.();
     const enabled = await withTransaction(
       pool,
       ctx,
@@ -345,25 +403,37 @@ export async function enableTracking(pool: Pool, table: TableSchema, opts: Enabl
         await c.query(`SELECT pg_advisory_xact_lock(hashtext(${literalPg(TRACKING_SCHEMA)}), hashtext($1))`, [
           `${table.source.schema}.${table.source.table}`,
         ]);
-        return installOrKeep(c, table, retention, ctx);
+        return installOrKeep(c, table, retention, opts.mode ?? 'trigger', ctx);
       },
       FailureType.SourceReadFailed,
     );
     if (enabled !== null) return enabled;
-    if (attempt >= 3) throw new MirrorError(FailureType.SourceBusy, 'the tracking schema is being removed (tenant-mirror untrack): try again later', ctx);
+    if (attempt >= 3) {
+      throw new MirrorError(FailureType.SourceBusy, 'the tracking schema or the replication slot is being removed (untrack): try again later', ctx);
+    }
   }
 }
 
-/** Under the table's lock: keeps tracking that still records under the current key, or installs it anew. */
-async function installOrKeep(c: PoolClient, table: TableSchema, retention: string, ctx: ErrorContext): Promise<boolean> {
+/**
+ * Under the table's lock: keeps tracking that still records under the current key in the wanted mode, or installs
+ * it anew. Null when logical mode finds no slot to feed it (removed meanwhile by an untrack: the caller retries).
+ */
+async function installOrKeep(c: PoolClient, table: TableSchema, retention: string, wanted: TrackingMode, ctx: ErrorContext): Promise<boolean | null> {
   const { state, key } = await readTracking(c, table);
-  if (isUsable(state, key) && sameNames(state.keyColumns, table.primaryKey)) {
+  const mode = wanted === 'logical' && (await keyHasGeneratedColumn(c, table)) ? 'trigger' : wanted;
+  if (isUsable(state, key) && sameNames(state.keyColumns, table.primaryKey) && state.mode === mode) {
     await c.query(`UPDATE ${S}.tracked SET retention = ${retention} WHERE relid = $1::int8::oid AND retention IS DISTINCT FROM ${retention}`, [
       state.relid,
     ]);
     return false;
   }
-  await install(c, table, retention, ctx);
+  if (mode === 'logical') {
+    // Shared with every install, exclusive for the slot's removal: the slot cannot go while a table joins it.
+    await c.query(`SELECT pg_advisory_xact_lock_shared(${DECODING_SETUP_LOCK})`);
+    const ready = await c.query(`SELECT 1 FROM ${S}.decoding`);
+    if (ready.rows.length === 0) return null;
+  }
+  await install(c, table, retention, mode, ctx);
   return true;
 }
 
@@ -371,7 +441,7 @@ function sameNames(a: string[], b: string[]): boolean {
   return a.length === b.length && a.every((c, i) => c === b[i]);
 }
 
-async function install(c: PoolClient, table: TableSchema, retention: string, ctx: ErrorContext): Promise<void> {
+async function install(c: PoolClient, table: TableSchema, retention: string, mode: TrackingMode, ctx: ErrorContext): Promise<void> {
   const t = qualifiedTable(table);
   await c.query(`LOCK TABLE ${t} IN SHARE ROW EXCLUSIVE MODE`);
   const relid = await relidOf(c, table.source.schema, table.source.table);
@@ -396,8 +466,12 @@ async function install(c: PoolClient, table: TableSchema, retention: string, ctx
   )).rows;
   const side = sideTableName(table.source.schema, table.source.table, relid);
   for (const sql of sideTableSql(side)) await c.query(sql);
-  await c.query(triggerFunctionSql(side, key.map((k) => k.name)));
-  for (const sql of triggersSql(table, relid, side, partitions.map((p) => p.name))) await c.query(sql);
+  if (mode === 'logical') {
+    await installDecoded(c, relid, t, partitions);
+  } else {
+    await c.query(triggerFunctionSql(side, key.map((k) => k.name)));
+    for (const sql of triggersSql(table, relid, side, partitions.map((p) => p.name))) await c.query(sql);
+  }
   await c.query(
     `INSERT INTO ${S}.tracked (relid, table_schema, table_name, side_table, key_columns, key_types, partitions, min_valid_version, enabled_at, retention)
      VALUES ($1::int8::oid, $2, $3, $4, $5, $6, $7::int8[]::oid[], ${xidPlusOne(`${literalPg(xid)}::xid8`)}, now(), ${retention})`,
@@ -407,10 +481,11 @@ async function install(c: PoolClient, table: TableSchema, retention: string, ctx
 
 /**
  * Removes one table's tracking objects: its triggers (on the table and on the partitions it had), its trigger
- * function, side table, registry and truncate rows. The caller holds SHARE ROW EXCLUSIVE on the table, if it still
- * exists.
+ * function, or (logical mode) its place in our publication and the replica identity it had before; its side
+ * table, registry and truncate rows. The caller holds SHARE ROW EXCLUSIVE on the table, if it still exists.
  */
 async function removeTracking(c: PoolClient, relid: string): Promise<void> {
+  await removeDecoded(c, relid);
   const row = (await c.query<{ side_table: string; partitions: string[] }>(
     `SELECT side_table, partitions::int8[]::text[] AS partitions FROM ${S}.tracked WHERE relid = $1::int8::oid`,
     [relid],

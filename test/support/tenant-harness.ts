@@ -44,8 +44,12 @@ export interface Harness {
   stop(): Promise<void>;
 }
 
-export async function startHarness(name: string, overrides: Partial<TenantConfigInput> = {}, opts: { logger?: Logger } = {}): Promise<Harness> {
-  const pg = await startPgPair(name);
+export async function startHarness(
+  name: string,
+  overrides: Partial<TenantConfigInput> = {},
+  opts: { logger?: Logger; sourceSettings?: Record<string, string> } = {},
+): Promise<Harness> {
+  const pg = await startPgPair(name, opts.sourceSettings);
   const sourceUrl = await pg.source.createDatabase('app');
   const mirrorUrl = await pg.mirror.createDatabase('partner');
   const tenantId = `${name}-${randomUUID().slice(0, 6)}`;

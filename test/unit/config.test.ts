@@ -48,6 +48,17 @@ describe('tenant configuration', () => {
     expect(errorOf(() => parseConfig({ tenants: [] })).message).toMatch(/at least one tenant/);
   });
 
+  it('takes source.tracking for PostgreSQL sources (trigger by default, or logical) and refuses it for SQL Server', () => {
+    const env = { SRC_PW: 'x' };
+    expect(parseConfig({ tenants: [tenant()] }, env)[0]!.source).toMatchObject({ kind: 'postgres', tracking: 'trigger' });
+    const logical = tenant({ source: { kind: 'postgres', url: 'postgres://u:p@db/app', tracking: 'logical' } });
+    expect(parseConfig({ tenants: [logical] }, env)[0]!.source.tracking).toBe('logical');
+    const typo = tenant({ source: { kind: 'postgres', url: 'postgres://u:p@db/app', tracking: 'wal' } });
+    expect(errorOf(() => parseConfig({ tenants: [typo] }, env)).message).toMatch(/tenant "acme": source\.tracking: .*trigger.*logical/);
+    const mssql = tenant({ source: { kind: 'mssql', url: 'mssql://sa:p@sql1/db', tracking: 'logical' } });
+    expect(errorOf(() => parseConfig({ tenants: [mssql] }, env)).message).toMatch(/source\.tracking: applies to PostgreSQL sources only/);
+  });
+
   it('filters tables by include and exclude globs', () => {
     const names = ['orders', 'sales.lines', 'tmp_x', 'sales.audit', 'hr.people'];
     expect(names.filter(tableFilter({ include: ['*'], exclude: ['tmp_*', 'sales.audit'] }))).toEqual(['orders', 'sales.lines', 'hr.people']);
