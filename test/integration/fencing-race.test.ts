@@ -42,10 +42,11 @@ describe('two sessions of one tenant', () => {
     const first = await session();
     expect(first?.attempt).toBe(1);
     const { runId } = await handle.describe();
-    // The server gives up on attempt 1 (its session goes on running here) and starts attempt 2 at once.
+    // The server gives up on attempt 1 (its session goes on running here) and retries it: attempt 2. A retried
+    // type keeps it one activity (a WorkerLost would have the workflow start a new one, with the same race).
     await h.client.activity.fail(
       { workflowId: h.workflowId, runId, activityId: first!.activityId! },
-      ApplicationFailure.retryable('given up on while it still runs (test)', 'WorkerLost'),
+      ApplicationFailure.retryable('given up on while it still runs (test)', 'Unavailable'),
     );
     await waitFor(async () => (await session())?.attempt === 2, { what: 'attempt 2 of the session running' });
 
