@@ -29,6 +29,12 @@ const IDLE_TOUCH_MS = 60_000;
  * the last resort for a dead worker: the fleet's reaper moves a dead worker's sessions within seconds.
  */
 export const SESSION_HEARTBEAT_MS = 5 * 60_000;
+/**
+ * After a cycle that applied changes, the next one starts this soon instead of a poll interval later: changes that
+ * committed during the apply are a backlog already, and waiting them out is most of the lag under load. An idle
+ * tenant's cycles find nothing and wait the full poll interval, so it costs no more than before.
+ */
+const BUSY_POLL_MS = 50;
 /** Between two long polls of the workflow's history for a cancel request (each held up to 20 s by the server). */
 const LOOK_GAP_MS = 5_000;
 
@@ -127,7 +133,7 @@ async function runSession(args: {
       return result(outcome.end.reason, outcome.end.detail, outcome.end.tables);
     }
     if (Date.now() >= deadline) return result('timeLimit', null);
-    await watch.sleep(config.pollInterval, deps.draining);
+    await watch.sleep(outcome.changes > 0 ? Math.min(BUSY_POLL_MS, config.pollInterval) : config.pollInterval, deps.draining);
   }
 }
 
