@@ -8,11 +8,6 @@ import type { TenantActivities } from '../contract/activities';
 import { NON_RETRYABLE_TYPES } from '../contract/failures';
 import type { TenantPolicy } from '../contract/payloads';
 
-/**
- * A session's retries wait at most this long. Its attempts add up over its whole life (an hour), so each blip of a
- * database would otherwise make the next recovery wait twice as long as the last.
- */
-const SESSION_MAX_RETRY_MS = 30_000;
 /** A sync session returns at least this often, so the workflow re-reads configuration and catalog. */
 const SESSION_MAX_MS = 60 * 60 * 1000;
 
@@ -44,7 +39,7 @@ export function activitiesFor(policy: TenantPolicy): TenantActivities {
     heartbeatTimeout: '11 minutes',
     scheduleToCloseTimeout: sessionLimit(policy) + retryWindow,
     cancellationType: 'WAIT_CANCELLATION_COMPLETED',
-    retry: { ...retry, maximumInterval: Math.min(maximumInterval, SESSION_MAX_RETRY_MS) },
+    retry,
   });
   return {
     prepareTenant: short.prepareTenant,
