@@ -67,9 +67,13 @@ async function session(deps: ActivityDeps, tenantId: string, input: SessionInput
       const fence = await sides.mirror.takeFence('session', holderOf(deps, ctx));
       deps.metrics.tablesTo(tenantId, 'mirroring', input.tables);
       const watch = cancelWatch(ctx, { everyMs: SESSION_HEARTBEAT_MS, gapMs: LOOK_GAP_MS });
+      const progress = { cycles: 0 };
       try {
-        return await runSession({ deps, tenantId, input, sides, fence, watch });
+        return await runSession({ deps, tenantId, input, sides, fence, watch, progress });
       } catch (err) {
+        if (progress.cycles > 0 && err instanceof MirrorError && err.type === FailureType.Unavailable) {
+          throw new MirrorError(FailureType.Interrupted, `interrupted after ${progress.cycles} cycles: ${err.message}`, {}, { cause: err });
+        }
         if (err instanceof MirrorError && err.type === FailureType.Fenced) {
           // Two sessions of one tenant at once (an attempt given up on while it still ran): the newer one writes.
           deps.logger.warn({ tenantId, activity: 'syncSession', attempt: ctx.info.attempt, type: err.type, message: err.message }, 'a newer session took over: this one stops without writing');
@@ -91,6 +95,8 @@ async function runSession(args: {
   sides: Sides;
   fence: Fence;
   watch: CancelWatch;
+  /** Cycles completed by this attempt, for the caller to tell a fresh outage from one it started in. */
+  progress: { cycles: number };
 }): Promise<SessionResult> {
   const { deps, tenantId, input, fence, watch } = args;
   const { tenant, source, mirror } = args.sides;
@@ -120,6 +126,7 @@ async function runSession(args: {
     const outcome = await cycle({ tenant: config, source, mirror, synced, expected, fence, log, draining: deps.draining, metrics: deps.metrics });
     deps.metrics.cycleDone(tenantId);
     figures.cycles += 1;
+    args.progress.cycles += 1;
     figures.changesApplied += outcome.changes;
     figures.lastCycleAt = new Date().toISOString();
     figures.lastSuccessAt = Date.now();

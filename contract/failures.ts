@@ -39,6 +39,12 @@ export const FailureType = {
    * on whichever worker polls.
    */
   WorkerLost: 'WorkerLost',
+  /**
+   * A session that had been syncing lost a database connection (a crash, a restart, a cut): a fresh outage, so the
+   * workflow starts the session over at once and its retries back off from the start again. Without it, the
+   * retries of a session that lives an hour would wait longer after every outage it ever had.
+   */
+  Interrupted: 'Interrupted',
 } as const;
 
 export type FailureTypeName = (typeof FailureType)[keyof typeof FailureType];
@@ -71,6 +77,7 @@ export const FAILURE_ACTIONS: Readonly<Record<FailureTypeName, FailureAction>> =
   Fenced: 'retry',
   TableFailed: 'blockTable',
   WorkerLost: 'restart',
+  Interrupted: 'restart',
 };
 
 export function isFailureType(type: string | null | undefined): type is FailureTypeName {
