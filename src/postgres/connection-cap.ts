@@ -1,14 +1,18 @@
 /**
  * The worker's cap on connections to one mirror server (host and port), across all its tenants:
- * TENANT_MIRROR_MIRROR_CONNECTIONS (default 64). Each pool's clients take a slot before they connect and give it
+ * TENANT_MIRROR_MIRROR_CONNECTIONS (default 1000). Each pool's clients take a slot before they connect and give it
  * back when their connection ends, so idle pooled connections count too: the cap is on what the partner's server
  * sees. A client that finds no slot within its wait fails as MirrorBusy (retried later), naming the cap.
+ *
+ * A running sync session keeps its mirror connection between cycles, so the cap is also the number of tenants
+ * one worker can mirror on that server at once: the default must not bind below a worker's activity slots (a
+ * default of 64 left 36 of 100 benchmark tenants waiting for ever for their populations' connections).
  */
 import { Client, type ClientConfig } from 'pg';
 import { FailureType, MirrorError } from '../core/errors';
 import { sharedSlots, type Slots } from '../core/slots';
 
-export const DEFAULT_MIRROR_CONNECTIONS = 64;
+export const DEFAULT_MIRROR_CONNECTIONS = 1000;
 
 export function mirrorConnectionCap(url: string, env: NodeJS.ProcessEnv = process.env): { slots: Slots; server: string } {
   const raw = env.TENANT_MIRROR_MIRROR_CONNECTIONS?.trim();
