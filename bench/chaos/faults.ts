@@ -15,6 +15,9 @@ export interface ChaosWorld {
   source: EmbeddedPg;
   sourceUrl: string;
   mirror: EmbeddedPg;
+  mirrorUrl: string;
+  /** The tenant's mirror schema. */
+  mirrorSchema: string;
   client: () => Client;
   tenantId: string;
   workers: Map<string, SpawnedWorker>;
@@ -60,6 +63,17 @@ async function killAndRestart(world: ChaosWorld, identity: string, how: 'kill' |
   return at;
 }
 
+/** Waits until `table` exists and holds committed rows (a population's shadow has its first chunk). */
+async function waitForRows(world: ChaosWorld, table: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const rows = await q<{ n: boolean }>(world.mirrorUrl, `SELECT to_regclass($1) IS NOT NULL AND EXISTS (SELECT 1 FROM ${table} LIMIT 1) AS n`, [table]).catch(() => [{ n: false }]);
+    if (rows[0]?.n) return;
+    if (Date.now() > deadline) throw new Error(`${table} had no committed rows within ${timeoutMs / 1000} s`);
+    await sleep(50);
+  }
+}
+
 export const FAULTS: Fault[] = [
   {
     name: 'worker SIGKILL',
@@ -96,8 +110,8 @@ export const FAULTS: Fault[] = [
       const handle = world.client().workflow.getHandle(workflowIdFor(world.tenantId));
       await handle.executeUpdate(forceWipeUpdate, { args: [{ tables: ['big'] }] });
       const host = await hostOf(world, 'populateTable');
-      // Let a few chunks commit, so there is a resume point (the copy of big takes a few seconds).
-      await sleep(700);
+      // A chunk must have committed, so there is a resume point: the shadow's committed rows are visible here.
+      await waitForRows(world, `${world.mirrorSchema}._shadow_big`, 120_000);
       return { at: await killAndRestart(world, host, 'kill'), note: 'population resumed from its last committed chunk' };
     },
   },

@@ -94,6 +94,8 @@ async function main(): Promise<number> {
     source,
     sourceUrl,
     mirror,
+    mirrorUrl,
+    mirrorSchema: 'chaos',
     client: () => client,
     tenantId: TENANT,
     workers,
