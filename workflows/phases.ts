@@ -78,6 +78,8 @@ function publish(s: TenantState, next: MirrorState, why: string | null = null): 
   log.info('tenant state', { tenantId: s.tenantId, state: next, reason: why });
 }
 
+/** Patch id: a `restart` failure (WorkerLost, Interrupted) starts the work over at once (before, it waited a poll interval). */
+const RESTART_AT_ONCE = 'restart-at-once';
 /** Patch id: the FailedTables search attribute is kept up to date (before, it did not exist). */
 const FAILED_TABLES_ATTRIBUTE = 'failed-tables-attribute';
 
@@ -276,7 +278,12 @@ async function recover(s: TenantState, err: unknown): Promise<void> {
       await sleep(s.policy.pollIntervalMs);
       return;
     case 'restart':
-      log.info('starting over on a live worker', { tenantId: s.tenantId, type, message });
       s.reason = message;
+      // Before RESTART_AT_ONCE a WorkerLost that reached the workflow was a `retry`: a pause, then start over.
+      if (!patched(RESTART_AT_ONCE)) {
+        await sleep(s.policy.pollIntervalMs);
+        return;
+      }
+      log.info('starting over on a live worker', { tenantId: s.tenantId, type, message });
   }
 }
