@@ -3,7 +3,8 @@
  * changed something, per population swapped in and per table wiped. Each row is written in the transaction of
  * what it describes, so the log never claims what did not commit. Both mirrors store the same columns.
  */
-import type { Version } from './types';
+import type { CycleCounts } from '../../contract/payloads';
+import type { ShadowProgress, Version } from './types';
 
 export type MirrorLogEvent = 'sync' | 'populate' | 'wipe';
 
@@ -41,6 +42,23 @@ export function logValues(e: MirrorLogEntry): (string | number | null)[] {
     e.durationMs === undefined ? null : Math.max(0, Math.round(e.durationMs)),
     e.detail === undefined || e.detail === null ? null : e.detail.slice(0, 4000),
   ];
+}
+
+/** The `populate` row of a population swapped in at `lsn`, from its shadow's progress marker. */
+export function populateEntry(table: string, marker: ShadowProgress, lsn: Version): MirrorLogEntry {
+  return {
+    table,
+    event: 'populate',
+    rows: marker.rows,
+    ...(marker.bytes !== undefined ? { bytes: marker.bytes } : {}),
+    toLsn: lsn,
+    ...(marker.startedAt ? { durationMs: Date.now() - Date.parse(marker.startedAt) } : {}),
+  };
+}
+
+/** A `lastCyclesSql` row as both mirrors read it (counts as text or numbers, NULL as 0). */
+export function lastCycleOf(r: { table_name: string; inserts: string | number | null; updates: string | number | null; deletes: string | number | null; logged_at: Date }): { table: string } & CycleCounts {
+  return { table: r.table_name, inserts: Number(r.inserts ?? 0), updates: Number(r.updates ?? 0), deletes: Number(r.deletes ?? 0), at: r.logged_at.toISOString() };
 }
 
 /** A sync row only when the cycle changed something: an idle table's cycles leave no trace. */

@@ -26,7 +26,7 @@ import sql from 'mssql';
 import { decodeLine } from '../core/copy-text';
 import { FailureType, MirrorError, redact, toMirrorError, withoutValues, type ErrorContext, type FailureTypeName, contextFor } from '../core/errors';
 import { expandHook, hookFailed } from '../core/hooks';
-import { changedAnything, LOG_COLUMNS, logValues, type MirrorLogEntry } from '../core/mirror-log';
+import { changedAnything, lastCycleOf, LOG_COLUMNS, logValues, populateEntry, type MirrorLogEntry } from '../core/mirror-log';
 import { DDL_LOCK_TIMEOUT_MS, mirrorLockName, parseShadowProgress, schemaResult, schemaStep, toTableState, type StateRow } from '../core/mirror-common';
 import type { ExistingTable } from '../core/schema-compat';
 import { schemaHash } from '../core/schema-hash';
@@ -174,7 +174,7 @@ export class MssqlMirror implements Mirror {
       const res = await (await this.pool()).request().query<{ table_name: string; inserts: string | number | null; updates: string | number | null; deletes: string | number | null; logged_at: Date }>(
         mirrorSql.lastCyclesSql(this.schema),
       );
-      return res.recordset.map((r) => ({ table: r.table_name, inserts: Number(r.inserts ?? 0), updates: Number(r.updates ?? 0), deletes: Number(r.deletes ?? 0), at: r.logged_at.toISOString() }));
+      return res.recordset.map(lastCycleOf);
     } catch (err) {
       if (errorNumber(err) === INVALID_OBJECT) return [];
       throw toMirrorError(err, this.ctx('read last cycles'), FailureType.Unavailable);
@@ -522,14 +522,7 @@ export class MssqlMirror implements Mirror {
           { name: 'rows', type: sql.BigInt, value: marker.rows },
         ],
       );
-      await this.log(tx, {
-        table: schema.name,
-        event: 'populate',
-        rows: marker.rows,
-        ...(marker.bytes !== undefined ? { bytes: marker.bytes } : {}),
-        toLsn: lsn,
-        ...(marker.startedAt ? { durationMs: Date.now() - Date.parse(marker.startedAt) } : {}),
-      });
+      await this.log(tx, populateEntry(schema.name, marker, lsn));
       await this.runHooks(tx, 'afterPopulate', schema.name, this.ctx('swap in population', schema.name));
       return { rows: marker.rows };
     });

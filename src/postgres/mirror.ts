@@ -28,7 +28,7 @@ import { decodeLine } from '../core/copy-text';
 import { FailureType, MirrorError, toMirrorError, type ErrorContext, contextFor } from '../core/errors';
 import { expandHook, hookFailed } from '../core/hooks';
 import { quotePg } from '../core/identifiers';
-import { changedAnything, logValues, type MirrorLogEntry } from '../core/mirror-log';
+import { changedAnything, lastCycleOf, logValues, populateEntry, type MirrorLogEntry } from '../core/mirror-log';
 import { DDL_LOCK_TIMEOUT_MS, mirrorLockName, parseShadowProgress, schemaResult, schemaStep, toTableState, type StateRow } from '../core/mirror-common';
 import type { ExistingTable } from '../core/schema-compat';
 import { schemaHash } from '../core/schema-hash';
@@ -192,7 +192,7 @@ export class PgMirror implements Mirror {
       async (c) => {
         try {
           const { rows } = await c.query<{ table_name: string; inserts: string | null; updates: string | null; deletes: string | null; logged_at: Date }>(sql.lastCyclesSql(this.schema));
-          return rows.map((r) => ({ table: r.table_name, inserts: Number(r.inserts ?? 0), updates: Number(r.updates ?? 0), deletes: Number(r.deletes ?? 0), at: r.logged_at.toISOString() }));
+          return rows.map(lastCycleOf);
         } catch (err) {
           if (pgCode(err) === '42P01' || pgCode(err) === '3F000') return [];
           throw err;
@@ -467,14 +467,7 @@ export class PgMirror implements Mirror {
         }
         if (carried) await restoreOnLive(c, this.schema, live, carried, ctx);
         await c.query(sql.recordPopulationSql(this.schema), [schema.name, lsn, hash, JSON.stringify(fingerprint), marker.rows, live]);
-        await this.log(c, {
-          table: schema.name,
-          event: 'populate',
-          rows: marker.rows,
-          ...(marker.bytes !== undefined ? { bytes: marker.bytes } : {}),
-          toLsn: lsn,
-          ...(marker.startedAt ? { durationMs: Date.now() - Date.parse(marker.startedAt) } : {}),
-        });
+        await this.log(c, populateEntry(schema.name, marker, lsn));
         await this.runHooks(c, 'afterPopulate', schema.name, live, ctx);
         return { rows: marker.rows };
       },
