@@ -216,11 +216,12 @@ async function syncTable(args: {
   const fingerprint = await snapshot.tableFingerprint(schema);
   const broken = continuityBreak(lsn, args.state.fingerprint, { sourceVersion: snapshot.version, fingerprint, minValidVersion });
   if (broken) throw new MirrorError(broken.type, broken.detail, { tenant: tenant.id, table: schema.name, operation: 'sync', side: 'source' });
-  const idleTable = lsn === snapshot.version;
   // Well inside the retention, or the next bootstrap would take an idle table for one not synced in time.
   const touchMs = Math.min(IDLE_TOUCH_MS, Math.floor(tenant.retention / 4));
   const recent = args.state.lastSyncAt !== null && Date.now() - Date.parse(args.state.lastSyncAt) < touchMs;
-  if (idleTable && recent) return 0;
+  // Nothing to apply: no mirror transaction at all. Its LSN stays behind until the next touch, which is as true:
+  // the table holds the source as of either version.
+  if (recent && (lsn === snapshot.version || (snapshot.hasChanges && !(await snapshot.hasChanges(schema, lsn))))) return 0;
   const changes = abandonable(snapshot.changes(schema, lsn));
   try {
     const applied = await mirror.applyChanges(schema, changes, {

@@ -56,9 +56,12 @@ export function staleness(args: {
   return { seconds, why: `no table synced for ${seconds} s` };
 }
 
-/** A table's lag: none while the source is still at the version the mirror holds, else the time since it synced. */
-export function lagSeconds(table: TableStatus, sourceVersion: string | null, now: number): number | null {
+/**
+ * A table's lag: none while the source is still at the version the mirror holds, or has nothing for the table past
+ * it (`quiet`), else the time since it synced.
+ */
+export function lagSeconds(table: TableStatus, sourceVersion: string | null, now: number, quiet = false): number | null {
   if (table.state !== 'mirroring' || table.lsn === null || !table.lastSyncAt) return null;
-  if (sourceVersion !== null && table.lsn === sourceVersion) return 0;
+  if (quiet || (sourceVersion !== null && table.lsn === sourceVersion)) return 0;
   return Math.max(0, Math.round((now - Date.parse(table.lastSyncAt)) / 1000));
 }

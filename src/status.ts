@@ -13,6 +13,7 @@ import { openMirror, openSource } from './adapters';
 import { lagSeconds, staleness, type SessionActivity, type Staleness } from './staleness';
 import type { TenantConfig } from './config/schema';
 import type { MirrorStateStore } from './core/types';
+import { versionBelow } from './core/versions';
 import { PgChangeSource } from './postgres/source';
 import type { DecodingSlotFigures } from './postgres/decoding';
 
@@ -52,8 +53,8 @@ export async function tenantReport(client: Client, tenantId: string, tenant?: Te
   if (!tenant) return report;
   await withMirrorFigures(report.tables, openMirror(tenant), !answered);
   const now = Date.now();
-  const version = report.tables.some((t) => t.state === 'mirroring' && t.mode !== 'refresh') ? await sourceVersion(tenant) : null;
-  for (const t of report.tables) t.lagSeconds = lagSeconds(t, version, now);
+  const reading = report.tables.some((t) => t.state === 'mirroring' && t.mode !== 'refresh') ? await readSource(tenant, report.tables) : null;
+  for (const t of report.tables) t.lagSeconds = lagSeconds(t, reading?.version ?? null, now, reading?.quiet.has(t.name) ?? false);
   if (tenant.source.kind === 'postgres' && tenant.source.tracking === 'logical') report.slot = await decodingSlot(tenant);
   if (report.state === 'mirroring') {
     report.stale = staleness({ tables: report.tables, session: sessionActivity(pending), unstarted: unstartedWork(description, pending, now), pollIntervalMs: tenant.pollInterval, now });
@@ -62,13 +63,27 @@ export async function tenantReport(client: Client, tenantId: string, tenant?: Te
   return report;
 }
 
-/** The source's current version, or null when it cannot be read quickly (status must not hang on a source). */
-async function sourceVersion(tenant: TenantConfig): Promise<string | null> {
+/**
+ * The source's current version, and the tables it has nothing for past their LSN in the mirror (a session skips
+ * those without a write, so their last sync can be up to a minute old while they are current); null when the
+ * source cannot be read quickly (status must not hang on a source).
+ */
+async function readSource(tenant: TenantConfig, tables: TableStatus[]): Promise<{ version: string; quiet: Set<string> } | null> {
   const source = openSource(tenant);
-  const read = async (): Promise<string> => {
+  const read = async (): Promise<{ version: string; quiet: Set<string> }> => {
     const snapshot = await source.snapshot();
     try {
-      return snapshot.version;
+      const quiet = new Set<string>();
+      const behind = tables.filter((t) => t.state === 'mirroring' && t.lsn !== null && versionBelow(t.lsn, snapshot.version));
+      if (snapshot.hasChanges && behind.length > 0) {
+        const names = new Set(behind.map((t) => t.name));
+        const schemas = new Map((await source.listTables((n) => names.has(n))).tables.map((s) => [s.name, s]));
+        for (const t of behind) {
+          const schema = schemas.get(t.name);
+          if (schema && t.lsn !== null && !(await snapshot.hasChanges(schema, t.lsn))) quiet.add(t.name);
+        }
+      }
+      return { version: snapshot.version, quiet };
     } finally {
       await snapshot.close();
     }

@@ -104,6 +104,11 @@ export interface SourceSnapshot {
    * then the table's columns in schema order (for `D`, non-key fields are `\N`).
    */
   changes(table: TableSchema, fromVersion: Version): Readable;
+  /**
+   * Whether `changes(table, fromVersion)` can return anything, asked after the continuity checks: false only when
+   * it certainly returns nothing. A source without a cheap answer leaves it out (every table is then read).
+   */
+  hasChanges?(table: TableSchema, fromVersion: Version): Promise<boolean>;
   /** Every row with key greater than `afterKey` (all rows when absent), in key order, as COPY text. */
   rows(table: TableSchema, afterKey?: KeyValues): Readable;
   close(): Promise<void>;

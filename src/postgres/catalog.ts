@@ -63,9 +63,13 @@ const RELATIONS_SQL = `${RELATIONS_CTE}
          pg_catalog.has_table_privilege(rel.oid, 'SELECT') AS readable
   FROM rel ORDER BY rel.nspname, rel.relname`;
 
+// Columns and keys are read only for the relations the caller wants ($1): a source database shared by many
+// tenants then costs each of them its own tables, not every table of the database.
+const WANTED_CTE = 'WITH rel AS (SELECT unnest($1::oid[]) AS oid)';
+
 // A domain is described by its base type (the mirror has no copy of the domain); an enum, or an array of one, is
 // flagged so it maps to text. One level of domain is resolved: domains over domains keep the inner domain's name.
-const COLUMNS_SQL = `${RELATIONS_CTE}
+const COLUMNS_SQL = `${WANTED_CTE}
   SELECT a.attrelid::int8::text AS oid, a.attname::text AS name,
          pg_catalog.format_type(b.oid, CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END) AS type,
          e.typtype = 'e' AS is_enum,
@@ -95,7 +99,7 @@ const KEY_INDEX_LATERAL = `
   ORDER BY i.indisprimary DESC, i.indnkeyatts, ic.relname
   LIMIT 1`;
 
-const KEYS_SQL = `${RELATIONS_CTE}
+const KEYS_SQL = `${WANTED_CTE}
   SELECT rel.oid::int8::text AS oid, array_agg(a.attname::text ORDER BY o.ord) AS key, k.index_name, k.is_primary
   FROM rel
   CROSS JOIN LATERAL (${KEY_INDEX_LATERAL}) k
@@ -106,21 +110,79 @@ const KEYS_SQL = `${RELATIONS_CTE}
   GROUP BY rel.oid, k.index_name, k.is_primary`;
 
 /**
- * Every table the filter admits. A table with neither a primary key nor a unique index that can stand in for one
- * is listed with an empty key: it can only be mirrored by periodic refresh (the caller decides, by configuration).
+ * What every catalog row the listing of the wanted relations ($1) reads was last written by: the xmin of the
+ * table's pg_class row (renames, grants, column counts), of each column's pg_attribute row and its type's pg_type
+ * row (type, nullability, names, drops), and of each index's pg_index and pg_class rows (keys). Any DDL that could
+ * change what listTables returns writes one of them in a new transaction, or deletes one; a freeze or an in-place
+ * statistics update that changes nothing listed may also change the stamp, which only costs a listing.
  */
-export async function listTables(db: Queryable, filter: (name: string) => boolean): Promise<SourceTables> {
-  const rels = (await db.query<RelRow>(RELATIONS_SQL)).rows;
-  const wanted = rels.filter((r) => filter(mirrorName(r.schema, r.table)));
-  if (wanted.length === 0) return { tables: [], skipped: [] };
+const STAMP_SQL = `
+  SELECT md5(coalesce(string_agg(part, ',' ORDER BY part), '')) AS stamp FROM (
+    SELECT 'c' || c.oid || ':' || c.xmin AS part FROM pg_catalog.pg_class c WHERE c.oid = ANY($1::oid[])
+    UNION ALL
+    SELECT 'a' || a.attrelid || ':' || a.attnum || ':' || a.xmin || ':' || t.oid || ':' || t.xmin
+      FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+     WHERE a.attrelid = ANY($1::oid[]) AND a.attnum > 0
+    UNION ALL
+    SELECT 'i' || i.indexrelid || ':' || i.xmin || ':' || ic.xmin
+      FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
+     WHERE i.indrelid = ANY($1::oid[])
+  ) s`;
 
+/** Columns and key of each wanted relation, by oid. */
+interface Shapes {
+  columns: Map<string, ColumnSchema[]>;
+  keys: Map<string, KeyRow>;
+}
+
+async function readShapes(db: Queryable, oids: string[]): Promise<Shapes> {
   const columns = new Map<string, ColumnSchema[]>();
-  for (const c of (await db.query<ColRow>(COLUMNS_SQL)).rows) {
+  for (const c of (await db.query<ColRow>(COLUMNS_SQL, [oids])).rows) {
     const list = columns.get(c.oid) ?? [];
     list.push({ name: c.name, type: pgTypeToLogical(c.type, c.is_enum), nullable: !c.not_null });
     columns.set(c.oid, list);
   }
-  const keys = new Map((await db.query<KeyRow>(KEYS_SQL)).rows.map((k) => [k.oid, k]));
+  const keys = new Map((await db.query<KeyRow>(KEYS_SQL, [oids])).rows.map((k) => [k.oid, k]));
+  return { columns, keys };
+}
+
+/**
+ * The last shapes read, kept while the stamp of their catalog rows (STAMP_SQL) stays the same: a session lists
+ * its tables every cycle, and their columns and keys change far less often than that. The stamp is read before
+ * the shapes, so a DDL that commits in between changes the next stamp and is read then. `maxAgeMs` bounds how
+ * long a change the stamp does not see (the base type of a domain renamed) can go unnoticed.
+ */
+export class CatalogMemo {
+  private entry: { oids: string; stamp: string; readAt: number; shapes: Shapes } | null = null;
+  /** Listings that had to read columns and keys (for tests and figures). */
+  reads = 0;
+
+  constructor(private readonly maxAgeMs = 60_000) {}
+
+  async shapes(db: Queryable, oids: string[]): Promise<Shapes> {
+    const key = oids.join(',');
+    const stamp = (await db.query<{ stamp: string }>(STAMP_SQL, [oids])).rows[0]?.stamp ?? '';
+    const last = this.entry;
+    if (last && last.oids === key && last.stamp === stamp && Date.now() - last.readAt < this.maxAgeMs) return last.shapes;
+    this.reads++;
+    const shapes = await readShapes(db, oids);
+    this.entry = { oids: key, stamp, readAt: Date.now(), shapes };
+    return shapes;
+  }
+}
+
+/**
+ * Every table the filter admits. A table with neither a primary key nor a unique index that can stand in for one
+ * is listed with an empty key: it can only be mirrored by periodic refresh (the caller decides, by configuration).
+ * The relations are read each time (tables created, dropped, renamed, granted); with a memo, their columns and keys
+ * only when their catalog rows changed.
+ */
+export async function listTables(db: Queryable, filter: (name: string) => boolean, memo?: CatalogMemo): Promise<SourceTables> {
+  const rels = (await db.query<RelRow>(RELATIONS_SQL)).rows;
+  const wanted = rels.filter((r) => filter(mirrorName(r.schema, r.table)));
+  if (wanted.length === 0) return { tables: [], skipped: [] };
+  const oids = wanted.filter((r) => r.readable).map((r) => r.oid);
+  const { columns, keys } = memo ? await memo.shapes(db, oids) : await readShapes(db, oids);
 
   const result: SourceTables = { tables: [], skipped: [] };
   for (const r of wanted) {

@@ -51,6 +51,8 @@ export class PgSourceSnapshot implements ComparableSnapshot {
   private broken: Error | null = null;
   private closed = false;
   private readonly keyTypes = new Map<string, NativeKeyColumn[]>();
+  /** Each table's tracking as this snapshot sees it, read once: a cycle asks for it up to three times. */
+  private readonly trackingReads = new Map<string, ReturnType<typeof readTracking>>();
 
   private constructor(
     private readonly client: PoolClient,
@@ -151,11 +153,43 @@ export class PgSourceSnapshot implements ComparableSnapshot {
     const ctx = this.ctx('read min valid version', table);
     return this.exclusive(async () => {
       try {
-        const { state, key } = await readTracking(this.db, table);
+        const { state, key } = await this.trackingOf(table);
         // Tracking that stopped recording (table recreated, triggers dropped or disabled, key renamed or retyped,
         // partitions attached or detached) counts as absent: the caller enables it again, which raises the min
         // valid version.
         return isUsable(state, key) ? state.minValidVersion : null;
+      } catch (err) {
+        throw toMirrorError(err, ctx, FailureType.SourceReadFailed);
+      }
+    });
+  }
+
+  private trackingOf(table: TableSchema): ReturnType<typeof readTracking> {
+    let read = this.trackingReads.get(table.name);
+    if (!read) {
+      read = readTracking(this.db, table);
+      this.trackingReads.set(table.name, read);
+    }
+    return read;
+  }
+
+  /**
+   * One probe of the side table's xid index. Tracking that is not usable answers true, so that changes() raises
+   * its typed failure; every other break of continuity (restore, TRUNCATE, retention) shows in the version, the
+   * fingerprint and the min valid version, which the caller checks first.
+   */
+  hasChanges(table: TableSchema, fromVersion: Version): Promise<boolean> {
+    const ctx = this.ctx('look for changes', table);
+    return this.exclusive(async () => {
+      try {
+        assertVersion(fromVersion);
+        const { state, key } = await this.trackingOf(table);
+        if (!isUsable(state, key)) return true;
+        const { rows } = await this.db.query<{ found: boolean }>(
+          `SELECT EXISTS (SELECT 1 FROM ${qualifiedSide(state.sideTable)}
+                           WHERE xid >= ${literalPg(fromVersion)}::xid8 AND xid < ${literalPg(this.version)}::xid8) AS found`,
+        );
+        return rows[0]?.found !== false;
       } catch (err) {
         throw toMirrorError(err, ctx, FailureType.SourceReadFailed);
       }
@@ -174,7 +208,7 @@ export class PgSourceSnapshot implements ComparableSnapshot {
       // Horizons never go back on one server: a mirror ahead of the source saw a different history.
       const restored = discontinuity(fromVersion, this.version, null);
       if (restored) throw new MirrorError(restored.type, restored.detail, ctx);
-      const { state, key } = await readTracking(this.db, table);
+      const { state, key } = await this.trackingOf(table);
       if (!isUsable(state, key)) {
         throw new MirrorError(
           FailureType.TrackingExpired,

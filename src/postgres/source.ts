@@ -7,7 +7,7 @@
 import type { Pool } from 'pg';
 import type { ChangeSource, ComparableSnapshot, Finding, PreflightTables, SourceOptions, SourceSnapshot, SourceTables, TableSchema } from '../core/types';
 import { FailureType, type ErrorContext, contextFor } from '../core/errors';
-import { estimateRows, listTables } from './catalog';
+import { CatalogMemo, estimateRows, listTables } from './catalog';
 import { createPgPool, withClient } from './connection';
 import { sourcePreflight } from './preflight';
 import { PgSourceSnapshot } from './snapshot';
@@ -37,6 +37,8 @@ export class PgChangeSource implements ChangeSource {
   private readonly tracking: TrackingMode;
   private readonly openSnapshots = new Set<PgSourceSnapshot>();
   private readonly ingestion: DecodedIngestion;
+  /** Columns and keys as last listed, read again when their catalog rows change (a session lists every cycle). */
+  readonly catalog = new CatalogMemo();
 
   constructor(opts: PgChangeSourceOptions) {
     this.ctx = contextFor(opts.tenant, 'source');
@@ -57,7 +59,7 @@ export class PgChangeSource implements ChangeSource {
   }
 
   listTables(filter: (name: string) => boolean): Promise<SourceTables> {
-    return withClient(this.pool, this.ctx('list tables'), (c) => listTables(c, filter), FailureType.SourceReadFailed);
+    return withClient(this.pool, this.ctx('list tables'), (c) => listTables(c, filter, this.catalog), FailureType.SourceReadFailed);
   }
 
   private decodingOptions(): DecodingOptions {

@@ -201,6 +201,46 @@ describe('PgChangeSource catalog', () => {
     expect(await source.listTables((n) => n === 'kinds')).toMatchObject({ skipped: [] });
   });
 
+  it('reads columns and keys again only when DDL changed their catalog rows, and sees every such change', async () => {
+    await admin.query(`CREATE DOMAIN memo_code AS text;
+      CREATE TABLE memo (id int PRIMARY KEY, v text, c memo_code);`);
+    const only = (n: string): boolean => n === 'memo';
+    const listed = async (): Promise<{ table: TableSchema; read: boolean }> => {
+      const before = source.catalog.reads;
+      const table = (await source.listTables(only)).tables[0]!;
+      return { table, read: source.catalog.reads > before };
+    };
+    expect((await listed()).read).toBe(true);
+    // Nothing changed: the memo answers, and answers the same.
+    const again = await listed();
+    expect(again.read).toBe(false);
+    expect(again.table.columns.map((c) => c.name)).toEqual(['id', 'v', 'c']);
+    // Writes to the table are not DDL.
+    await admin.query(`INSERT INTO memo VALUES (1, 'a', 'x')`);
+    expect((await listed()).read).toBe(false);
+
+    const steps: [string, (t: TableSchema) => unknown, unknown][] = [
+      ['ALTER TABLE memo ADD COLUMN w int DEFAULT 0', (t) => t.columns.map((c) => c.name), ['id', 'v', 'c', 'w']],
+      ['ALTER TABLE memo RENAME COLUMN v TO v2', (t) => t.columns.map((c) => c.name), ['id', 'v2', 'c', 'w']],
+      ['ALTER TABLE memo ALTER COLUMN w TYPE bigint', (t) => t.columns.find((c) => c.name === 'w')!.type, { kind: 'int64' }],
+      ['ALTER TABLE memo ALTER COLUMN w SET NOT NULL', (t) => t.columns.find((c) => c.name === 'w')!.nullable, false],
+      ['ALTER DOMAIN memo_code SET NOT NULL', (t) => t.columns.find((c) => c.name === 'c')!.nullable, false],
+      ['ALTER TABLE memo DROP COLUMN v2', (t) => t.columns.map((c) => c.name), ['id', 'c', 'w']],
+      ['ALTER TABLE memo DROP CONSTRAINT memo_pkey', (t) => t.primaryKey, []],
+      ['CREATE UNIQUE INDEX memo_w ON memo (w)', (t) => [t.primaryKey, t.keyIndex], [['w'], 'memo_w']],
+      ['ALTER INDEX memo_w RENAME TO memo_w2', (t) => t.keyIndex, 'memo_w2'],
+      ['ALTER TABLE memo ADD PRIMARY KEY (id)', (t) => [t.primaryKey, t.keyIndex], [['id'], undefined]],
+    ];
+    for (const [ddl, read, expected] of steps) {
+      await admin.query(ddl);
+      const after = await listed();
+      expect({ ddl, read: after.read, shape: read(after.table) }).toEqual({ ddl, read: true, shape: expected });
+      expect({ ddl, read: (await listed()).read }).toEqual({ ddl, read: false });
+    }
+    await admin.query('DROP TABLE memo; DROP DOMAIN memo_code');
+    expect((await source.listTables(only)).tables).toEqual([]);
+  });
+
   it('estimates rows from statistics', async () => {
     await admin.query('ANALYZE pairs');
     expect(await source.estimateRows(await tableNamed('pairs'))).toBe(30);
@@ -283,6 +323,39 @@ describe('PgChangeSource rows and changes', () => {
     // Nothing happened since: the next range is empty.
     const next = await cycle(kinds, v1);
     expect(next.lines).toEqual([]);
+  });
+
+  it('tells whether a range has changes without reading them, and says yes when tracking is not usable', async () => {
+    await admin.query(`CREATE TABLE quiet (id int PRIMARY KEY, v text); CREATE TABLE noisy (id int PRIMARY KEY)`);
+    const quiet = await tableNamed('quiet');
+    const noisy = await tableNamed('noisy');
+    await source.enableTracking(quiet, DAY);
+    await source.enableTracking(noisy, DAY);
+    const first = await source.snapshot();
+    const v0 = first.version;
+    await first.close();
+    await admin.query(`INSERT INTO noisy VALUES (1)`);
+    await admin.query(`INSERT INTO noisy VALUES (2)`);
+    const second = await source.snapshot();
+    try {
+      expect(BigInt(second.version)).toBeGreaterThan(BigInt(v0));
+      expect(await second.hasChanges!(noisy, v0)).toBe(true);
+      expect(await second.hasChanges!(quiet, v0)).toBe(false);
+      expect(await second.hasChanges!(noisy, second.version)).toBe(false);
+    } finally {
+      await second.close();
+    }
+    await admin.query(`INSERT INTO quiet VALUES (1, 'a')`);
+    await admin.query(`ALTER TABLE quiet DISABLE TRIGGER ALL`);
+    const third = await source.snapshot();
+    try {
+      // The write shows; and a table whose triggers are off must not pass for one with nothing to read.
+      expect(await third.hasChanges!(quiet, third.version)).toBe(true);
+      await expect(readAll(third.changes(quiet, v0))).rejects.toMatchObject({ type: FailureType.TrackingExpired });
+    } finally {
+      await third.close();
+      await admin.query(`ALTER TABLE quiet ENABLE TRIGGER ALL`);
+    }
   });
 
   it('never moves past a transaction that wrote earlier and commits later (the late commit)', async () => {

@@ -9,6 +9,8 @@ import { startHarness, type Harness } from '../support/tenant-harness';
 import { activityRuns, historyMark, mirrorLsns, mirrorTables, populations, trackedTables } from '../support/scenario-tools';
 import { waitFor } from '../support/wait';
 import { query } from '../support/checksum';
+import { tenantReport } from '../../src/status';
+import { findTenant, loadConfigFile } from '../../src/config/load';
 
 let h: Harness;
 
@@ -89,5 +91,28 @@ describe('scenario 1: new customer', () => {
     expect(triggers[0]!.n).toBe('0');
     const mirrored = await mirrorTables(h.mirrorUrl, h.mirrorSchema);
     expect(mirrored.filter((t) => t.includes('audit'))).toEqual([]);
+  });
+
+  it('leaves a table with nothing to apply unwritten while another table changes, and shows it current', async () => {
+    const stateOf = async (table: string): Promise<{ lsn: string; at: string }> =>
+      (await query<{ lsn: string; at: string }>(h.mirrorUrl, `SELECT lsn::text AS lsn, last_sync_at::text AS at FROM ${h.mirrorSchema}._mirror_state WHERE table_name = $1`, [table]))[0]!;
+    // customers synced just now, so no idle touch (once a minute) is due during the test.
+    await h.sourceSql(`UPDATE customers SET since = since + 1 WHERE id = 7`);
+    await h.waitConverged([customers, invoices]);
+    const quiet = await stateOf('customers');
+    for (let i = 0; i < 3; i++) {
+      await h.sourceSql(`INSERT INTO invoices VALUES (${900 + i}, 1, 1, false)`);
+      await h.waitConverged([invoices]);
+    }
+    // invoices moved on three times; customers' row was not written at all (no mirror transaction for it).
+    expect(BigInt((await stateOf('invoices')).lsn)).toBeGreaterThan(BigInt(quiet.lsn));
+    expect(await stateOf('customers')).toEqual(quiet);
+    const report = await tenantReport(h.client, h.tenantId, findTenant(loadConfigFile(h.configPath, {}), h.tenantId));
+    expect(report.tables.find((t) => t.name === 'customers')).toMatchObject({ lsn: quiet.lsn, lagSeconds: 0 });
+    // Its next change is applied from the LSN it kept.
+    await h.sourceSql(`DELETE FROM customers WHERE id = 8; UPDATE customers SET name = 'eight' WHERE id = 9`);
+    const sums = await h.waitConverged([customers, invoices]);
+    expect(sums.customers!.rows).toBe(499);
+    expect(BigInt((await stateOf('customers')).lsn)).toBeGreaterThan(BigInt(quiet.lsn));
   });
 });

@@ -52,4 +52,9 @@ describe('per-table lag', () => {
     expect(lagSeconds(table(), '250', now)).toBe(10);
     expect(lagSeconds(table({ state: 'populating' }), '250', now)).toBeNull();
   });
+
+  it('is 0 for a table the source has nothing for past its LSN, however long ago it was last written', () => {
+    expect(lagSeconds(table(), '250', now, true)).toBe(0);
+    expect(lagSeconds(table({ state: 'populating' }), '250', now, true)).toBeNull();
+  });
 });
