@@ -48,7 +48,8 @@ export async function runMany(ctx: Ctx): Promise<ManyResult> {
       pollInterval: '1s',
     });
   }
-  const worker = await startWorkerProcess(ctx.env, ctx.tenants, 'bench-many', 'worker-many');
+  // Each tenant's sync session holds an activity slot for as long as it runs: room for all of them, and for populations.
+  const worker = await startWorkerProcess(ctx.env, ctx.tenants, 'bench-many', 'worker-many', { maxActivities: Math.max(200, n + 50) });
   try {
     const t0 = performance.now();
     for (let i = 1; i <= n; i++) await startTenant(ctx.env.client, `many-${pad(i)}`, worker.taskQueue);

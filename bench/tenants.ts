@@ -42,7 +42,7 @@ export interface WorkerProcess {
   stop(): Promise<void>;
 }
 
-export async function startWorkerProcess(env: BenchEnv, file: TenantsFile, taskQueue: string, logName: string): Promise<WorkerProcess> {
+export async function startWorkerProcess(env: BenchEnv, file: TenantsFile, taskQueue: string, logName: string, opts: { maxActivities?: number } = {}): Promise<WorkerProcess> {
   const worker = await spawnWorker({
     temporalAddress: env.temporal.address,
     namespace: env.temporal.namespace,
@@ -51,6 +51,7 @@ export async function startWorkerProcess(env: BenchEnv, file: TenantsFile, taskQ
     tenantsFile: file.path,
     logFile: join(BENCH_DIR, `${logName}.log`),
     logLevel: process.env.BENCH_WORKER_LOG_LEVEL ?? 'warn',
+    ...(opts.maxActivities ? { maxActivities: opts.maxActivities } : {}),
   });
   return { pid: worker.pid, taskQueue, stop: () => worker.stop(10_000) };
 }

@@ -62,6 +62,11 @@ import { mirrorPreflight } from './preflight';
 import { logicalToPgType, pgTypeToLogical } from './types';
 import { buildOnShadow, dropDependentViews, readCarried, restoreOnLive } from './partner-objects';
 
+/** Staging tables already created, per connection (a connection the pool replaces starts with none). */
+const stagingMade = new WeakMap<PoolClient, Set<string>>();
+/** A batch at least this large is analyzed before it is applied (see analyzeStagingSql). */
+const ANALYZE_STAGING_ROWS = 1_000;
+
 export interface PgMirrorOptions extends MirrorOptions {
   /** How long mirror DDL (create, alter, swap, drop) waits for a table lock: default DDL_LOCK_TIMEOUT_MS. */
   ddlLockTimeoutMs?: number;
@@ -492,9 +497,8 @@ export class PgMirror implements Mirror {
       async (c) => {
         const stored = await this.stored(c, schema);
         const text = {
-          staging: sql.createStagingSql(stored),
           copy: sql.copyStagingSql(stored),
-          analyze: sql.analyzeStagingSql(),
+          analyze: sql.analyzeStagingSql(stored),
           del: sql.deleteFromStagingSql(this.schema, live, stored),
           upsert: sql.upsertFromStagingSql(this.schema, live, stored),
           recordSync: sql.recordSyncSql(this.schema),
@@ -516,6 +520,7 @@ export class PgMirror implements Mirror {
             await this.log(c, { table: schema.name, event: 'sync', ...counts, fromLsn: opts.fromVersion, toLsn: opts.toVersion, durationMs: Date.now() - started });
           }
         };
+        await this.ensureStaging(c, stored);
         try {
           await copyInChunks(
             changes,
@@ -526,13 +531,12 @@ export class PgMirror implements Mirror {
               open: async () => {
                 await c.query('BEGIN');
                 await claim();
-                await c.query(text.staging);
                 return c.query(copyFrom(text.copy)) as CopyInStream;
               },
               close: async (chunk: ChunkInfo, isLast: boolean) => {
-                // A fresh temporary table has no statistics; without them the planner may join it to a large
-                // mirror table by a full scan instead of probing the primary key.
-                await c.query(text.analyze);
+                // Without statistics the planner takes the staging table for a small one (it is, unless
+                // analyzed after a large batch): right for a few rows, a full scan of the mirror table for many.
+                if (chunk.rows >= ANALYZE_STAGING_ROWS) await c.query(text.analyze);
                 const deleted = (await c.query(text.del)).rowCount ?? 0;
                 const up = (await c.query<{ upserts: string; inserted: string }>(text.upsert)).rows[0];
                 const upserts = Number(up?.upserts ?? 0);
@@ -570,6 +574,19 @@ export class PgMirror implements Mirror {
       },
       FailureType.MirrorWriteFailed,
     );
+  }
+
+  /** Creates the staging table for `stored`'s shape on this connection unless it did already (outside any transaction, so it stays). */
+  private async ensureStaging(c: PoolClient, stored: TableSchema): Promise<void> {
+    const name = sql.stagingTable(stored);
+    let made = stagingMade.get(c);
+    if (made?.has(name)) return;
+    await c.query(sql.createStagingSql(stored));
+    if (!made) {
+      made = new Set();
+      stagingMade.set(c, made);
+    }
+    made.add(name);
   }
 
   /** Drops the relations the registry names for `table`, and its state row, recording a `wipe` in `_mirror_log`. */

@@ -117,7 +117,7 @@ describe('table DDL', () => {
 describe('change apply', () => {
   it('deletes by every key column', () => {
     expect(sql.deleteFromStagingSql('s', 't', hostile)).toBe(
-      'DELETE FROM "s"."t" AS m USING pg_temp."_mirror_staging" AS s WHERE s."__op" = \'D\' AND m."id""" = s."id""" AND m."k2" = s."k2"',
+      `DELETE FROM "s"."t" AS m USING pg_temp."${sql.stagingTable(hostile)}" AS s WHERE s."__op" = 'D' AND m."id""" = s."id""" AND m."k2" = s."k2"`,
     );
   });
 
@@ -135,14 +135,17 @@ describe('change apply', () => {
     expect(sql.upsertFromStagingSql('s', 't', keysOnly)).toContain('ON CONFLICT ("id""", "k2") DO NOTHING');
   });
 
-  it('stages the operation first, then the columns in schema order, all nullable', () => {
-    const text = sql.createStagingSql(hostile);
-    expect(text).toBe(
-      `CREATE TEMP TABLE "_mirror_staging" ("__op" "char", "id""" bigint, "k2" character varying(5), ${QUOTED_TABLE} text, "_op" integer) ON COMMIT DROP`,
+  it('stages the operation first, then the columns in schema order, all nullable, in a table kept per shape', () => {
+    const name = sql.stagingTable(hostile);
+    expect(name).toMatch(/^_mirror_staging_[0-9a-f]{16}$/);
+    expect(sql.createStagingSql(hostile)).toBe(
+      `CREATE TEMP TABLE IF NOT EXISTS "${name}" ("__op" "char", "id""" bigint, "k2" character varying(5), ${QUOTED_TABLE} text, "_op" integer) ON COMMIT DELETE ROWS`,
     );
-    expect(sql.copyStagingSql(hostile)).toBe(
-      `COPY pg_temp."_mirror_staging" ("__op", "id""", "k2", ${QUOTED_TABLE}, "_op") FROM STDIN`,
-    );
+    expect(sql.copyStagingSql(hostile)).toBe(`COPY pg_temp."${name}" ("__op", "id""", "k2", ${QUOTED_TABLE}, "_op") FROM STDIN`);
+    // Another shape, another table: a connection never stages one table's changes in another's columns.
+    const widened: TableSchema = { ...hostile, columns: hostile.columns.map((c) => (c.name === 'k2' ? { ...c, type: { kind: 'string', length: 9 } } : c)) };
+    expect(sql.stagingTable(widened)).not.toBe(name);
+    expect(sql.stagingTable({ ...hostile, name: 'other' })).toBe(name);
   });
 });
 
