@@ -30,7 +30,28 @@ const PG_SETTINGS = {
   shared_buffers: '256MB',
   max_wal_size: '4GB',
   synchronous_commit: 'off',
+  // BENCH_STATEMENTS=1: both servers record statement figures (see statementProfile), to find where a step's time goes.
+  ...(process.env.BENCH_STATEMENTS === '1' ? { shared_preload_libraries: 'pg_stat_statements', 'pg_stat_statements.track': 'all', 'pg_stat_statements.track_planning': 'on' } : {}),
 };
+
+/** The statements that took the most server time since the last reset, as printable lines (BENCH_STATEMENTS=1 only). */
+export async function statementProfile(url: string, top = 12): Promise<string[]> {
+  if (process.env.BENCH_STATEMENTS !== '1') return [];
+  await q(url, 'CREATE EXTENSION IF NOT EXISTS pg_stat_statements');
+  const rows = await q<{ ms: string; plan: string; calls: string; query: string }>(
+    url,
+    `SELECT round(sum(total_exec_time))::text AS ms, round(sum(total_plan_time))::text AS plan, sum(calls)::text AS calls,
+            left(regexp_replace(query, '\\s+', ' ', 'g'), 150) AS query
+       FROM pg_stat_statements GROUP BY query ORDER BY sum(total_exec_time + total_plan_time) DESC LIMIT ${top}`,
+  );
+  return rows.map((r) => `${r.ms.padStart(8)} ms + plan ${r.plan.padStart(6)} ms ${r.calls.padStart(8)} calls  ${r.query}`);
+}
+
+export async function resetStatements(url: string): Promise<void> {
+  if (process.env.BENCH_STATEMENTS !== '1') return;
+  await q(url, 'CREATE EXTENSION IF NOT EXISTS pg_stat_statements');
+  await q(url, 'SELECT pg_stat_statements_reset()');
+}
 
 export async function startEnv(log: (line: string) => void): Promise<BenchEnv> {
   mkdirSync(BENCH_DIR, { recursive: true });

@@ -6,7 +6,7 @@
  */
 import type { Client as PgClient } from 'pg';
 import { mirrorRelation } from '../src/postgres/mirror-sql';
-import { percentile, q, sleep, withPg } from './env';
+import { percentile, q, resetStatements, sleep, statementProfile, withPg } from './env';
 import type { Ctx } from './context';
 import { procCpuSeconds, procStatus, startTenant, startWorkerProcess, terminateTenant, waitPopulated } from './tenants';
 
@@ -84,6 +84,8 @@ export async function runMany(ctx: Ctx): Promise<ManyResult> {
     );
     const allWritten = Promise.all(writers).finally(() => (writing = false));
 
+    await resetStatements(srcUrl);
+    await resetStatements(dstUrl);
     const cpu0 = procCpuSeconds(worker.pid);
     const w0 = performance.now();
     const rss: number[] = [];
@@ -123,6 +125,9 @@ export async function runMany(ctx: Ctx): Promise<ManyResult> {
       }
     });
     await allWritten;
+    for (const [side, url] of [['source', srcUrl], ['mirror', dstUrl]] as const) {
+      for (const line of await statementProfile(url)) ctx.log(`  ${side} ${line}`);
+    }
     const cpu = procCpuSeconds(worker.pid) - cpu0;
     const wall = (performance.now() - w0) / 1000;
     const MB = 1024 * 1024;

@@ -2,6 +2,7 @@
  * Reading a PostgreSQL source's catalog: which tables can be mirrored and their shapes, the native types of key
  * columns (for side tables and key-range predicates), and the facts that identify this database incarnation.
  */
+import { createHash } from 'node:crypto';
 import type { QueryResultRow } from 'pg';
 import type { ColumnSchema, SourceFingerprint, SourceTables, TableSchema } from '../core/types';
 import { mirroredTableName } from '../core/identifiers';
@@ -10,6 +11,27 @@ import { pgTypeToLogical } from './types';
 /** What these readers need from a connection: a pool client, or a snapshot's guarded statement runner. */
 export interface Queryable {
   query<R extends QueryResultRow>(text: string, values?: unknown[]): Promise<{ rows: R[] }>;
+}
+
+/** What `prepared` needs: node-postgres's query by config, with a statement name. */
+interface NamedQueries {
+  query<R extends QueryResultRow>(config: { name: string; text: string; values?: unknown[] }): Promise<{ rows: R[] }>;
+}
+
+/**
+ * Runs every statement as a named prepared statement, planned once per connection: the catalog reads a session
+ * makes every cycle join many catalog tables, and planning them took about ten times as long as running them
+ * (5 ms a plan for the key read; with 100 tenants on one source, a whole core). Only for statements whose text is
+ * constant — values go in parameters — or the connection would keep one prepared statement per distinct text.
+ */
+export function prepared(client: NamedQueries): Queryable {
+  return {
+    query: <R extends QueryResultRow>(text: string, values: unknown[] = []) => client.query<R>({ name: statementName(text), text, values }),
+  };
+}
+
+function statementName(text: string): string {
+  return `tm_${createHash('sha1').update(text).digest('hex').slice(0, 24)}`;
 }
 
 /** The tracking objects' schema; never offered for mirroring. */

@@ -21,7 +21,7 @@
 import type { Pool, PoolClient } from 'pg';
 import { FailureType, MirrorError, toMirrorError, type ErrorContext } from '../core/errors';
 import { quotePg } from '../core/identifiers';
-import { TRACKING_SCHEMA } from './catalog';
+import { TRACKING_SCHEMA, prepared } from './catalog';
 import { connectClient, isStatementError, PORTABLE_TEXT_SETTINGS, startupOptions } from './connection';
 import { ChangeCollector } from './decoded-changes';
 import { DECODING_SLOT_LOCK, PUBLICATION, SLOT_NAME_SQL, type TrackingMode } from './decoded-tables';
@@ -149,7 +149,8 @@ export class DecodedIngestion {
   private async take(): Promise<IngestResult | null> {
     const c = await connectClient(this.pool, this.ctx);
     try {
-      const set = (await registryLayout(c)).decoding && (await c.query(`SELECT 1 FROM ${S}.decoding`)).rows.length > 0;
+      const named = prepared(c);
+      const set = (await registryLayout(named)).decoding && (await named.query(`SELECT 1 FROM ${S}.decoding`)).rows.length > 0;
       if (!set) {
         c.release();
         return { outcome: 'none', entries: 0 };

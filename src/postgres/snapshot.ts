@@ -20,7 +20,7 @@ import type {
 import { FailureType, MirrorError, toMirrorError, type ErrorContext } from '../core/errors';
 import { literalPg, quotePg } from '../core/identifiers';
 import { discontinuity, versionBelow } from '../core/versions';
-import { TRACKING_SCHEMA, readFingerprint, readNativeKey, type NativeKeyColumn, type Queryable } from './catalog';
+import { TRACKING_SCHEMA, prepared, readFingerprint, readNativeKey, type NativeKeyColumn, type Queryable } from './catalog';
 import { PgTableReads } from './compare';
 import { sourceSide } from './compare-sql';
 import { connectClient } from './connection';
@@ -60,7 +60,10 @@ export class PgSourceSnapshot implements ComparableSnapshot {
     readonly fingerprint: SourceFingerprint,
     private readonly baseCtx: ErrorContext,
     private readonly onClose: (s: PgSourceSnapshot) => void,
-  ) {}
+  ) {
+    this.db = this.guarded(client);
+    this.catalogDb = this.guarded(prepared(client));
+  }
 
   static async open(pool: Pool, ctx: ErrorContext, onClose: (s: PgSourceSnapshot) => void): Promise<PgSourceSnapshot> {
     const client = await connectClient(pool, ctx);
@@ -72,9 +75,9 @@ export class PgSourceSnapshot implements ComparableSnapshot {
       );
       let version = rows[0]?.version;
       if (version === undefined) throw new MirrorError(FailureType.SourceReadFailed, 'no snapshot version', ctx);
-      const horizon = await decodingHorizon(client);
+      const horizon = await decodingHorizon(prepared(client));
       if (horizon !== null && versionBelow(horizon, version)) version = horizon;
-      const fingerprint = await readFingerprint(client);
+      const fingerprint = await readFingerprint(prepared(client));
       return new PgSourceSnapshot(client, version, fingerprint, ctx, onClose);
     } catch (err) {
       client.release(true);
@@ -104,16 +107,22 @@ export class PgSourceSnapshot implements ComparableSnapshot {
    * Statements on the snapshot connection. A server-side error aborts the transaction, so any failure breaks the
    * snapshot for good.
    */
-  private readonly db: Queryable = {
-    query: async <R extends QueryResultRow>(text: string, values: unknown[] = []): Promise<{ rows: R[] }> => {
-      try {
-        return await this.client.query<R>(text, values);
-      } catch (err) {
-        this.broken ??= err instanceof Error ? err : new Error(String(err));
-        throw err;
-      }
-    },
-  };
+  private readonly db: Queryable;
+  /** The same, as prepared statements (see `prepared`): for the catalog reads of constant text a cycle repeats. */
+  private readonly catalogDb: Queryable;
+
+  private guarded(db: Queryable): Queryable {
+    return {
+      query: async <R extends QueryResultRow>(text: string, values: unknown[] = []): Promise<{ rows: R[] }> => {
+        try {
+          return await db.query<R>(text, values);
+        } catch (err) {
+          this.broken ??= err instanceof Error ? err : new Error(String(err));
+          throw err;
+        }
+      },
+    };
+  }
 
   /** Range reads for a comparison: statements and COPY through the queue, each table locked as a row read locks it. */
   private readonly compare = new PgTableReads(
@@ -167,7 +176,7 @@ export class PgSourceSnapshot implements ComparableSnapshot {
   private trackingOf(table: TableSchema): ReturnType<typeof readTracking> {
     let read = this.trackingReads.get(table.name);
     if (!read) {
-      read = readTracking(this.db, table);
+      read = readTracking(this.catalogDb, table);
       this.trackingReads.set(table.name, read);
     }
     return read;
@@ -263,7 +272,7 @@ export class PgSourceSnapshot implements ComparableSnapshot {
       throw err;
     }
     await this.client.query('RELEASE SAVEPOINT tenant_mirror_read');
-    const { rows } = await this.db.query<{ rewritten: boolean }>(
+    const { rows } = await this.catalogDb.query<{ rewritten: boolean }>(
       // The table itself and, when it is partitioned, its leaves (a plain table has no partition tree).
       `SELECT coalesce(bool_or(c.relfilenode <> pg_catalog.pg_relation_filenode(c.oid)), false) AS rewritten
          FROM pg_catalog.pg_class c
@@ -280,7 +289,7 @@ export class PgSourceSnapshot implements ComparableSnapshot {
   private async keyPredicate(table: TableSchema, afterKey: KeyValues, ctx: ErrorContext): Promise<string> {
     let key = this.keyTypes.get(table.name);
     if (!key) {
-      key = await readNativeKey(this.db, table);
+      key = await readNativeKey(this.catalogDb, table);
       this.keyTypes.set(table.name, key);
     }
     const types = key;

@@ -7,7 +7,7 @@
 import type { Pool } from 'pg';
 import type { ChangeSource, ComparableSnapshot, Finding, PreflightTables, SourceOptions, SourceSnapshot, SourceTables, TableSchema } from '../core/types';
 import { FailureType, type ErrorContext, contextFor } from '../core/errors';
-import { CatalogMemo, estimateRows, listTables } from './catalog';
+import { CatalogMemo, estimateRows, listTables, prepared } from './catalog';
 import { createPgPool, withClient } from './connection';
 import { sourcePreflight } from './preflight';
 import { PgSourceSnapshot } from './snapshot';
@@ -59,7 +59,7 @@ export class PgChangeSource implements ChangeSource {
   }
 
   listTables(filter: (name: string) => boolean): Promise<SourceTables> {
-    return withClient(this.pool, this.ctx('list tables'), (c) => listTables(c, filter, this.catalog), FailureType.SourceReadFailed);
+    return withClient(this.pool, this.ctx('list tables'), (c) => listTables(prepared(c), filter, this.catalog), FailureType.SourceReadFailed);
   }
 
   private decodingOptions(): DecodingOptions {
