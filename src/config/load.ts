@@ -7,7 +7,7 @@ import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
 import picomatch from 'picomatch';
 import { configSchema, tenantSchema, type HookConfig, type TenantConfig } from './schema';
-import type { HookEvent, HookStatement, MirrorHooks } from '../core/types';
+import type { HookEvent, HookStatement, MirrorHooks, TableFilter } from '../core/types';
 import { createHash } from 'node:crypto';
 import { FailureType, MirrorError, redact } from '../core/errors';
 
@@ -130,11 +130,24 @@ export function defaultMirrorSchema(tenantId: string): string {
   return `tenant_${plain.slice(0, 46)}_${hash}`;
 }
 
-/** A predicate over mirror table names (`schema.table`, `public.` dropped) from include/exclude globs. */
-export function tableFilter(tables: TenantConfig['tables']): (name: string) => boolean {
+/**
+ * A predicate over mirror table names (`schema.table`, `public.` dropped) from include/exclude globs, with the
+ * literal prefixes its include patterns start with when every one has one (`t001.*` → `t001.`): a source shared
+ * by many tenants then reads only the relations that can be this tenant's.
+ */
+export function tableFilter(tables: TenantConfig['tables']): TableFilter {
   const include = picomatch(tables.include, { dot: true });
   const exclude = tables.exclude.length ? picomatch(tables.exclude, { dot: true }) : () => false;
-  return (name) => include(name) && !exclude(name);
+  const filter: TableFilter = (name) => include(name) && !exclude(name);
+  const prefixes = tables.include.map(literalPrefix);
+  if (prefixes.length > 0 && prefixes.every((p) => p.length > 0)) filter.prefixes = prefixes;
+  return filter;
+}
+
+/** The part of a glob before its first character with a meaning to picomatch (negation, wildcards, classes, escapes). */
+function literalPrefix(glob: string): string {
+  const special = glob.search(/[*?[\]{}()!+@\\|]/);
+  return special === -1 ? glob : glob.slice(0, special);
 }
 
 /** The hooks of `mirror.hooks` that apply to a table at an event, in configuration order (labels count from 1). */

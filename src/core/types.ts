@@ -117,12 +117,18 @@ export interface SourceSnapshot {
 /** Primary key values of one row, as their COPY text fields (decoded). */
 export type KeyValues = (string | null)[];
 
+/**
+ * Which tables a tenant mirrors, by mirror name. `prefixes`, when set, are literal prefixes every admitted name
+ * starts with: a source may leave every other relation unread.
+ */
+export type TableFilter = ((name: string) => boolean) & { prefixes?: readonly string[] };
+
 /** A source's catalog: which tables there are and their shapes. */
 export interface SourceCatalog {
   /** Cheap round trip; throws a typed failure on bad credentials or an unreachable server. */
   ping(): Promise<void>;
   /** Tables and their schemas, filtered by the tenant's include/exclude rules. */
-  listTables(filter: (name: string) => boolean): Promise<SourceTables>;
+  listTables(filter: TableFilter): Promise<SourceTables>;
   /** A rough row count (statistics), for progress only. */
   estimateRows(table: TableSchema): Promise<number>;
 }

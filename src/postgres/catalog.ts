@@ -4,8 +4,8 @@
  */
 import { createHash } from 'node:crypto';
 import type { QueryResultRow } from 'pg';
-import type { ColumnSchema, SourceFingerprint, SourceTables, TableSchema } from '../core/types';
-import { mirroredTableName } from '../core/identifiers';
+import type { ColumnSchema, SourceFingerprint, SourceTables, TableFilter, TableSchema } from '../core/types';
+import { mirroredTableName, quotePg } from '../core/identifiers';
 import { pgTypeToLogical } from './types';
 
 /** What these readers need from a connection: a pool client, or a snapshot's guarded statement runner. */
@@ -84,6 +84,16 @@ const RELATIONS_SQL = `${RELATIONS_CTE}
   SELECT rel.oid::int8::text AS oid, rel.nspname::text AS schema, rel.relname::text AS table,
          pg_catalog.has_table_privilege(rel.oid, 'SELECT') AS readable
   FROM rel ORDER BY rel.nspname, rel.relname`;
+
+// Only relations whose mirror name (mirrorName: `public.` dropped) starts with one of $1.
+const RELATIONS_BY_PREFIX_SQL = `${RELATIONS_CTE}
+  SELECT rel.oid::int8::text AS oid, rel.nspname::text AS schema, rel.relname::text AS table,
+         pg_catalog.has_table_privilege(rel.oid, 'SELECT') AS readable
+  FROM rel
+  WHERE EXISTS (SELECT 1 FROM unnest($1::text[]) p
+                 WHERE pg_catalog.starts_with(CASE WHEN rel.nspname = 'public' THEN rel.relname::text
+                                                   ELSE rel.nspname::text || '.' || rel.relname::text END, p))
+  ORDER BY rel.nspname, rel.relname`;
 
 // Columns and keys are read only for the relations the caller wants ($1): a source database shared by many
 // tenants then costs each of them its own tables, not every table of the database.
@@ -199,8 +209,8 @@ export class CatalogMemo {
  * The relations are read each time (tables created, dropped, renamed, granted); with a memo, their columns and keys
  * only when their catalog rows changed.
  */
-export async function listTables(db: Queryable, filter: (name: string) => boolean, memo?: CatalogMemo): Promise<SourceTables> {
-  const rels = (await db.query<RelRow>(RELATIONS_SQL)).rows;
+export async function listTables(db: Queryable, filter: TableFilter, memo?: CatalogMemo): Promise<SourceTables> {
+  const rels = (filter.prefixes ? await db.query<RelRow>(RELATIONS_BY_PREFIX_SQL, [filter.prefixes]) : await db.query<RelRow>(RELATIONS_SQL)).rows;
   const wanted = rels.filter((r) => filter(mirrorName(r.schema, r.table)));
   if (wanted.length === 0) return { tables: [], skipped: [] };
   const oids = wanted.filter((r) => r.readable).map((r) => r.oid);
@@ -241,8 +251,7 @@ export async function readNativeKey(db: Queryable, table: TableSchema): Promise<
             pg_catalog.format_type(a.atttypid, a.atttypmod) AS type,
             CASE WHEN a.attcollation <> 0 AND a.attcollation <> t.typcollation
                  THEN pg_catalog.quote_ident(cn.nspname) || '.' || pg_catalog.quote_ident(co.collname) END AS collation
-     FROM (SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-           WHERE n.nspname = $1 AND c.relname = $2) rel
+     FROM (SELECT c.oid FROM pg_catalog.pg_class c WHERE c.oid = pg_catalog.to_regclass($1)) rel
      CROSS JOIN LATERAL (${KEY_INDEX_LATERAL}) k
      JOIN pg_catalog.pg_index i ON i.indexrelid = k.indexrelid
      CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS o(attnum, ord)
@@ -252,7 +261,8 @@ export async function readNativeKey(db: Queryable, table: TableSchema): Promise<
      LEFT JOIN pg_catalog.pg_namespace cn ON cn.oid = co.collnamespace
      WHERE o.ord <= i.indnkeyatts
      ORDER BY o.ord`,
-    [table.source.schema, table.source.table],
+    // By oid, as relidOf (tracking.ts) does: the generic plan of a lookup by name scanned the catalog.
+    [`${quotePg(table.source.schema)}.${quotePg(table.source.table)}`],
   );
   return rows;
 }

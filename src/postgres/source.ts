@@ -5,7 +5,7 @@
  * every snapshot first ingests what the slot has decoded since the last one.
  */
 import type { Pool } from 'pg';
-import type { ChangeSource, ComparableSnapshot, Finding, PreflightTables, SourceOptions, SourceSnapshot, SourceTables, TableSchema } from '../core/types';
+import type { ChangeSource, ComparableSnapshot, Finding, PreflightTables, SourceOptions, SourceSnapshot, SourceTables, TableFilter, TableSchema } from '../core/types';
 import { FailureType, type ErrorContext, contextFor } from '../core/errors';
 import { CatalogMemo, estimateRows, listTables, prepared } from './catalog';
 import { createPgPool, withClient } from './connection';
@@ -58,7 +58,7 @@ export class PgChangeSource implements ChangeSource {
     await withClient(this.pool, this.ctx('ping'), (c) => c.query('SELECT 1'), FailureType.Unavailable);
   }
 
-  listTables(filter: (name: string) => boolean): Promise<SourceTables> {
+  listTables(filter: TableFilter): Promise<SourceTables> {
     return withClient(this.pool, this.ctx('list tables'), (c) => listTables(prepared(c), filter, this.catalog), FailureType.SourceReadFailed);
   }
 

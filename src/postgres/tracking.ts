@@ -206,10 +206,12 @@ export interface TrackingState {
 
 /** The table's oid as `db` sees it (inside a snapshot: the snapshot's), or null when it does not exist. */
 async function relidOf(db: Queryable, schema: string, table: string): Promise<string | null> {
+  // By oid (to_regclass of the quoted name): a prepared statement's generic plan then probes pg_class's oid
+  // index, where one by name and namespace scanned the catalog (1 ms a call in a database of 600 tables).
   const { rows } = await db.query<{ relid: string }>(
-    `SELECT c.oid::int8::text AS relid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-      WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')`,
-    [schema, table],
+    `SELECT c.oid::int8::text AS relid FROM pg_catalog.pg_class c
+      WHERE c.oid = pg_catalog.to_regclass($1) AND c.relkind IN ('r', 'p')`,
+    [`${quotePg(schema)}.${quotePg(table)}`],
   );
   return rows[0]?.relid ?? null;
 }

@@ -14,6 +14,7 @@ import { decodeLine } from '../../src/core/copy-text';
 import { FailureType, MirrorError } from '../../src/core/errors';
 import { quotePg } from '../../src/core/identifiers';
 import type { TableSchema } from '../../src/core/types';
+import { tableFilter } from '../../src/config/load';
 
 let server: EmbeddedPg;
 let url: string;
@@ -239,6 +240,19 @@ describe('PgChangeSource catalog', () => {
     }
     await admin.query('DROP TABLE memo; DROP DOMAIN memo_code');
     expect((await source.listTables(only)).tables).toEqual([]);
+  });
+
+  it('reads only the relations the include prefixes can admit, and lists the same tables as without them', async () => {
+    await admin.query(`CREATE SCHEMA "we.ird"; CREATE TABLE "we.ird"."t.1" (id int PRIMARY KEY); CREATE TABLE "we.irdo" (id int PRIMARY KEY)`);
+    for (const include of [['sales.*', 'kin*'], ['we.ird.*'], ['we.ird*'], ['nothing.*']]) {
+      const filter = tableFilter({ include, exclude: [] });
+      expect(filter.prefixes).toBeDefined();
+      const plain = (n: string): boolean => filter(n);
+      const [pushed, full] = [await source.listTables(filter), await source.listTables(plain)];
+      expect({ include, names: pushed.tables.map((t) => t.name) }).toEqual({ include, names: full.tables.map((t) => t.name) });
+    }
+    expect((await source.listTables(tableFilter({ include: ['we.ird.*'], exclude: [] }))).tables.map((t) => t.name)).toEqual(['we.ird.t.1']);
+    expect((await source.listTables(tableFilter({ include: ['sales.*', 'kin*'], exclude: [] }))).tables.map((t) => t.name)).toEqual(['kinds', 'sales.orders']);
   });
 
   it('estimates rows from statistics', async () => {

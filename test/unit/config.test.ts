@@ -65,6 +65,18 @@ describe('tenant configuration', () => {
     expect(names.filter(tableFilter({ include: ['sales.*'], exclude: ['sales.audit'] }))).toEqual(['sales.lines']);
   });
 
+  it('names the literal prefixes every admitted table starts with, only when each include pattern has one', () => {
+    expect(tableFilter({ include: ['t001.*'], exclude: [] }).prefixes).toEqual(['t001.']);
+    expect(tableFilter({ include: ['sales.*', 'orders', 'hr.p?ople'], exclude: ['x'] }).prefixes).toEqual(['sales.', 'orders', 'hr.p']);
+    for (const unbounded of [['*'], ['sales.*', '*.lines'], ['!tmp_*'], ['{a,b}.x'], ['[ab].x'], ['\\*x']]) {
+      expect({ unbounded, prefixes: tableFilter({ include: unbounded, exclude: [] }).prefixes }).toEqual({ unbounded, prefixes: undefined });
+    }
+    // The prefixes never admit less than the globs do.
+    const names = ['sales.lines', 'sales.audit', 'salesx.y', 'orders', 'orders_old', 'hr.people', 'hr.pxople', 'other'];
+    const filter = tableFilter({ include: ['sales.*', 'orders', 'hr.p?ople'], exclude: [] });
+    for (const n of names.filter(filter)) expect(filter.prefixes!.some((p) => n.startsWith(p))).toBe(true);
+  });
+
   it('derives a default mirror schema from the tenant id that no other id shares', () => {
     expect(defaultMirrorSchema('acme')).toBe('tenant_acme');
     expect(defaultMirrorSchema('Acme-EU.1')).toMatch(/^tenant_acme_eu_1_[0-9a-f]{8}$/);
