@@ -123,7 +123,9 @@ async function runSession(args: {
     if (config.source.url !== tenant.source.url || config.mirror.url !== tenant.mirror.url || config.mirror.schema !== tenant.mirror.schema) {
       return result('tablesChanged', 'the connection settings in the configuration changed');
     }
+    const cycleStarted = Date.now();
     const outcome = await cycle({ tenant: config, source, mirror, synced, expected, fence, log, draining: deps.draining, metrics: deps.metrics });
+    log.debug({ ms: Date.now() - cycleStarted, changes: outcome.changes }, 'cycle');
     deps.metrics.cycleDone(tenantId);
     figures.cycles += 1;
     args.progress.cycles += 1;
