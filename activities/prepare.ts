@@ -52,6 +52,13 @@ export async function prepareTenant(deps: ActivityDeps, tenantId: string, opts: 
       } finally {
         await snapshot.close();
       }
+      if (sourceRestored !== null) {
+        // A restore is the source's, not a table's: every table is repopulated, also one whose LSN happens to be
+        // older than the restore point (a table with nothing to apply keeps its LSN for up to a minute).
+        for (const [i, plan] of plans.entries()) {
+          if (plan.action === 'mirror') plans[i] = { ...plan, action: 'populate', reason: 'source restored', detail: `the source was restored: ${sourceRestored}` };
+        }
+      }
       const schemas = new Map(tables.map((t) => [t.name, t]));
       for (const plan of plans) {
         const schema = schemas.get(plan.name);
