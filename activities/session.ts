@@ -48,6 +48,10 @@ interface SessionEnd {
 interface CycleOutcome {
   end: SessionEnd | null;
   changes: number;
+  /** The version the cycle's snapshot read up to (every change below it is applied), when it opened one. */
+  version?: Version;
+  /** The tables it kept up to date, for the wake check between polls. */
+  tables?: TableSchema[];
 }
 
 export async function syncSession(deps: ActivityDeps, tenantId: string, input: SessionInput): Promise<SessionResult> {
@@ -142,7 +146,34 @@ async function runSession(args: {
       return result(outcome.end.reason, outcome.end.detail, outcome.end.tables);
     }
     if (Date.now() >= deadline) return result('timeLimit', null);
-    await watch.sleep(outcome.changes > 0 ? Math.min(BUSY_POLL_MS, config.pollInterval) : config.pollInterval, deps.draining);
+    if (outcome.changes > 0) await watch.sleep(Math.min(BUSY_POLL_MS, config.pollInterval), deps.draining);
+    else await idleWait({ config, source, watch, outcome, draining: deps.draining });
+  }
+}
+
+/**
+ * The poll interval after a cycle that found nothing, cut short as soon as the source says a cycle would now find
+ * committed changes (checked every `wakeCheck`): the lag after a quiet spell is then the check's period, not the
+ * poll's. The check writes nothing and costs no Temporal action; a source that cannot answer is simply polled.
+ */
+async function idleWait(args: { config: TenantConfig; source: ChangeSource; watch: CancelWatch; outcome: CycleOutcome; draining?: AbortSignal | undefined }): Promise<void> {
+  const { config, source, watch, outcome } = args;
+  const end = Date.now() + config.pollInterval;
+  const check = config.wakeCheck;
+  const { version, tables } = outcome;
+  if (!source.changesPending || check <= 0 || check >= config.pollInterval || version === undefined || !tables?.length) {
+    await watch.sleep(config.pollInterval, args.draining);
+    return;
+  }
+  while (Date.now() < end && !args.draining?.aborted) {
+    await watch.sleep(Math.min(check, end - Date.now()), args.draining);
+    if (Date.now() >= end) return;
+    const pending = await source.changesPending(tables, version);
+    if (pending === true) return;
+    if (pending === null) {
+      await watch.sleep(end - Date.now(), args.draining);
+      return;
+    }
   }
 }
 
@@ -171,8 +202,9 @@ async function cycle(args: {
   const snapshotAt = Date.now();
   const snapshot = await source.snapshot();
   let changes = 0;
+  const tables = listed.tables.filter((t) => synced.has(t.name));
   try {
-    for (const schema of listed.tables.filter((t) => synced.has(t.name))) {
+    for (const schema of tables) {
       // Draining: what is committed stays; the rest of this cycle is the next session's.
       if (args.draining?.aborted) break;
       const tableState = state.get(schema.name);
@@ -199,7 +231,7 @@ async function cycle(args: {
   } finally {
     await snapshot.close();
   }
-  return { end: null, changes };
+  return { end: null, changes, version: snapshot.version, tables: tables.filter((t) => t.primaryKey.length > 0) };
 }
 
 /** One table's changes since its LSN, applied; returns how many rows changed. */

@@ -18,7 +18,7 @@ import { runMemory } from './memory';
 import { runIdleCost } from './cost';
 import { runOverhead } from './overhead';
 import { runMany } from './many';
-import { machine, performanceMarkdown, renderTable, renderTargets, tableRows, targets, type Results } from './report';
+import { machine, performanceMarkdown, renderTable, renderTargets, tableRows, targets, updateReadme, type Results } from './report';
 import { TenantsFile, startWorkerProcess } from './tenants';
 
 function options(): { opts: BenchOptions; out: string | undefined; doc: boolean } {
@@ -54,7 +54,7 @@ function options(): { opts: BenchOptions; out: string | undefined; doc: boolean 
 }
 
 let only: Set<string> | null = null;
-/** `--render FILE`: rewrite bench/PERFORMANCE.md from an earlier results file (after editing the notes). */
+/** `--render FILE`: rewrite bench/PERFORMANCE.md and the README's figures from an earlier results file (after editing the notes). */
 let render: string | null = null;
 
 function renderOnly(file: string): number {
@@ -63,6 +63,7 @@ function renderOnly(file: string): number {
   const results: Results = { ...stored, targets: targets(stored) };
   const doc = performanceMarkdown(results, join(PROJECT_ROOT, 'bench', 'performance-notes.md'), relative(PROJECT_ROOT, resolve(file)));
   writeFileSync(join(PROJECT_ROOT, 'bench', 'PERFORMANCE.md'), doc);
+  updateReadme(join(PROJECT_ROOT, 'README.md'), results, relative(PROJECT_ROOT, resolve(file)));
   process.stdout.write(`${renderTable(tableRows(results), false)}\n\n${renderTargets(results.targets, false)}\n`);
   return 0;
 }
@@ -138,7 +139,10 @@ async function main(): Promise<number> {
   mkdirSync(dir, { recursive: true });
   const file = out ?? join(dir, opts.quick ? 'quick-latest.json' : `${results.date.slice(0, 19).replaceAll(':', '-')}.json`);
   writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
-  if (doc) writeFileSync(join(PROJECT_ROOT, 'bench', 'PERFORMANCE.md'), performanceMarkdown(results, join(PROJECT_ROOT, 'bench', 'performance-notes.md'), relative(PROJECT_ROOT, file)));
+  if (doc) {
+    writeFileSync(join(PROJECT_ROOT, 'bench', 'PERFORMANCE.md'), performanceMarkdown(results, join(PROJECT_ROOT, 'bench', 'performance-notes.md'), relative(PROJECT_ROOT, file)));
+    updateReadme(join(PROJECT_ROOT, 'README.md'), results, relative(PROJECT_ROOT, file));
+  }
 
   process.stdout.write(`\n${renderTable(tableRows(results), false)}\n\n${renderTargets(results.targets, false)}\n\n`);
   process.stdout.write(`results: ${relative(PROJECT_ROOT, file)} (${Math.round(durationSeconds)} s)\n`);

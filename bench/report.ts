@@ -3,7 +3,7 @@
  * plus the hand-written notes in bench/performance-notes.md).
  */
 import { cpus, totalmem } from 'node:os';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import type { BenchOptions } from './context';
 import type { PopulationResult } from './population';
 import type { IncrementalResult, LagResult } from './convergence';
@@ -185,7 +185,7 @@ export function tableRows(r: Results): string[][] {
       `${m.tenants} tenants, one worker, ${m.seconds} s light writes`,
       `lag p50 ${f(m.lagP50Ms, 0)} / p99 ${f(m.lagP99Ms, 0)} ms`,
       '',
-      `worker CPU ${f(m.workerCpuPercent, 0)}% of a core, RSS ${f(m.workerRssMB, 0)} MB (peak ${f(m.workerPeakRssMB, 0)}), connections/tenant ${f(m.connectionsPerTenant.source, 2)} source + ${f(m.connectionsPerTenant.mirror, 2)} mirror; startup ${f(m.startupSeconds, 0)} s`,
+      `worker CPU ${f(m.workerCpuPercent, 0)}% of a core (${f(m.workerCpuPercent / m.tenants, 2)}% per tenant), RSS ${f(m.workerRssMB, 0)} MB (peak ${f(m.workerPeakRssMB, 0)}, ${f(m.workerPeakRssMB / m.tenants, 2)} MB per tenant), connections/tenant ${f(m.connectionsPerTenant.source, 2)} source + ${f(m.connectionsPerTenant.mirror, 2)} mirror; startup ${f(m.startupSeconds, 0)} s`,
     ]);
   }
   return rows;
@@ -208,10 +208,26 @@ export function renderTargets(t: Target[], markdown: boolean): string {
 
 export function performanceMarkdown(r: Results, notesPath: string, resultFile: string): string {
   const notes = existsSync(notesPath) ? readFileSync(notesPath, 'utf8').trim() : '';
+  return ['## Performance', '', ...figuresMarkdown(r, resultFile), notes, ''].join('\n');
+}
+
+const README_START = '<!-- bench:start (written by npm run bench from its results; edit bench/report.ts, not this) -->';
+const README_END = '<!-- bench:end -->';
+
+/** The README's figures, between its two bench markers, from the same run as bench/PERFORMANCE.md. */
+export function updateReadme(readmePath: string, r: Results, resultFile: string): void {
+  const text = readFileSync(readmePath, 'utf8');
+  const start = text.indexOf(README_START);
+  const end = text.indexOf(README_END);
+  if (start < 0 || end < start) throw new Error(`${readmePath} has no bench markers`);
+  const figures = figuresMarkdown(r, resultFile).join('\n').trimEnd();
+  writeFileSync(readmePath, `${text.slice(0, start + README_START.length)}\n${figures}\n${text.slice(end)}`);
+}
+
+/** The run's header, figures and targets (and what failed), as Markdown lines. */
+function figuresMarkdown(r: Results, resultFile: string): string[] {
   const m = r.machine;
   return [
-    '## Performance',
-    '',
     `Measured ${r.date.slice(0, 10)} with \`npm run bench\` (${r.options.rows.toLocaleString('en')} rows, median of ${r.options.runs} runs where repeated; ` +
       `${Math.round(r.durationSeconds / 60)} min) on ${m.nproc} vCPU (${m.cpu}), ${m.memoryGB} GB RAM, Node ${m.node}; ` +
       `source and mirror are two embedded PostgreSQL 15.18 servers on the same machine, Temporal is the CLI dev server. Raw figures: \`${resultFile}\`.`,
@@ -223,7 +239,5 @@ export function performanceMarkdown(r: Results, notesPath: string, resultFile: s
     renderTargets(r.targets, true),
     '',
     ...(Object.keys(r.errors).length ? ['### Measurements that failed in this run', '', ...Object.entries(r.errors).map(([k, v]) => `- ${k}: ${v}`), ''] : []),
-    notes,
-    '',
-  ].join('\n');
+  ];
 }

@@ -99,6 +99,12 @@ export const tenantSchema = z
       .strict()
       .default({ include: ['*'], exclude: [] }),
     pollInterval: duration.default(DEFAULT_POLICY.pollIntervalMs),
+    /**
+     * Between two polls, how often an idle session asks the source whether a cycle would find committed changes
+     * (one small query; PostgreSQL sources with trigger tracking), and starts its cycle at once when it would.
+     * `off`: the session waits out the poll interval.
+     */
+    wakeCheck: z.union([z.literal('off'), duration]).default(250).transform((v) => (v === 'off' ? 0 : v)),
     batchBytes: size.default(8 * 1024 * 1024),
     retention: duration.default(DEFAULT_POLICY.retentionMs),
     onSourceRestore: z.enum(['repopulate', 'pause']).default(DEFAULT_POLICY.onSourceRestore),

@@ -155,6 +155,12 @@ export interface SourceReads {
 }
 
 export interface ChangeSource extends SourceCatalog, SourceTracking, SourceReads, SourceComparison, SourcePreflight {
+  /**
+   * Whether a snapshot opened now would find changes of these tables at or above `since` (the last snapshot's
+   * version): true, false, or null when the source cannot tell cheaply right now. A source without the check
+   * leaves it out. Asked between polls, so it must be far cheaper than a cycle.
+   */
+  changesPending?(tables: TableSchema[], since: Version): Promise<boolean | null>;
   close(): Promise<void>;
 }
 

@@ -5,13 +5,13 @@
  * every snapshot first ingests what the slot has decoded since the last one.
  */
 import type { Pool } from 'pg';
-import type { ChangeSource, ComparableSnapshot, Finding, PreflightTables, SourceOptions, SourceSnapshot, SourceTables, TableFilter, TableSchema } from '../core/types';
+import type { ChangeSource, ComparableSnapshot, Finding, PreflightTables, SourceOptions, SourceSnapshot, SourceTables, TableFilter, TableSchema, Version } from '../core/types';
 import { FailureType, type ErrorContext, contextFor } from '../core/errors';
-import { CatalogMemo, estimateRows, listTables, prepared } from './catalog';
+import { CatalogMemo, TRACKING_SCHEMA, estimateRows, listTables, prepared, type Queryable } from './catalog';
 import { createPgPool, withClient } from './connection';
 import { sourcePreflight } from './preflight';
 import { PgSourceSnapshot } from './snapshot';
-import { cleanupTracking, enableTracking, untrack, type TrackingMode } from './tracking';
+import { cleanupTracking, enableTracking, qualifiedSide, qualifiedTable, untrack, type TrackingMode } from './tracking';
 import { dropDecodingIfUnused, ensureDecoding, readDecodingSlot, type DecodingOptions, type DecodingSlotFigures } from './decoding';
 import { DecodedIngestion } from './ingest';
 
@@ -28,6 +28,8 @@ export interface PgChangeSourceOptions extends SourceOptions {
 
 /** One ingestion stops after this long (at a transaction boundary); the next snapshot goes on from there. */
 const INGEST_BUDGET_MS = 20_000;
+/** Side table names for changesPending are looked up again after this long. */
+const SIDE_TABLES_TTL_MS = 30_000;
 /** The slot is let go after this long without a snapshot (a population's source, say), for the next session to take. */
 const INGEST_IDLE_RELEASE_MS = 15_000;
 
@@ -108,6 +110,50 @@ export class PgChangeSource implements ChangeSource {
 
   estimateRows(table: TableSchema): Promise<number> {
     return withClient(this.pool, this.ctx('estimate rows', table.name), (c) => estimateRows(c, table), FailureType.SourceReadFailed);
+  }
+
+  /**
+   * One statement: does any of the tables' side tables hold an entry at or above `since` from a transaction
+   * that has ended (below the current snapshot's xmin), which a cycle would therefore read? Trigger tracking only:
+   * decoded changes reach the side tables when a snapshot ingests them. Side table names are looked up in the
+   * registry and kept for a while; a failure (tracking reinstalled meanwhile, say) answers null and forgets them.
+   */
+  async changesPending(tables: TableSchema[], since: Version): Promise<boolean | null> {
+    if (this.tracking !== 'trigger' || tables.length === 0 || !/^\d{1,20}$/.test(since)) return null;
+    try {
+      return await withClient(
+        this.pool,
+        this.ctx('look for changes'),
+        async (c) => {
+          const db = prepared(c);
+          const sides = await this.sideTables(db, tables);
+          if (sides.length === 0) return null;
+          const pending = sides
+            .map((s) => `EXISTS (SELECT 1 FROM ${qualifiedSide(s)} WHERE xid >= $1::xid8 AND xid < pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot()))`)
+            .join(' OR ');
+          return (await db.query<{ pending: boolean }>(`SELECT (${pending}) AS pending`, [since])).rows[0]?.pending === true;
+        },
+        FailureType.SourceReadFailed,
+      );
+    } catch {
+      this.sides = null;
+      return null;
+    }
+  }
+
+  private sides: { key: string; names: string[]; readAt: number } | null = null;
+
+  private async sideTables(db: Queryable, tables: TableSchema[]): Promise<string[]> {
+    const qualified = tables.map(qualifiedTable);
+    const key = qualified.join('\n');
+    if (this.sides && this.sides.key === key && Date.now() - this.sides.readAt < SIDE_TABLES_TTL_MS) return this.sides.names;
+    const { rows } = await db.query<{ side_table: string }>(
+      `SELECT tr.side_table FROM ${TRACKING_SCHEMA}.tracked tr
+        WHERE tr.relid = ANY (SELECT pg_catalog.to_regclass(x)::oid FROM unnest($1::text[]) x)`,
+      [qualified],
+    );
+    this.sides = { key, names: rows.map((r) => r.side_table), readAt: Date.now() };
+    return this.sides.names;
   }
 
   /** Closes snapshots still open (pool.end() would wait for their connections forever), then the pool. */
