@@ -41,7 +41,7 @@ function options(): { opts: BenchOptions; out: string | undefined; doc: boolean 
   const num = (v: string | undefined, d: number): number => (v === undefined ? d : Number(v));
   const opts: BenchOptions = quick
     ? { quick, seed: 42, rows: 20_000, runs: 1, changes: 5_000, rate: 1000, lagSeconds: 4, idleSeconds: 5, overheadSeconds: 2, memoryRows: [5_000, 20_000], tenants: 5, manySeconds: 4 }
-    : { quick, seed: 42, rows: 1_000_000, runs: 3, changes: 100_000, rate: 1000, lagSeconds: 60, idleSeconds: 330, overheadSeconds: 10, memoryRows: [100_000, 400_000], tenants: 100, manySeconds: 60 };
+    : { quick, seed: 42, rows: 1_000_000, runs: 5, changes: 100_000, rate: 1000, lagSeconds: 60, idleSeconds: 330, overheadSeconds: 10, memoryRows: [100_000, 400_000], tenants: 300, manySeconds: 60 };
   opts.rows = num(values.rows, opts.rows);
   opts.runs = num(values.runs, opts.runs);
   opts.tenants = num(values.tenants, opts.tenants);

@@ -80,7 +80,12 @@ async function readSource(tenant: TenantConfig, tables: TableStatus[]): Promise<
         const schemas = new Map((await source.listTables((n) => names.has(n))).tables.map((s) => [s.name, s]));
         for (const t of behind) {
           const schema = schemas.get(t.name);
-          if (schema && t.lsn !== null && !(await snapshot.hasChanges(schema, t.lsn))) quiet.add(t.name);
+          if (!schema || t.lsn === null) continue;
+          // Nothing past the LSN counts only while the source still holds every change since it (a TRUNCATE or
+          // re-enabled tracking empties the range too, and means the mirror is behind until repopulated).
+          const minValid = await snapshot.minValidVersion(schema);
+          if (minValid === null || versionBelow(t.lsn, minValid)) continue;
+          if (!(await snapshot.hasChanges(schema, t.lsn))) quiet.add(t.name);
         }
       }
       return { version: snapshot.version, quiet };

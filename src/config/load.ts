@@ -144,9 +144,13 @@ export function tableFilter(tables: TenantConfig['tables']): TableFilter {
   return filter;
 }
 
-/** The part of a glob before its first character with a meaning to picomatch (negation, wildcards, classes, escapes). */
+/**
+ * The part of a glob before its first character with a meaning to picomatch (negation, wildcards, classes,
+ * escapes, quotes); none for a glob starting `./`, which picomatch strips.
+ */
 function literalPrefix(glob: string): string {
-  const special = glob.search(/[*?[\]{}()!+@\\|]/);
+  if (glob.startsWith('./')) return '';
+  const special = glob.search(/[*?[\]{}()!+@\\|"']/);
   return special === -1 ? glob : glob.slice(0, special);
 }
 

@@ -97,7 +97,8 @@ function classifyDriverError(err: unknown, context: ErrorContext): FailureTypeNa
   }
   // PostgreSQL class 08 (connection exception) and 57P01..03 (admin shutdown, crash, cannot connect now).
   if (/^08/.test(code) || /^57P0[1-3]$/.test(code)) return FailureType.Unavailable;
-  if (err instanceof Error && /Connection terminated|connection ended|server closed the connection/i.test(err.message)) {
+  // node-postgres, for a statement on a client whose connection already failed (the server went away meanwhile).
+  if (err instanceof Error && /Connection terminated|connection ended|server closed the connection|connection error and is not queryable/i.test(err.message)) {
     return FailureType.Unavailable;
   }
   return null;

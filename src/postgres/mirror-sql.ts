@@ -272,6 +272,10 @@ export function createStagingSql(table: TableSchema): string {
   return `CREATE TEMP TABLE IF NOT EXISTS ${quotePg(stagingTable(table))} (${stagingDefs(table).join(', ')}) ON COMMIT DELETE ROWS`;
 }
 
+export function dropStagingSql(table: TableSchema): string {
+  return `DROP TABLE IF EXISTS pg_temp.${quotePg(stagingTable(table))}`;
+}
+
 export function copyStagingSql(table: TableSchema): string {
   const cols = [stagingOpColumn(table), ...table.columns.map((c) => c.name)];
   return `COPY pg_temp.${quotePg(stagingTable(table))} (${columnList(cols)}) FROM STDIN`;

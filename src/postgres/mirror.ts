@@ -568,6 +568,7 @@ export class PgMirror implements Mirror {
           );
         } catch (err) {
           await c.query('ROLLBACK').catch(() => undefined);
+          await this.dropStaging(c, stored);
           throw err;
         }
         return result;
@@ -587,6 +588,16 @@ export class PgMirror implements Mirror {
       stagingMade.set(c, made);
     }
     made.add(name);
+  }
+
+  /**
+   * After a failed apply the staging table may be what failed (dropped by a partner's DISCARD, a column lost to a
+   * DROP TYPE … CASCADE): drop it, so the next apply on this connection creates it afresh.
+   */
+  private async dropStaging(c: PoolClient, stored: TableSchema): Promise<void> {
+    const name = sql.stagingTable(stored);
+    stagingMade.get(c)?.delete(name);
+    await c.query(sql.dropStagingSql(stored)).catch(() => undefined);
   }
 
   /** Drops the relations the registry names for `table`, and its state row, recording a `wipe` in `_mirror_log`. */

@@ -29,6 +29,9 @@ import { columnExpr } from './types';
 
 export { columnExpr };
 
+/** The fingerprint component naming the table behind a mirror table (a `table.` component: see decide.ts). */
+export const TABLE_RELID = 'table.relid';
+
 /**
  * One REPEATABLE READ READ ONLY transaction on one dedicated connection. Its version is the snapshot's xmin
  * horizon: every xid below it has ended, so a change with a smaller xid can no longer appear later — unlike
@@ -205,9 +208,21 @@ export class PgSourceSnapshot implements ComparableSnapshot {
     });
   }
 
-  /** PostgreSQL raises the table's min valid version whenever its tracking restarts: nothing per table to add. */
-  async tableFingerprint(_table: TableSchema): Promise<SourceFingerprint> {
-    return this.fingerprint;
+  /**
+   * The source's fingerprint and the tracked table's oid. Tracking that restarts raises the min valid version;
+   * the oid catches what does not restart it: two tracked tables that swapped names (each name then leads to the
+   * other table's tracking and rows, with nothing else changed).
+   */
+  tableFingerprint(table: TableSchema): Promise<SourceFingerprint> {
+    const ctx = this.ctx('read fingerprint', table);
+    return this.exclusive(async () => {
+      try {
+        const { state } = await this.trackingOf(table);
+        return state ? { ...this.fingerprint, [TABLE_RELID]: state.relid } : this.fingerprint;
+      } catch (err) {
+        throw toMirrorError(err, ctx, FailureType.SourceReadFailed);
+      }
+    });
   }
 
   changes(table: TableSchema, fromVersion: Version): Readable {

@@ -7,6 +7,7 @@
 import type { Pool } from 'pg';
 import type { ChangeSource, ComparableSnapshot, Finding, PreflightTables, SourceOptions, SourceSnapshot, SourceTables, TableFilter, TableSchema, Version } from '../core/types';
 import { FailureType, type ErrorContext, contextFor } from '../core/errors';
+import { literalPg } from '../core/identifiers';
 import { CatalogMemo, TRACKING_SCHEMA, estimateRows, listTables, prepared, type Queryable } from './catalog';
 import { createPgPool, withClient } from './connection';
 import { sourcePreflight } from './preflight';
@@ -28,6 +29,8 @@ export interface PgChangeSourceOptions extends SourceOptions {
 
 /** One ingestion stops after this long (at a transaction boundary); the next snapshot goes on from there. */
 const INGEST_BUDGET_MS = 20_000;
+/** changesPending gives up after waiting this long for a lock (and four times as long in all). */
+const PROBE_TIMEOUT_MS = 200;
 /** Side table names for changesPending are looked up again after this long. */
 const SIDE_TABLES_TTL_MS = 30_000;
 /** The slot is let go after this long without a snapshot (a population's source, say), for the next session to take. */
@@ -125,13 +128,22 @@ export class PgChangeSource implements ChangeSource {
         this.pool,
         this.ctx('look for changes'),
         async (c) => {
-          const db = prepared(c);
-          const sides = await this.sideTables(db, tables);
+          const sides = await this.sideTables(prepared(c), tables);
           if (sides.length === 0) return null;
           const pending = sides
-            .map((s) => `EXISTS (SELECT 1 FROM ${qualifiedSide(s)} WHERE xid >= $1::xid8 AND xid < pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot()))`)
+            .map((s) => `EXISTS (SELECT 1 FROM ${qualifiedSide(s)} WHERE xid >= ${literalPg(since)}::xid8 AND xid < pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot()))`)
             .join(' OR ');
-          return (await db.query<{ pending: boolean }>(`SELECT (${pending}) AS pending`, [since])).rows[0]?.pending === true;
+          // One round trip, bounded: a side table locked by DDL (another tenant untracking, a VACUUM FULL) must not
+          // hold the session, which sends no heartbeat while it waits; the answer is then "cannot tell".
+          try {
+            const results = (await c.query(
+              `BEGIN; SET LOCAL lock_timeout = ${PROBE_TIMEOUT_MS}; SET LOCAL statement_timeout = ${4 * PROBE_TIMEOUT_MS}; SELECT (${pending}) AS pending; COMMIT`,
+            )) as unknown as { rows: { pending?: boolean }[] }[];
+            return results[3]?.rows[0]?.pending === true;
+          } catch (err) {
+            await c.query('ROLLBACK').catch(() => undefined);
+            throw err;
+          }
         },
         FailureType.SourceReadFailed,
       );
@@ -149,7 +161,8 @@ export class PgChangeSource implements ChangeSource {
     if (this.sides && this.sides.key === key && Date.now() - this.sides.readAt < SIDE_TABLES_TTL_MS) return this.sides.names;
     const { rows } = await db.query<{ side_table: string }>(
       `SELECT tr.side_table FROM ${TRACKING_SCHEMA}.tracked tr
-        WHERE tr.relid = ANY (SELECT pg_catalog.to_regclass(x)::oid FROM unnest($1::text[]) x)`,
+        WHERE tr.relid = ANY (SELECT pg_catalog.to_regclass(x)::oid FROM unnest($1::text[]) x)
+        ORDER BY tr.side_table`,
       [qualified],
     );
     this.sides = { key, names: rows.map((r) => r.side_table), readAt: Date.now() };

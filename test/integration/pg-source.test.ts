@@ -15,6 +15,8 @@ import { FailureType, MirrorError } from '../../src/core/errors';
 import { quotePg } from '../../src/core/identifiers';
 import type { TableSchema } from '../../src/core/types';
 import { tableFilter } from '../../src/config/load';
+import { TABLE_RELID } from '../../src/postgres/snapshot';
+import { continuityBreak } from '../../activities/decide';
 
 let server: EmbeddedPg;
 let url: string;
@@ -608,6 +610,32 @@ describe('PgChangeSource fingerprint', () => {
     expect(again.trackingEpoch).toMatch(/^[0-9a-f-]{36}$/);
     expect(again.trackingEpoch).not.toBe(fp.trackingEpoch);
     expect({ ...again, trackingEpoch: '' }).toEqual({ ...fp, trackingEpoch: '' });
+  });
+
+  it("names the table's oid per table, so two tracked tables that swap names are no longer continued from", async () => {
+    await admin.query(`CREATE TABLE swap_a (id int PRIMARY KEY, v text); CREATE TABLE swap_b (id int PRIMARY KEY, v text)`);
+    const [a, b] = [await tableNamed('swap_a'), await tableNamed('swap_b')];
+    await source.enableTracking(a, DAY);
+    await source.enableTracking(b, DAY);
+    const oidOf = async (name: string): Promise<string> => (await admin.query<{ oid: string }>(`SELECT '${name}'::regclass::oid::text AS oid`)).rows[0]!.oid;
+    const before = await source.snapshot();
+    const recorded = await before.tableFingerprint(a);
+    await before.close();
+    expect(recorded[TABLE_RELID]).toBe(await oidOf('swap_a'));
+    await admin.query(`INSERT INTO swap_a VALUES (1, 'a'); INSERT INTO swap_b VALUES (1, 'b')`);
+    await admin.query(`ALTER TABLE swap_a RENAME TO swap_tmp; ALTER TABLE swap_b RENAME TO swap_a; ALTER TABLE swap_tmp RENAME TO swap_b`);
+    const after = await source.snapshot();
+    try {
+      const now = await after.tableFingerprint(a);
+      expect(now[TABLE_RELID]).toBe(await oidOf('swap_a'));
+      expect(now[TABLE_RELID]).not.toBe(recorded[TABLE_RELID]);
+      // Everything else about the source is as it was: only this component tells the mirror the table changed.
+      expect({ ...now, [TABLE_RELID]: '' }).toEqual({ ...recorded, [TABLE_RELID]: '' });
+      const broken = continuityBreak(before.version, recorded, { sourceVersion: after.version, fingerprint: now, minValidVersion: await after.minValidVersion(a) });
+      expect(broken).toMatchObject({ type: FailureType.TrackingExpired });
+    } finally {
+      await after.close();
+    }
   });
 });
 

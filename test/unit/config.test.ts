@@ -68,9 +68,12 @@ describe('tenant configuration', () => {
   it('names the literal prefixes every admitted table starts with, only when each include pattern has one', () => {
     expect(tableFilter({ include: ['t001.*'], exclude: [] }).prefixes).toEqual(['t001.']);
     expect(tableFilter({ include: ['sales.*', 'orders', 'hr.p?ople'], exclude: ['x'] }).prefixes).toEqual(['sales.', 'orders', 'hr.p']);
-    for (const unbounded of [['*'], ['sales.*', '*.lines'], ['!tmp_*'], ['{a,b}.x'], ['[ab].x'], ['\\*x']]) {
+    for (const unbounded of [['*'], ['sales.*', '*.lines'], ['!tmp_*'], ['{a,b}.x'], ['[ab].x'], ['\\*x'], ['"t001"*'], ['./t001.*']]) {
       expect({ unbounded, prefixes: tableFilter({ include: unbounded, exclude: [] }).prefixes }).toEqual({ unbounded, prefixes: undefined });
     }
+    // picomatch drops a glob's leading quotes ("t001"* admits t001x): a prefix stops before any quote.
+    expect(tableFilter({ include: ['"t001"*'], exclude: [] })('t001x')).toBe(true);
+    expect(tableFilter({ include: ['t0"01"*'], exclude: [] }).prefixes).toEqual(['t0']);
     // The prefixes never admit less than the globs do.
     const names = ['sales.lines', 'sales.audit', 'salesx.y', 'orders', 'orders_old', 'hr.people', 'hr.pxople', 'other'];
     const filter = tableFilter({ include: ['sales.*', 'orders', 'hr.p?ople'], exclude: [] });

@@ -16,6 +16,9 @@ describe('typed failures', () => {
     expect(toMirrorError(withCode('3D000'), {}, FailureType.Unavailable).type).toBe('BadConfig');
     expect(toMirrorError(withCode('ECONNREFUSED'), {}, FailureType.MirrorWriteFailed).type).toBe('Unavailable');
     expect(toMirrorError(withCode('57P01'), {}, FailureType.MirrorWriteFailed).type).toBe('Unavailable');
+    // node-postgres's words for a statement on a client whose connection had already failed.
+    const dead = new Error('Client has encountered a connection error and is not queryable');
+    expect(toMirrorError(dead, { table: 't' }, FailureType.MirrorWriteFailed).type).toBe('Unavailable');
     expect(toMirrorError(withCode('ELOGIN'), {}, FailureType.Unavailable).type).toBe('AuthFailed');
     expect(toMirrorError(withCode('22001'), {}, FailureType.MirrorWriteFailed).type).toBe('MirrorWriteFailed');
   });

@@ -75,6 +75,7 @@ describe('statements with hostile identifiers', () => {
     ['comment', sql.commentOnTableSql(SCHEMA, shadow, `{"k":"it's"}`)],
     ['staging', sql.createStagingSql(hostile)],
     ['copy staging', sql.copyStagingSql(hostile)],
+    ['drop staging', sql.dropStagingSql(hostile)],
     ['delete', sql.deleteFromStagingSql(SCHEMA, live, hostile)],
     ['upsert', sql.upsertFromStagingSql(SCHEMA, live, hostile)],
     ['record population', sql.recordPopulationSql(SCHEMA)],
