@@ -13,7 +13,7 @@ import { openMirror, openSource } from './adapters';
 import { lagSeconds, staleness, type SessionActivity, type Staleness } from './staleness';
 import type { TenantConfig } from './config/schema';
 import type { MirrorStateStore } from './core/types';
-import { versionBelow } from './core/versions';
+import { discontinuity, versionBelow } from './core/versions';
 import { PgChangeSource } from './postgres/source';
 import type { DecodingSlotFigures } from './postgres/decoding';
 
@@ -84,7 +84,7 @@ async function readSource(tenant: TenantConfig, tables: TableStatus[]): Promise<
           // Nothing past the LSN counts only while the source still holds every change since it (a TRUNCATE or
           // re-enabled tracking empties the range too, and means the mirror is behind until repopulated).
           const minValid = await snapshot.minValidVersion(schema);
-          if (minValid === null || versionBelow(t.lsn, minValid)) continue;
+          if (minValid === null || discontinuity(t.lsn, snapshot.version, minValid) !== null) continue;
           if (!(await snapshot.hasChanges(schema, t.lsn))) quiet.add(t.name);
         }
       }

@@ -39,6 +39,11 @@ export const TRACKING_SCHEMA = 'tenant_mirror_ct';
 
 export const NO_SELECT_PRIVILEGE = 'no SELECT privilege';
 
+/** The source table as a quoted, qualified name (DDL, casts to regclass, COPY queries). */
+export function qualifiedTable(table: TableSchema): string {
+  return `${quotePg(table.source.schema)}.${quotePg(table.source.table)}`;
+}
+
 /** A source table's name in the mirror: `schema.table`, with `public.` dropped. */
 export function mirrorName(schema: string, table: string): string {
   return mirroredTableName(schema, table, 'public');
@@ -262,7 +267,7 @@ export async function readNativeKey(db: Queryable, table: TableSchema): Promise<
      WHERE o.ord <= i.indnkeyatts
      ORDER BY o.ord`,
     // By oid, as relidOf (tracking.ts) does: the generic plan of a lookup by name scanned the catalog.
-    [`${quotePg(table.source.schema)}.${quotePg(table.source.table)}`],
+    [qualifiedTable(table)],
   );
   return rows;
 }

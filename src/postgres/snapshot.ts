@@ -199,7 +199,7 @@ export class PgSourceSnapshot implements ComparableSnapshot {
         if (!isUsable(state, key)) return true;
         const { rows } = await this.db.query<{ found: boolean }>(
           `SELECT EXISTS (SELECT 1 FROM ${qualifiedSide(state.sideTable)}
-                           WHERE xid >= ${literalPg(fromVersion)}::xid8 AND xid < ${literalPg(this.version)}::xid8) AS found`,
+                           WHERE ${xidRange(fromVersion, this.version)}) AS found`,
         );
         return rows[0]?.found !== false;
       } catch (err) {
@@ -263,7 +263,7 @@ export class PgSourceSnapshot implements ComparableSnapshot {
   private async hasKeylessEntries(side: string, from: Version): Promise<boolean> {
     const { rows } = await this.db.query<{ found: boolean }>(
       `SELECT EXISTS (SELECT 1 FROM ${qualifiedSide(side)}
-                       WHERE xid >= ${literalPg(from)}::xid8 AND xid < ${literalPg(this.version)}::xid8
+                       WHERE ${xidRange(from, this.version)}
                          AND pg_catalog.array_position(k, NULL) IS NOT NULL) AS found`,
     );
     return rows[0]?.found === true;
@@ -427,10 +427,15 @@ export function changesSql(table: TableSchema, side: string, keyTypes: string[],
   return (
     `COPY (SELECT ${[exists, ...cols].join(', ')} ` +
     `FROM (SELECT DISTINCT k FROM ${qualifiedSide(side)} ` +
-    `WHERE xid >= ${literalPg(assertVersion(from))}::xid8 AND xid < ${literalPg(assertVersion(to))}::xid8) c ` +
+    `WHERE ${xidRange(from, to)}) c ` +
     `CROSS JOIN LATERAL (SELECT ${casts}) kk ` +
     `LEFT JOIN ${qualifiedTable(table)} t ON ${join}) TO STDOUT`
   );
+}
+
+/** Side-table entries of transactions `from <= xid < to`: the range a mirror at `from` reads up to a snapshot at `to`. */
+export function xidRange(from: Version, to: Version): string {
+  return `xid >= ${literalPg(assertVersion(from))}::xid8 AND xid < ${literalPg(assertVersion(to))}::xid8`;
 }
 
 export function assertVersion(v: string): string {

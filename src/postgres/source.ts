@@ -11,7 +11,7 @@ import { literalPg } from '../core/identifiers';
 import { CatalogMemo, TRACKING_SCHEMA, estimateRows, listTables, prepared, type Queryable } from './catalog';
 import { createPgPool, withClient } from './connection';
 import { sourcePreflight } from './preflight';
-import { PgSourceSnapshot } from './snapshot';
+import { PgSourceSnapshot, assertVersion } from './snapshot';
 import { cleanupTracking, enableTracking, qualifiedSide, qualifiedTable, untrack, type TrackingMode } from './tracking';
 import { dropDecodingIfUnused, ensureDecoding, readDecodingSlot, type DecodingOptions, type DecodingSlotFigures } from './decoding';
 import { DecodedIngestion } from './ingest';
@@ -122,8 +122,9 @@ export class PgChangeSource implements ChangeSource {
    * registry and kept for a while; a failure (tracking reinstalled meanwhile, say) answers null and forgets them.
    */
   async changesPending(tables: TableSchema[], since: Version): Promise<boolean | null> {
-    if (this.tracking !== 'trigger' || tables.length === 0 || !/^\d{1,20}$/.test(since)) return null;
+    if (this.tracking !== 'trigger' || tables.length === 0) return null;
     try {
+      const from = literalPg(assertVersion(since));
       return await withClient(
         this.pool,
         this.ctx('look for changes'),
@@ -131,7 +132,7 @@ export class PgChangeSource implements ChangeSource {
           const sides = await this.sideTables(prepared(c), tables);
           if (sides.length === 0) return null;
           const pending = sides
-            .map((s) => `EXISTS (SELECT 1 FROM ${qualifiedSide(s)} WHERE xid >= ${literalPg(since)}::xid8 AND xid < pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot()))`)
+            .map((s) => `EXISTS (SELECT 1 FROM ${qualifiedSide(s)} WHERE xid >= ${from}::xid8 AND xid < pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot()))`)
             .join(' OR ');
           // One round trip, bounded: a side table locked by DDL (another tenant untracking, a VACUUM FULL) must not
           // hold the session, which sends no heartbeat while it waits; the answer is then "cannot tell".
