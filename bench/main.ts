@@ -50,7 +50,8 @@ function options(): { opts: BenchOptions; out: string | undefined; doc: boolean 
   opts.seed = num(values.seed, opts.seed);
   only = values.only ? new Set(values.only.split(',')) : null;
   render = values.render ?? null;
-  return { opts, out: values.out, doc: !quick && !values['no-doc'] };
+  // A partial run (--only) must not overwrite the documents with a table of missing figures.
+  return { opts, out: values.out, doc: !quick && !values['no-doc'] && values.only === undefined };
 }
 
 let only: Set<string> | null = null;
