@@ -8,7 +8,7 @@
  * over. Nothing of the tenant's data travels in heartbeats: they carry counts and the version only.
  */
 import { hostname } from 'node:os';
-import { ApplicationFailure, Context, CancelledFailure } from '@temporalio/activity';
+import { ApplicationFailure, Context } from '@temporalio/activity';
 import { failureAction } from '../contract/failures';
 import { MirrorError, FailureType } from '../src/core/errors';
 import { versionBelow } from '../src/core/versions';
@@ -16,7 +16,8 @@ import type { Fence, Mirror, ShadowProgress, SourceSnapshot, TableSchema, Versio
 import type { PopulateHeartbeat, PopulateResult } from '../contract';
 import { withSides, type ActivityDeps } from './deps';
 import { withFailures } from './failure';
-import { abandonable } from './streams';
+import { interruptibleCopy } from './streams';
+import { chooseRanges, copyRanges, splitSides } from './split-population';
 
 /** Heartbeats bring cancellations (wipe, pause): every second, so one arriving during a population is acted on promptly. */
 const KEEPALIVE_MS = 1_000;
@@ -71,7 +72,20 @@ async function populate(deps: ActivityDeps, tenantId: string, table: string): Pr
           deps.metrics.populated(tenantId, table, { rows: p.rows - recorded.rows, bytes: p.bytes - recorded.bytes });
           recorded = { rows: p.rows, bytes: p.bytes };
         };
-        await copyRows({ ctx, snapshot, mirror, schema, fence, version, resume: resumable, chunkBytes: tenant.batchBytes, report, draining: deps.draining });
+        const common = { ctx, mirror, schema, fence, version, chunkBytes: tenant.batchBytes, report, draining: deps.draining };
+        const split = splitSides(mirror, snapshot);
+        // A resumed population keeps the way it was split (or not); a fresh one splits a large table.
+        const ranges = !split
+          ? null
+          : resumable
+            ? (resumable.ranges ?? null)
+            : await chooseRanges(source, split.snapshot, schema, { streams: tenant.populateStreams, minRows: tenant.splitRows });
+        if (split && ranges) {
+          if (!resumable) log.info({ ranges: ranges.length, streams: tenant.populateStreams }, 'population split into key ranges');
+          await copyRanges({ ...common, ...split, ranges, resume: resumable !== null, streams: tenant.populateStreams });
+        } else {
+          await copyRows({ ...common, snapshot, resume: resumable });
+        }
         const swapped = await mirror.swapInShadow(schema, version, await snapshot.tableFingerprint(schema), fence);
         log.info({ rows: swapped.rows, lsn: version, ms: Date.now() - started }, 'table populated');
         return { table, rows: swapped.rows, lsn: version, resumed: resumable !== null, durationMs: Date.now() - started };
@@ -92,7 +106,8 @@ async function populate(deps: ActivityDeps, tenantId: string, table: string): Pr
 async function resumePoint(mirror: Mirror, snapshot: SourceSnapshot, schema: TableSchema): Promise<(ShadowProgress & { version: Version }) | null> {
   if (schema.primaryKey.length === 0) return null;
   const progress = await mirror.shadowProgress(schema);
-  if (!progress || progress.version === undefined || progress.lastKey === null) return null;
+  // A split population's marker is worth resuming from its plan on: its ranges are the cut a new sample would not repeat.
+  if (!progress || progress.version === undefined || (progress.lastKey === null && !progress.ranges)) return null;
   const minValid = await snapshot.minValidVersion(schema);
   if (minValid === null || versionBelow(progress.version, minValid)) return null;
   return { ...progress, version: progress.version };
@@ -112,41 +127,22 @@ async function copyRows(args: {
   /** The worker drains: the chunk in flight rolls back, the committed ones stay, the next attempt resumes. */
   draining?: AbortSignal | undefined;
 }): Promise<void> {
-  const { ctx, snapshot, mirror, schema, draining } = args;
-  const rows = abandonable(snapshot.rows(schema, args.resume?.lastKey ?? undefined));
-  const onAbort = (): void => {
-    rows.destroy(new CancelledFailure('population cancelled'));
-  };
-  const drained = (): MirrorError =>
-    new MirrorError(FailureType.WorkerLost, 'the worker is shutting down: the population resumes from its last committed chunk on another worker', {
-      table: schema.name,
-      operation: 'populate',
-    });
-  const onDrain = (): void => {
-    rows.destroy(drained());
-  };
-  ctx.cancellationSignal.addEventListener('abort', onAbort, { once: true });
-  draining?.addEventListener('abort', onDrain, { once: true });
-  try {
-    await mirror.copyIntoShadow(schema, rows, {
-      resume: args.resume !== null,
-      version: args.version,
-      fence: args.fence,
-      // Commits (and resume points) every batchBytes: the tenant's bound on one write transaction.
-      chunkBytes: args.chunkBytes,
-      onChunk: (p) => args.report(p),
-    });
-  } catch (err) {
-    // The adapter reports the destroyed row stream as a failed read; it was a cancellation (a wipe or pause
-    // arrived), and the history should say so rather than show a SourceReadFailed.
-    if (ctx.cancellationSignal.aborted) throw new CancelledFailure('population cancelled');
-    if (draining?.aborted) throw drained();
-    throw err;
-  } finally {
-    ctx.cancellationSignal.removeEventListener('abort', onAbort);
-    draining?.removeEventListener('abort', onDrain);
-  }
-  if (ctx.cancellationSignal.aborted) throw new CancelledFailure('population cancelled');
+  const { snapshot, mirror, schema } = args;
+  await interruptibleCopy({
+    ctx: args.ctx,
+    table: schema.name,
+    rows: snapshot.rows(schema, args.resume?.lastKey ?? undefined),
+    draining: args.draining,
+    write: (rows) =>
+      mirror.copyIntoShadow(schema, rows, {
+        resume: args.resume !== null,
+        version: args.version,
+        fence: args.fence,
+        // Commits (and resume points) every batchBytes: the tenant's bound on one write transaction.
+        chunkBytes: args.chunkBytes,
+        onChunk: (p) => args.report(p),
+      }),
+  });
 }
 
 /**

@@ -10,12 +10,21 @@ import { PgMirror } from './postgres/mirror';
 import { MssqlChangeSource } from './mssql/source';
 import { MssqlMirror } from './mssql/mirror';
 
+/**
+ * Connections per side: two populations at once (the workflow's lanes), each over `populateStreams` connections,
+ * plus a sync cycle and a catalog read beside them. Pools open connections only when asked and close idle ones:
+ * the bound costs nothing while no population runs.
+ */
+function maxConnections(tenant: TenantConfig): number {
+  return Math.max(4, 2 * tenant.populateStreams + 2);
+}
+
 export function openSource(tenant: TenantConfig): ChangeSource {
-  const opts = { url: tenant.source.url, tenant: tenant.id };
+  const opts = { url: tenant.source.url, tenant: tenant.id, maxConnections: maxConnections(tenant) };
   return tenant.source.kind === 'postgres' ? new PgChangeSource({ ...opts, tracking: tenant.source.tracking }) : new MssqlChangeSource(opts);
 }
 
 export function openMirror(tenant: TenantConfig): Mirror {
-  const opts = { url: tenant.mirror.url, schema: tenant.mirror.schema, tenant: tenant.id, hooks: mirrorHooks(tenant.mirror.hooks) };
+  const opts = { url: tenant.mirror.url, schema: tenant.mirror.schema, tenant: tenant.id, hooks: mirrorHooks(tenant.mirror.hooks), maxConnections: maxConnections(tenant) };
   return tenant.mirror.kind === 'postgres' ? new PgMirror(opts) : new MssqlMirror(opts);
 }

@@ -106,6 +106,13 @@ export const tenantSchema = z
      */
     wakeCheck: z.union([z.literal('off'), duration]).default(250).transform((v) => (v === 'off' ? 0 : v)),
     batchBytes: size.default(8 * 1024 * 1024),
+    /**
+     * How many connections (on each side) one large table's population is copied over at once, each taking a key
+     * range; 1 copies every table in one stream. Only tables of at least `splitRows` rows (the planner's estimate)
+     * are split: below that, the sample and the extra connections cost more than they save.
+     */
+    populateStreams: z.number().int().min(1).max(8).default(2),
+    splitRows: z.number().int().min(1).default(1_000_000),
     retention: duration.default(DEFAULT_POLICY.retentionMs),
     onSourceRestore: z.enum(['repopulate', 'pause']).default(DEFAULT_POLICY.onSourceRestore),
     /** A table with neither a primary key nor a unique index over NOT NULL columns: refreshed whole, or skipped. */

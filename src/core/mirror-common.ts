@@ -3,7 +3,7 @@
  * shadow's progress marker read back, and the decision of what to do with a received table shape.
  */
 import { compareSchema, describeChange, type ExistingTable, type SchemaChange } from './schema-compat';
-import type { KeyValues, MirrorTableState, SchemaApplyResult, ShadowProgress, SourceFingerprint, TableSchema } from './types';
+import type { KeyValues, MirrorTableState, SchemaApplyResult, ShadowProgress, ShadowRange, SourceFingerprint, TableSchema } from './types';
 
 /** Lock names that serialise a tenant's mirror DDL across workers: one for the schema's set-up, one per table. */
 export function mirrorLockName(schema: string, table?: string): string {
@@ -72,10 +72,13 @@ export function parseShadowProgress(text: string): ShadowProgress | null {
     return null;
   }
   if (typeof value !== 'object' || value === null) return null;
-  const { table, schemaHash, version, lastKey, rows, bytes, startedAt } = value as Record<string, unknown>;
+  const { table, schemaHash, version, lastKey, rows, bytes, startedAt, ranges } = value as Record<string, unknown>;
   if (typeof schemaHash !== 'string' || typeof rows !== 'number') return null;
-  if (lastKey !== null && !(Array.isArray(lastKey) && lastKey.every((k) => k === null || typeof k === 'string'))) return null;
+  if (lastKey !== null && !isKey(lastKey)) return null;
+  const split = ranges === undefined ? undefined : parseRanges(ranges);
+  if (split === null) return null;
   return {
+    ...(split ? { ranges: split } : {}),
     ...(typeof table === 'string' ? { table } : {}),
     schemaHash,
     ...(typeof version === 'string' ? { version } : {}),
@@ -84,6 +87,24 @@ export function parseShadowProgress(text: string): ShadowProgress | null {
     ...(typeof bytes === 'number' ? { bytes } : {}),
     ...(typeof startedAt === 'string' ? { startedAt } : {}),
   };
+}
+
+function isKey(value: unknown): value is KeyValues {
+  return Array.isArray(value) && value.every((k) => k === null || typeof k === 'string');
+}
+
+/** The ranges of a split population's marker; null when any is malformed (the marker is then not ours). */
+function parseRanges(value: unknown): ShadowRange[] | null {
+  if (!Array.isArray(value)) return null;
+  const out: ShadowRange[] = [];
+  for (const item of value as unknown[]) {
+    if (typeof item !== 'object' || item === null) return null;
+    const { after, upTo, lastKey, rows, bytes, done } = item as Record<string, unknown>;
+    if ((after !== undefined && !isKey(after)) || (upTo !== undefined && !isKey(upTo))) return null;
+    if ((lastKey !== null && !isKey(lastKey)) || typeof rows !== 'number' || typeof bytes !== 'number' || typeof done !== 'boolean') return null;
+    out.push({ ...(after !== undefined ? { after } : {}), ...(upTo !== undefined ? { upTo } : {}), lastKey, rows, bytes, done });
+  }
+  return out;
 }
 
 /** A `_mirror_state` row as both databases return it (timestamps already ISO 8601 text, counts as text). */

@@ -114,6 +114,23 @@ export interface SourceSnapshot {
   close(): Promise<void>;
 }
 
+/**
+ * A snapshot whose row reads can be split: one large table read by several connections at once, all seeing
+ * exactly this snapshot (PostgreSQL: an exported snapshot), each over its own key range.
+ */
+export interface SplittableSnapshot extends SourceSnapshot {
+  /**
+   * Up to `parts - 1` keys, ascending, that cut the table into ranges of about equal row counts, from a sample
+   * (cheap: a table's worth of statistics, not a scan). Empty when the table cannot be split (no key, a key
+   * compared as text, too few rows sampled). The range bounds compare keys as `rows` orders them.
+   */
+  rangeCuts(table: TableSchema, parts: number): Promise<KeyValues[]>;
+  /** Rows with `range.after < key <= range.upTo` (either end open when absent), in key order, as COPY text. */
+  rowsInRange(table: TableSchema, range: KeyRange): Readable;
+  /** `count` more snapshots on their own connections that see exactly what this one sees. Close each. */
+  siblings(count: number): Promise<SplittableSnapshot[]>;
+}
+
 /** Primary key values of one row, as their COPY text fields (decoded). */
 export type KeyValues = (string | null)[];
 
@@ -244,8 +261,21 @@ export interface HookStatement {
   sql: string;
 }
 
+/**
+ * One key range of a population split into ranges (`after < key <= upTo`, either end open when absent), copied
+ * on its own connection and resumed on its own after its `lastKey`.
+ */
+export interface ShadowRange extends KeyRange {
+  lastKey: KeyValues | null;
+  rows: number;
+  bytes: number;
+  done: boolean;
+}
+
 /** A population's progress, kept beside its shadow table so a retry can resume after the last copied key. */
 export interface ShadowProgress {
+  /** A split population: each range's own progress (`lastKey` and `rows` above are then unused and the total). */
+  ranges?: ShadowRange[];
   /** The source version the population reads at (a resumed attempt must read at the same one). */
   version?: Version;
   /** The table the shadow is for (TableSchema.name); absent in markers written before it was recorded. */
@@ -310,6 +340,19 @@ export interface MirrorBulkLoad {
   ): Promise<PopulationProgress>;
   /** The progress of the shadow built for this schema (to resume from), or null when there is none. */
   shadowProgress(schema: TableSchema): Promise<ShadowProgress | null>;
+  /**
+   * A mirror that can fill one shadow over several connections at once. `planShadow` starts a population split
+   * into `ranges` (an empty shadow whose marker holds them; a resumable one for the same schema, version and ranges
+   * is kept) and returns its progress; then each range is streamed by `copyRangeIntoShadow`, concurrently, and
+   * marked done when its stream ends. Each commit records its range's progress in the same transaction.
+   */
+  planShadow?(schema: TableSchema, opts: { resume: boolean; version: Version; fence: Fence; ranges: KeyRange[] }): Promise<ShadowProgress>;
+  copyRangeIntoShadow?(
+    schema: TableSchema,
+    range: number,
+    rows: Readable,
+    opts: { version: Version; chunkBytes: number; fence: Fence; onChunk: (progress: PopulationProgress) => void },
+  ): Promise<PopulationProgress>;
   /**
    * Atomically replaces the table with its shadow and records the LSN, schema hash and fingerprint, and a
    * `populate` row in `_mirror_log`. What the partner created on the table it replaces (indexes, grants; see the

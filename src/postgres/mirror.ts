@@ -37,6 +37,7 @@ import type {
   Fence,
   Finding,
   HookEvent,
+  KeyRange,
   KeyValues,
   LogicalType,
   Mirror,
@@ -48,6 +49,7 @@ import type {
   PopulationProgress,
   SchemaApplyResult,
   ShadowProgress,
+  ShadowRange,
   SourceFingerprint,
   TableSchema,
   Version,
@@ -374,20 +376,100 @@ export class PgMirror implements Mirror {
     );
   }
 
+  planShadow(schema: TableSchema, opts: { resume: boolean; version: Version; fence: Fence; ranges: KeyRange[] }): Promise<ShadowProgress> {
+    const ctx = this.ctx('populate', schema.name);
+    return withClient(
+      this.pool,
+      ctx,
+      (c) => this.prepareShadow(c, schema, sql.shadowRelation(schema.name), { hash: schemaHash(schema), ...opts }),
+      FailureType.MirrorWriteFailed,
+    );
+  }
+
   /**
-   * Makes sure a shadow built for this exact schema and version exists, and returns its progress. Without
-   * `resume`, or when the shadow was built for another schema or version (or lost its marker), it starts over
-   * from an empty shadow, registered as ours in the same transaction.
+   * One range of a split population, on a connection of its own. The ranges' commits share the shadow's marker:
+   * each takes the shadow's advisory lock, reads the marker as the others last committed it and writes it back
+   * with its own range's progress, so two ranges never overwrite each other's (the lock is held only from the end
+   * of a chunk's COPY to its commit).
+   */
+  async copyRangeIntoShadow(
+    schema: TableSchema,
+    range: number,
+    rows: Readable,
+    opts: { version: Version; chunkBytes: number; fence: Fence; onChunk: (progress: PopulationProgress) => void },
+  ): Promise<PopulationProgress> {
+    const ctx = this.ctx('populate', schema.name);
+    const shadow = sql.shadowRelation(schema.name);
+    const keyIndexes = schema.primaryKey.map((k) => schema.columns.findIndex((c) => c.name === k));
+    const copySql = sql.copyFromStdinSql(this.schema, shadow, schema);
+    const total: PopulationProgress = { rows: 0, bytes: 0, lastKey: null };
+    return withClient(
+      this.pool,
+      ctx,
+      async (c) => {
+        const record = async (update: (r: ShadowRange) => ShadowRange): Promise<void> => {
+          await c.query(sql.ADVISORY_XACT_LOCK_SQL, [mirrorLockName(this.schema, `shadow:${schema.name}`)]);
+          const marker = await this.readMarker(c, shadow);
+          const mine = marker?.ranges?.[range];
+          if (!marker || marker.version !== opts.version || !mine) {
+            throw new MirrorError(FailureType.Fenced, 'the shadow was replaced by another population', ctx);
+          }
+          const ranges = marker.ranges!.map((r, i) => (i === range ? update(r) : r));
+          const next: ShadowProgress = { ...marker, ranges, rows: sum(ranges, 'rows'), bytes: sum(ranges, 'bytes') };
+          await c.query(sql.commentOnTableSql(this.schema, shadow, JSON.stringify(next)));
+        };
+        try {
+          await copyInChunks(
+            rows,
+            opts.chunkBytes,
+            {
+              needsLastFlag: false,
+              open: async () => {
+                await c.query('BEGIN');
+                await this.checkFence(c, opts.fence, ctx);
+                return c.query(copyFrom(copySql)) as CopyInStream;
+              },
+              close: async (chunk: ChunkInfo) => {
+                const lastKey = chunk.lastLine === null ? total.lastKey : keyOf(chunk.lastLine, keyIndexes, 0);
+                await record((r) => ({ ...r, lastKey, rows: r.rows + chunk.rows, bytes: r.bytes + chunk.bytes }));
+                await c.query('COMMIT');
+                total.rows += chunk.rows;
+                total.bytes += chunk.bytes;
+                total.lastKey = lastKey;
+                opts.onChunk({ ...total });
+              },
+              empty: async () => undefined,
+            },
+            (err) => toMirrorError(err, { ...ctx, side: 'source' }, FailureType.SourceReadFailed),
+          );
+          await c.query('BEGIN');
+          await this.checkFence(c, opts.fence, ctx);
+          await record((r) => ({ ...r, done: true }));
+          await c.query('COMMIT');
+        } catch (err) {
+          await c.query('ROLLBACK').catch(() => undefined);
+          throw err;
+        }
+        return { ...total };
+      },
+      FailureType.MirrorWriteFailed,
+    );
+  }
+
+  /**
+   * Makes sure a shadow built for this exact schema and version (and, for a split population, these ranges)
+   * exists, and returns its progress. Without `resume`, or when the shadow was built for another schema, version
+   * or split (or lost its marker), it starts over from an empty shadow, registered as ours in the same transaction.
    */
   private async prepareShadow(
     c: PoolClient,
     schema: TableSchema,
     shadow: string,
-    opts: { hash: string; resume: boolean; version: Version; fence: Fence },
+    opts: { hash: string; resume: boolean; version: Version; fence: Fence; ranges?: KeyRange[] },
   ): Promise<ShadowProgress> {
     if (opts.resume) {
       const marker = await this.readMarker(c, shadow);
-      if (marker && marker.schemaHash === opts.hash && marker.version === opts.version) return marker;
+      if (marker && marker.schemaHash === opts.hash && marker.version === opts.version && sameSplit(marker.ranges, opts.ranges)) return marker;
     }
     const fresh: ShadowProgress = {
       table: schema.name,
@@ -397,6 +479,7 @@ export class PgMirror implements Mirror {
       rows: 0,
       bytes: 0,
       startedAt: new Date().toISOString(),
+      ...(opts.ranges ? { ranges: opts.ranges.map((r) => ({ ...r, lastKey: null, rows: 0, bytes: 0, done: false })) } : {}),
     };
     await c.query('BEGIN');
     try {
@@ -456,6 +539,7 @@ export class PgMirror implements Mirror {
         const marker = owned?.shadow ? await this.readMarker(c, owned.shadow) : null;
         if (!owned?.shadow || !marker) throw new MirrorError(FailureType.MirrorWriteFailed, 'no population to swap in (shadow table missing)', ctx);
         if (marker.schemaHash !== hash) throw new MirrorError(FailureType.MirrorWriteFailed, 'the population was built for another table schema', ctx);
+        if (marker.ranges?.some((r) => !r.done)) throw new MirrorError(FailureType.MirrorWriteFailed, 'the population has key ranges still to copy', ctx);
         const shadow = owned.shadow;
         // What the partner made on the table being replaced goes over to the new one (partner-objects.ts).
         const carried = await readCarried(c, this.schema, owned.relation, shadow, ctx);
@@ -700,4 +784,15 @@ function keyOf(line: string, keyIndexes: number[], offset: number): KeyValues {
 
 function pgCode(err: unknown): string {
   return typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : '';
+}
+
+function sum(ranges: ShadowRange[], field: 'rows' | 'bytes'): number {
+  return ranges.reduce((n, r) => n + r[field], 0);
+}
+
+/** Whether a shadow's ranges are the split asked for (both unsplit, or the same bounds in the same order). */
+function sameSplit(have: ShadowRange[] | undefined, want: KeyRange[] | undefined): boolean {
+  if (!have || !want) return !have && !want;
+  const bounds = (r: KeyRange): string => JSON.stringify([r.after ?? null, r.upTo ?? null]);
+  return have.length === want.length && have.every((r, i) => bounds(r) === bounds(want[i]!));
 }

@@ -14,11 +14,13 @@ import type {
   RangeDigest,
   RowHash,
   SourceFingerprint,
+  SplittableSnapshot,
   TableSchema,
   Version,
 } from '../core/types';
 import { FailureType, MirrorError, toMirrorError, type ErrorContext } from '../core/errors';
 import { literalPg, quotePg } from '../core/identifiers';
+import { comparedAsText } from '../core/key-ranges';
 import { discontinuity, versionBelow } from '../core/versions';
 import { TRACKING_SCHEMA, prepared, readFingerprint, readNativeKey, type NativeKeyColumn, type Queryable } from './catalog';
 import { PgTableReads } from './compare';
@@ -31,6 +33,22 @@ export { columnExpr };
 
 /** The fingerprint component naming the table behind a mirror table (a `table.` component: see decide.ts). */
 export const TABLE_RELID = 'table.relid';
+
+/** Keys a range split is chosen from: enough for even ranges, few enough to read in a few milliseconds. */
+const SAMPLE_KEYS = 20_000;
+
+/** Where a source keeps its open snapshots (to close them with it). */
+export interface SnapshotRegistry {
+  add(s: PgSourceSnapshot): void;
+  delete(s: PgSourceSnapshot): void;
+}
+
+/** A snapshot another transaction exported, to be opened again on a new connection (see siblings). */
+interface ImportedSnapshot {
+  id: string;
+  version: Version;
+  fingerprint: SourceFingerprint;
+}
 
 /**
  * One REPEATABLE READ READ ONLY transaction on one dedicated connection. Its version is the snapshot's xmin
@@ -48,7 +66,7 @@ export const TABLE_RELID = 'table.relid';
  * It also compares tables range by range (TableRangeReads, for tenant-mirror verify), through the same queue and
  * after the same lock as a row read.
  */
-export class PgSourceSnapshot implements ComparableSnapshot {
+export class PgSourceSnapshot implements ComparableSnapshot, SplittableSnapshot {
   private queue: Promise<void> = Promise.resolve();
   private active = 0;
   private broken: Error | null = null;
@@ -58,20 +76,27 @@ export class PgSourceSnapshot implements ComparableSnapshot {
   private readonly trackingReads = new Map<string, ReturnType<typeof readTracking>>();
 
   private constructor(
+    private readonly pool: Pool,
     private readonly client: PoolClient,
     readonly version: Version,
     readonly fingerprint: SourceFingerprint,
     private readonly baseCtx: ErrorContext,
-    private readonly onClose: (s: PgSourceSnapshot) => void,
+    private readonly registry: SnapshotRegistry,
   ) {
     this.db = this.guarded(client);
     this.catalogDb = this.guarded(prepared(client));
   }
 
-  static async open(pool: Pool, ctx: ErrorContext, onClose: (s: PgSourceSnapshot) => void): Promise<PgSourceSnapshot> {
+  static async open(pool: Pool, ctx: ErrorContext, registry: SnapshotRegistry, imported?: ImportedSnapshot): Promise<PgSourceSnapshot> {
     const client = await connectClient(pool, ctx);
     try {
       await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      if (imported) {
+        await client.query(`SET TRANSACTION SNAPSHOT ${literalPg(imported.id)}`);
+        const snap = new PgSourceSnapshot(pool, client, imported.version, imported.fingerprint, ctx, registry);
+        registry.add(snap);
+        return snap;
+      }
       // The first statement fixes the transaction's snapshot; its xmin is the version, or the decoding horizon.
       const { rows } = await client.query<{ version: string }>(
         'SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS version',
@@ -81,7 +106,9 @@ export class PgSourceSnapshot implements ComparableSnapshot {
       const horizon = await decodingHorizon(prepared(client));
       if (horizon !== null && versionBelow(horizon, version)) version = horizon;
       const fingerprint = await readFingerprint(prepared(client));
-      return new PgSourceSnapshot(client, version, fingerprint, ctx, onClose);
+      const snap = new PgSourceSnapshot(pool, client, version, fingerprint, ctx, registry);
+      registry.add(snap);
+      return snap;
     } catch (err) {
       client.release(true);
       throw toMirrorError(err, ctx, FailureType.SourceReadFailed);
@@ -253,10 +280,74 @@ export class PgSourceSnapshot implements ComparableSnapshot {
   rows(table: TableSchema, afterKey?: KeyValues): Readable {
     const ctx = this.ctx('read rows', table);
     return this.stream(ctx, async () => {
-      const after = afterKey && afterKey.length > 0 ? await this.keyPredicate(table, afterKey, ctx) : null;
+      const after = afterKey && afterKey.length > 0 ? await this.keyPredicate(table, '>', afterKey, ctx) : null;
       await this.lockForRead(table, ctx);
       return rowsSql(table, after);
     });
+  }
+
+  rowsInRange(table: TableSchema, range: KeyRange): Readable {
+    const ctx = this.ctx('read rows', table);
+    return this.stream(ctx, async () => {
+      const bounds: string[] = [];
+      if (range.after) bounds.push(await this.keyPredicate(table, '>', range.after, ctx));
+      if (range.upTo) bounds.push(await this.keyPredicate(table, '<=', range.upTo, ctx));
+      await this.lockForRead(table, ctx);
+      return rowsSql(table, bounds.length ? bounds.join(' AND ') : null);
+    });
+  }
+
+  /**
+   * Cut points from a page sample (TABLESAMPLE SYSTEM reads ~SAMPLE_KEYS rows' worth of pages, not the table).
+   * Only plain tables whose key columns all compare by value: a text key's order depends on its collation, which
+   * the range bounds and the resume key would then have to agree on.
+   */
+  rangeCuts(table: TableSchema, parts: number): Promise<KeyValues[]> {
+    const ctx = this.ctx('choose key ranges', table);
+    const keyTypes = table.primaryKey.map((k) => table.columns.find((c) => c.name === k)?.type);
+    if (parts < 2 || keyTypes.length === 0 || keyTypes.some((t) => t === undefined || comparedAsText(t))) return Promise.resolve([]);
+    return this.exclusive(async () => {
+      try {
+        await this.lockForRead(table, ctx);
+        const rel = qualifiedTable(table);
+        const { rows: meta } = await this.catalogDb.query<{ plain: boolean; tuples: number }>(
+          `SELECT c.relkind = 'r' AS plain, greatest(c.reltuples, 0)::float8 AS tuples FROM pg_catalog.pg_class c WHERE c.oid = $1::regclass`,
+          [rel],
+        );
+        if (!meta[0]?.plain) return [];
+        const percent = meta[0].tuples > 0 ? Math.min(100, (100 * SAMPLE_KEYS) / meta[0].tuples) : 100;
+        const keys = table.primaryKey.map(quotePg);
+        const { rows } = await this.db.query<{ k: KeyValues }>(
+          `SELECT ARRAY[${keys.map((k) => `${k}::text`).join(', ')}] AS k FROM ${rel} TABLESAMPLE SYSTEM (${percent.toFixed(6)}) ORDER BY ${keys.join(', ')}`,
+        );
+        return cutsOf(rows.map((r) => r.k), parts);
+      } catch (err) {
+        throw toMirrorError(err, ctx, FailureType.SourceReadFailed);
+      }
+    });
+  }
+
+  /** Exports this snapshot and opens it again on `count` more connections. */
+  async siblings(count: number): Promise<PgSourceSnapshot[]> {
+    if (count < 1) return [];
+    const id = await this.exclusive(async () => {
+      try {
+        return (await this.db.query<{ id: string }>('SELECT pg_catalog.pg_export_snapshot() AS id')).rows[0]?.id;
+      } catch (err) {
+        throw toMirrorError(err, { ...this.baseCtx, operation: 'export snapshot' }, FailureType.SourceReadFailed);
+      }
+    });
+    if (!id) throw new MirrorError(FailureType.SourceReadFailed, 'the snapshot could not be exported', this.baseCtx);
+    const out: PgSourceSnapshot[] = [];
+    try {
+      for (let i = 0; i < count; i++) {
+        out.push(await PgSourceSnapshot.open(this.pool, this.baseCtx, this.registry, { id, version: this.version, fingerprint: this.fingerprint }));
+      }
+    } catch (err) {
+      await Promise.all(out.map((s) => s.close()));
+      throw toMirrorError(err, { ...this.baseCtx, operation: 'import snapshot' }, FailureType.SourceReadFailed);
+    }
+    return out;
   }
 
   /** A side entry with a NULL key: the trigger could not read a key column (renamed, dropped) when it fired. */
@@ -301,7 +392,7 @@ export class PgSourceSnapshot implements ComparableSnapshot {
   }
 
   /** `(k1, k2) > ('v1'::type1, 'v2'::type2)` — COPY takes no bind parameters, so the values become literals. */
-  private async keyPredicate(table: TableSchema, afterKey: KeyValues, ctx: ErrorContext): Promise<string> {
+  private async keyPredicate(table: TableSchema, op: KeyOp, bound: KeyValues, ctx: ErrorContext): Promise<string> {
     let key = this.keyTypes.get(table.name);
     if (!key) {
       key = await readNativeKey(this.catalogDb, table);
@@ -311,7 +402,7 @@ export class PgSourceSnapshot implements ComparableSnapshot {
     if (types.length !== table.primaryKey.length || types.some((k, i) => k.name !== table.primaryKey[i])) {
       throw new MirrorError(FailureType.SourceReadFailed, 'primary key changed since the table was listed', ctx);
     }
-    return keyAfterPredicate(table.primaryKey, types.map((t) => t.type), afterKey, ctx);
+    return keyPredicate(table.primaryKey, types.map((t) => t.type), op, bound, ctx);
   }
 
   private stream(ctx: ErrorContext, prepare: () => Promise<string>): Readable {
@@ -339,7 +430,7 @@ export class PgSourceSnapshot implements ComparableSnapshot {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.onClose(this);
+    this.registry.delete(this);
     if (this.broken || this.active > 0) {
       this.client.release(true);
       return;
@@ -396,16 +487,30 @@ export function rowsSql(table: TableSchema, after: string | null): string {
   return `COPY (SELECT ${cols} FROM ${qualifiedTable(table)}${after ? ` WHERE ${after}` : ''}${orderBy}) TO STDOUT`;
 }
 
-/** The row-comparison predicate for "key greater than these values"; values are COPY text fields (decoded). */
-export function keyAfterPredicate(key: string[], types: string[], values: KeyValues, ctx: ErrorContext = {}): string {
+type KeyOp = '>' | '<=';
+
+/** The row-comparison predicate "key op these values" (a resume key, a range bound); values are COPY text fields (decoded). */
+export function keyPredicate(key: string[], types: string[], op: KeyOp, values: KeyValues, ctx: ErrorContext = {}): string {
   if (values.length !== key.length) {
-    throw new MirrorError(FailureType.BadConfig, `resume key has ${values.length} values, the primary key ${key.length}`, ctx);
+    throw new MirrorError(FailureType.BadConfig, `key bound has ${values.length} values, the primary key ${key.length}`, ctx);
   }
   const literals = values.map((v, i) => {
-    if (v === null) throw new MirrorError(FailureType.BadConfig, 'resume key contains NULL', ctx);
+    if (v === null) throw new MirrorError(FailureType.BadConfig, 'key bound contains NULL', ctx);
     return `${literalPg(v)}::${types[i]}`;
   });
-  return `(${key.map(quotePg).join(', ')}) > (${literals.join(', ')})`;
+  return `(${key.map(quotePg).join(', ')}) ${op} (${literals.join(', ')})`;
+}
+
+/** `parts - 1` cut points at even quantiles of sorted sample keys, without repeats; none from too small a sample. */
+export function cutsOf(sorted: KeyValues[], parts: number): KeyValues[] {
+  if (parts < 2 || sorted.length < 2 * parts) return [];
+  const cuts: KeyValues[] = [];
+  for (let j = 1; j < parts; j++) {
+    const cut = sorted[Math.floor((j * sorted.length) / parts)]!;
+    const prev = cuts[cuts.length - 1];
+    if (!prev || prev.some((v, i) => v !== cut[i])) cuts.push(cut);
+  }
+  return cuts;
 }
 
 /**

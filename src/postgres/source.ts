@@ -84,9 +84,7 @@ export class PgChangeSource implements ChangeSource {
 
   async comparableSnapshot(): Promise<ComparableSnapshot> {
     await this.ingestion.ingest();
-    const snap = await PgSourceSnapshot.open(this.pool, this.ctx('snapshot'), (s) => this.openSnapshots.delete(s));
-    this.openSnapshots.add(snap);
-    return snap;
+    return PgSourceSnapshot.open(this.pool, this.ctx('snapshot'), this.openSnapshots);
   }
 
   /** Also removes the slot and publication once no table is decoded (a slot nobody advances keeps WAL forever). */

@@ -5,7 +5,7 @@ import {
   triggerFunctionSql,
   triggersSql,
 } from '../../src/postgres/tracking';
-import { assertVersion, changesSql, columnExpr, keyAfterPredicate, rowsSql } from '../../src/postgres/snapshot';
+import { assertVersion, changesSql, columnExpr, keyPredicate, rowsSql } from '../../src/postgres/snapshot';
 import { mirrorName } from '../../src/postgres/catalog';
 import { startupOptions } from '../../src/postgres/connection';
 import { MirrorError } from '../../src/core/errors';
@@ -56,19 +56,19 @@ describe('changesSql', () => {
   });
 });
 
-describe('rowsSql and keyAfterPredicate', () => {
+describe('rowsSql and keyPredicate', () => {
   it('reads all columns in key order, optionally after a key given as cast literals', () => {
     expect(rowsSql(table, null)).toBe(
       `COPY (SELECT "v", "Id", "o'k" FROM "s p"."we""ird; DROP TABLE x;--" ORDER BY "o'k", "Id") TO STDOUT`,
     );
-    const pred = keyAfterPredicate(["o'k", 'Id'], ['text', 'integer'], ["it's\t\\", '7']);
+    const pred = keyPredicate(["o'k", 'Id'], ['text', 'integer'], '>', ["it's\t\\", '7']);
     expect(pred).toBe(`("o'k", "Id") > ('it''s\t\\'::text, '7'::integer)`);
     expect(rowsSql(table, pred)).toContain(` WHERE ${pred} ORDER BY`);
   });
 
   it('rejects a resume key of the wrong width or with NULL', () => {
-    expect(() => keyAfterPredicate(['a'], ['text'], ['x', 'y'])).toThrow(MirrorError);
-    expect(() => keyAfterPredicate(['a'], ['text'], [null])).toThrow(MirrorError);
+    expect(() => keyPredicate(['a'], ['text'], '>', ['x', 'y'])).toThrow(MirrorError);
+    expect(() => keyPredicate(['a'], ['text'], '>', [null])).toThrow(MirrorError);
   });
 });
 
