@@ -12,7 +12,7 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import { failureAction } from '../contract/failures';
 import { MirrorError, FailureType } from '../src/core/errors';
 import { versionBelow } from '../src/core/versions';
-import type { Fence, Mirror, ShadowProgress, SourceSnapshot, TableSchema, Version } from '../src/core/types';
+import type { Fence, Mirror, RowFormat, ShadowProgress, SourceSnapshot, TableSchema, Version } from '../src/core/types';
 import type { PopulateHeartbeat, PopulateResult } from '../contract';
 import { withSides, type ActivityDeps } from './deps';
 import { withFailures } from './failure';
@@ -72,7 +72,8 @@ async function populate(deps: ActivityDeps, tenantId: string, table: string): Pr
           deps.metrics.populated(tenantId, table, { rows: p.rows - recorded.rows, bytes: p.bytes - recorded.bytes });
           recorded = { rows: p.rows, bytes: p.bytes };
         };
-        const common = { ctx, mirror, schema, fence, version, chunkBytes: tenant.batchBytes, report, draining: deps.draining };
+        const format = rowFormat(snapshot, mirror, schema);
+        const common = { ctx, mirror, schema, fence, version, format, chunkBytes: tenant.batchBytes, report, draining: deps.draining };
         const split = splitSides(mirror, snapshot);
         // A resumed population keeps the way it was split (or not); a fresh one splits a large table.
         const ranges = !split
@@ -87,7 +88,7 @@ async function populate(deps: ActivityDeps, tenantId: string, table: string): Pr
           await copyRows({ ...common, snapshot, resume: resumable });
         }
         const swapped = await mirror.swapInShadow(schema, version, await snapshot.tableFingerprint(schema), fence);
-        log.info({ rows: swapped.rows, lsn: version, ms: Date.now() - started }, 'table populated');
+        log.info({ rows: swapped.rows, lsn: version, format, ms: Date.now() - started }, 'table populated');
         return { table, rows: swapped.rows, lsn: version, resumed: resumable !== null, durationMs: Date.now() - started };
       } finally {
         clearInterval(keepAlive);
@@ -113,6 +114,12 @@ async function resumePoint(mirror: Mirror, snapshot: SourceSnapshot, schema: Tab
   return { ...progress, version: progress.version };
 }
 
+/** The best row format both sides can use for this table (binary COPY between two PostgreSQL servers, else text). */
+function rowFormat(snapshot: SourceSnapshot, mirror: Mirror, schema: TableSchema): RowFormat {
+  const loads = mirror.rowFormats?.(schema) ?? ['text'];
+  return (snapshot.rowFormats?.(schema) ?? ['text']).find((f) => loads.includes(f)) ?? 'text';
+}
+
 async function copyRows(args: {
   ctx: Context;
   snapshot: SourceSnapshot;
@@ -120,6 +127,7 @@ async function copyRows(args: {
   schema: TableSchema;
   fence: Fence;
   version: Version;
+  format: RowFormat;
   resume: ShadowProgress | null;
   chunkBytes: number;
   /** After each committed chunk: rows and bytes copied by this attempt. */
@@ -131,13 +139,14 @@ async function copyRows(args: {
   await interruptibleCopy({
     ctx: args.ctx,
     table: schema.name,
-    rows: snapshot.rows(schema, args.resume?.lastKey ?? undefined),
+    rows: snapshot.rows(schema, args.resume?.lastKey ?? undefined, args.format),
     draining: args.draining,
     write: (rows) =>
       mirror.copyIntoShadow(schema, rows, {
         resume: args.resume !== null,
         version: args.version,
         fence: args.fence,
+        format: args.format,
         // Commits (and resume points) every batchBytes: the tenant's bound on one write transaction.
         chunkBytes: args.chunkBytes,
         onChunk: (p) => args.report(p),

@@ -6,7 +6,7 @@
  * still swapped in once, with its LSN, when every range is done.
  */
 import type { Context } from '@temporalio/activity';
-import type { ChangeSource, Fence, KeyRange, KeyValues, Mirror, PopulationProgress, ShadowRange, SourceSnapshot, SplittableSnapshot, TableSchema, Version } from '../src/core/types';
+import type { ChangeSource, Fence, KeyRange, KeyValues, Mirror, PopulationProgress, RowFormat, ShadowRange, SourceSnapshot, SplittableSnapshot, TableSchema, Version } from '../src/core/types';
 import { interruptibleCopy } from './streams';
 
 /** What a split needs from the mirror: the two optional bulk-load calls. */
@@ -51,6 +51,7 @@ export async function copyRanges(args: {
   schema: TableSchema;
   fence: Fence;
   version: Version;
+  format: RowFormat;
   ranges: KeyRange[];
   resume: boolean;
   streams: number;
@@ -76,13 +77,14 @@ export async function copyRanges(args: {
         await interruptibleCopy({
           ctx: args.ctx,
           table: args.schema.name,
-          rows: snapshot.rowsInRange(args.schema, resumeRange(range)),
+          rows: snapshot.rowsInRange(args.schema, resumeRange(range), args.format),
           draining: args.draining,
           stop: failed.signal,
           write: (rows) =>
             mirror.copyRangeIntoShadow(args.schema, index, rows, {
               version: args.version,
               fence: args.fence,
+              format: args.format,
               chunkBytes: args.chunkBytes,
               onChunk: (p: PopulationProgress) => {
                 copied[index] = { rows: p.rows, bytes: p.bytes };

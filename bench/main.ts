@@ -13,6 +13,7 @@ import type { BenchOptions, Ctx } from './context';
 import { generate } from './data';
 import { startEnv, withPg } from './env';
 import { runPopulation } from './population';
+import { runLargeTable } from './large-table';
 import { runIncremental, runLag } from './convergence';
 import { runMemory } from './memory';
 import { runIdleCost } from './cost';
@@ -84,6 +85,7 @@ async function main(): Promise<number> {
     machine: machine(),
     options: opts,
     population: null,
+    largeTable: null,
     incremental: null,
     lag: null,
     memory: null,
@@ -123,6 +125,8 @@ async function main(): Promise<number> {
     } else {
       for (const k of ['incremental', 'lag', 'idleCost'] as const) errors[k] ??= 'skipped: population failed';
     }
+    // After the idle window: its copies would be the idle tenant's noise.
+    await stage('largeTable', '1b. one large table', () => runLargeTable(ctx));
     await worker.stop();
     worker = null;
     await stage('memory', '4. worker memory', () => runMemory(ctx));

@@ -67,14 +67,19 @@ function pgDumpPipe(ctx: Ctx, database: string): Promise<void> {
 }
 
 /** CREATE SUBSCRIPTION with copy_data and waits until every table is ready ('r'). */
-export async function subscribe(ctx: Ctx, database: string, url: string): Promise<void> {
-  await q(url, `CREATE SUBSCRIPTION ${database} CONNECTION '${ctx.env.source.url('app')}' PUBLICATION ${LR_PUBLICATION} WITH (copy_data = true)`);
+export async function subscribe(
+  ctx: Ctx,
+  database: string,
+  url: string,
+  from: { database: string; publication: string; tables: number } = { database: 'app', publication: LR_PUBLICATION, tables: ALL_TABLE_NAMES.length },
+): Promise<void> {
+  await q(url, `CREATE SUBSCRIPTION ${database} CONNECTION '${ctx.env.source.url(from.database)}' PUBLICATION ${from.publication} WITH (copy_data = true)`);
   for (;;) {
     const rows = await q<{ ready: string; total: string }>(
       url,
       `SELECT count(*) FILTER (WHERE srsubstate = 'r')::text AS ready, count(*)::text AS total FROM pg_subscription_rel`,
     );
-    if (Number(rows[0]?.total) === ALL_TABLE_NAMES.length && rows[0]?.ready === rows[0]?.total) return;
+    if (Number(rows[0]?.total) === from.tables && rows[0]?.ready === rows[0]?.total) return;
     await sleep(50);
   }
 }

@@ -6,6 +6,7 @@ import { cpus, totalmem } from 'node:os';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import type { BenchOptions } from './context';
 import type { PopulationResult } from './population';
+import type { LargeTableResult } from './large-table';
 import type { IncrementalResult, LagResult } from './convergence';
 import type { MemoryPoint } from './memory';
 import type { IdleCost } from './cost';
@@ -25,6 +26,7 @@ export interface Results {
   options: BenchOptions;
   durationSeconds: number;
   population: PopulationResult | null;
+  largeTable: LargeTableResult | null;
   incremental: IncrementalResult | null;
   lag: LagResult | null;
   memory: MemoryPoint[] | null;
@@ -66,6 +68,16 @@ export function targets(r: Omit<Results, 'targets'>): Target[] {
       name: 'population vs logical replication',
       target: '≥ 1.3× faster',
       value: `${f(p.seconds.tenantMirror, 2)} s vs ${f(p.seconds.logicalReplication, 2)} s (${f(vsLr, 2)}×)`,
+      met: vsLr >= 1.3,
+    });
+  }
+  const big = r.largeTable;
+  if (big) {
+    const vsLr = big.seconds.logicalReplication / big.seconds.split;
+    out.push({
+      name: `population of one ${big.rows.toLocaleString('en')}-row table vs logical replication`,
+      target: '≥ 1.3× faster',
+      value: `${f(big.seconds.split, 2)} s vs ${f(big.seconds.logicalReplication, 2)} s (${f(vsLr, 2)}×)`,
       met: vsLr >= 1.3,
     });
   }
@@ -126,6 +138,18 @@ export function tableRows(r: Results): string[][] {
       ['  logical replication initial sync', p.seconds.logicalReplication],
     ] as const) {
       rows.push([label, '', `${f(s, 2)} s (${rate(s)})`, `tenant-mirror at ${f(s / p.seconds.tenantMirror, 2)}× its speed`]);
+    }
+  }
+  const big = r.largeTable;
+  if (big) {
+    const rate = (s: number): string => `${f(big.rows / s / 1000, 0)}k rows/s, ${f(big.bytes / MB / s, 1)} MB/s`;
+    rows.push([`population of one table, ${big.rows} rows, ${f(big.bytes / MB, 0)} MB (median of ${big.runs})`, `${f(big.seconds.split, 2)} s split over ${big.streams} streams (${rate(big.seconds.split)})`, '', '']);
+    rows.push(['  tenant-mirror in one stream', `${f(big.seconds.oneStream, 2)} s (${rate(big.seconds.oneStream)})`, '', `the split at ${f(big.seconds.oneStream / big.seconds.split, 2)}× its speed`]);
+    for (const [label, s] of [
+      ['  raw COPY pipe (one stream)', big.seconds.copyPipe],
+      ['  logical replication initial sync (one table: one sync worker)', big.seconds.logicalReplication],
+    ] as const) {
+      rows.push([label, '', `${f(s, 2)} s (${rate(s)})`, `split tenant-mirror at ${f(s / big.seconds.split, 2)}× its speed`]);
     }
   }
   const inc = r.incremental;

@@ -109,10 +109,18 @@ export interface SourceSnapshot {
    * it certainly returns nothing. A source without a cheap answer leaves it out (every table is then read).
    */
   hasChanges?(table: TableSchema, fromVersion: Version): Promise<boolean>;
-  /** Every row with key greater than `afterKey` (all rows when absent), in key order, as COPY text. */
-  rows(table: TableSchema, afterKey?: KeyValues): Readable;
+  /** Every row with key greater than `afterKey` (all rows when absent), in key order, as COPY text (or `format`). */
+  rows(table: TableSchema, afterKey?: KeyValues, format?: RowFormat): Readable;
+  /** The formats, best first, this snapshot can stream the table's rows in; absent: COPY text only. */
+  rowFormats?(table: TableSchema): RowFormat[];
   close(): Promise<void>;
 }
+
+/**
+ * How a population's rows travel: COPY text (every adapter reads and writes it), or PostgreSQL's binary COPY
+ * (both ends PostgreSQL, every column of a type both read and write alike; src/postgres/binary-copy.ts).
+ */
+export type RowFormat = 'text' | 'pg-binary';
 
 /**
  * A snapshot whose row reads can be split: one large table read by several connections at once, all seeing
@@ -125,8 +133,8 @@ export interface SplittableSnapshot extends SourceSnapshot {
    * compared as text, too few rows sampled). The range bounds compare keys as `rows` orders them.
    */
   rangeCuts(table: TableSchema, parts: number): Promise<KeyValues[]>;
-  /** Rows with `range.after < key <= range.upTo` (either end open when absent), in key order, as COPY text. */
-  rowsInRange(table: TableSchema, range: KeyRange): Readable;
+  /** Rows with `range.after < key <= range.upTo` (either end open when absent), in key order, as COPY text (or `format`). */
+  rowsInRange(table: TableSchema, range: KeyRange, format?: RowFormat): Readable;
   /** `count` more snapshots on their own connections that see exactly what this one sees. Close each. */
   siblings(count: number): Promise<SplittableSnapshot[]>;
 }
@@ -331,13 +339,16 @@ export interface MirrorSchema {
 export interface MirrorBulkLoad {
   /**
    * Streams rows into the table's shadow, committing every `chunkBytes`, and calls `onChunk` after each commit.
-   * With `resume`, keeps what the shadow already holds (a previous attempt) instead of starting over.
+   * With `resume`, keeps what the shadow already holds (a previous attempt) instead of starting over. `format`
+   * (default text) must be one `rowFormats` names.
    */
   copyIntoShadow(
     schema: TableSchema,
     rows: Readable,
-    opts: { resume: boolean; version: Version; chunkBytes: number; fence: Fence; onChunk: (progress: PopulationProgress) => void },
+    opts: { resume: boolean; version: Version; chunkBytes: number; fence: Fence; onChunk: (progress: PopulationProgress) => void; format?: RowFormat },
   ): Promise<PopulationProgress>;
+  /** The row formats, best first, this mirror can load the table's shadow from; absent: COPY text only. */
+  rowFormats?(schema: TableSchema): RowFormat[];
   /** The progress of the shadow built for this schema (to resume from), or null when there is none. */
   shadowProgress(schema: TableSchema): Promise<ShadowProgress | null>;
   /**
@@ -351,7 +362,7 @@ export interface MirrorBulkLoad {
     schema: TableSchema,
     range: number,
     rows: Readable,
-    opts: { version: Version; chunkBytes: number; fence: Fence; onChunk: (progress: PopulationProgress) => void },
+    opts: { version: Version; chunkBytes: number; fence: Fence; onChunk: (progress: PopulationProgress) => void; format?: RowFormat },
   ): Promise<PopulationProgress>;
   /**
    * Atomically replaces the table with its shadow and records the LSN, schema hash and fingerprint, and a

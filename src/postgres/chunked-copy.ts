@@ -11,6 +11,8 @@
 import { once } from 'node:events';
 import type { Readable, Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
+import type { KeyValues } from '../core/types';
+import { BINARY_HEADER, BINARY_TRAILER, BinaryTupleFramer, type TupleBatch } from './binary-copy';
 
 const NL = 0x0a;
 
@@ -47,6 +49,8 @@ export interface ChunkInfo {
   bytes: number;
   /** The chunk's last line, without its newline (COPY text, still encoded). */
   lastLine: string | null;
+  /** A binary chunk's last key, read from its last tuple (text chunks leave it to the caller to decode lastLine). */
+  lastKey?: KeyValues;
 }
 
 /** A COPY ... FROM STDIN stream as returned by `client.query(copyFrom(sql))`. */
@@ -72,7 +76,11 @@ class CopySink {
   private readonly lines = new LineTracker();
   bytes = 0;
 
-  constructor(private readonly stream: CopyInStream) {
+  /** `text`: COPY text, whose lines are tracked; a binary sink is written whole tuples only. */
+  constructor(
+    private readonly stream: CopyInStream,
+    private readonly text = true,
+  ) {
     // Recorded rather than thrown: a listener must exist or an 'error' between our awaits would crash the process.
     stream.on('error', (err: unknown) => {
       this.error ??= err;
@@ -82,13 +90,13 @@ class CopySink {
   async write(piece: Buffer): Promise<void> {
     if (this.error) throw this.error;
     this.bytes += piece.length;
-    this.lines.push(piece);
+    if (this.text) this.lines.push(piece);
     if (!this.stream.write(piece)) await once(this.stream, 'drain');
   }
 
   async finish(): Promise<ChunkInfo> {
     // A final line without its newline: COPY would take it, but the tracker wants every line terminated.
-    if (this.lines.partial) await this.write(Buffer.from('\n'));
+    if (this.text && this.lines.partial) await this.write(Buffer.from('\n'));
     if (this.error) throw this.error;
     this.stream.end();
     await finished(this.stream);
@@ -184,6 +192,62 @@ export async function copyInChunks(
     }
   } catch (err) {
     if (sink) await sink.abort(err);
+    await it.return?.().catch(() => undefined);
+    throw err;
+  }
+}
+
+/**
+ * As copyInChunks, for a binary COPY stream (binary-copy.ts): the stream is cut into whole tuples, and each chunk
+ * is a COPY of its own with the format's header and trailer around its tuples. A chunk ends at the first batch
+ * boundary at or past `limit`; `keyOf` reads the resume key from the chunk's last tuple. `isLast` is always false.
+ */
+export async function copyBinaryInChunks(
+  source: Readable,
+  limit: number,
+  plan: Omit<ChunkPlan, 'needsLastFlag'>,
+  onSourceError: (err: unknown) => unknown,
+  keyOf: (tuple: Buffer) => KeyValues,
+): Promise<void> {
+  const max = Math.max(1, Math.floor(limit));
+  const framer = new BinaryTupleFramer();
+  let sink: CopySink | null = null;
+  let last: Buffer | null = null;
+  let opened = false;
+  const finish = async (open: CopySink): Promise<void> => {
+    await open.write(BINARY_TRAILER);
+    const done = await open.finish();
+    sink = null;
+    await plan.close({ ...done, ...(last ? { lastKey: keyOf(last) } : {}) }, false);
+  };
+  const it: AsyncIterator<unknown> = source[Symbol.asyncIterator]();
+  try {
+    for (;;) {
+      let batch: TupleBatch | null;
+      try {
+        const next = await it.next();
+        if (next.done) {
+          framer.end();
+          break;
+        }
+        batch = framer.push(toBuffer(next.value));
+      } catch (err) {
+        throw onSourceError(err);
+      }
+      if (!batch) continue;
+      if (!sink) {
+        sink = new CopySink(await plan.open(), false);
+        opened = true;
+        await sink.write(BINARY_HEADER);
+      }
+      await sink.write(batch.data);
+      last = batch.last;
+      if (sink.bytes >= max) await finish(sink);
+    }
+    if (sink) await finish(sink);
+    else if (!opened) await plan.empty();
+  } catch (err) {
+    if (sink) await (sink as CopySink).abort(err);
     await it.return?.().catch(() => undefined);
     throw err;
   }

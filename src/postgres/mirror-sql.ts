@@ -23,7 +23,7 @@ import { createHash } from 'node:crypto';
 import { FailureType, MirrorError } from '../core/errors';
 import { fitPgIdentifier, literalPg, quotePg } from '../core/identifiers';
 import type { SchemaChange } from '../core/schema-compat';
-import type { TableSchema } from '../core/types';
+import type { RowFormat, TableSchema } from '../core/types';
 import { LOG_COLUMNS } from '../core/mirror-log';
 import { logicalToPgType } from './types';
 
@@ -237,8 +237,8 @@ export function renameConstraintSql(schema: string, relation: string, from: stri
 }
 
 /** Rows arrive as COPY text in schema column order. */
-export function copyFromStdinSql(schema: string, relation: string, table: TableSchema): string {
-  return `COPY ${qualified(schema, relation)} (${columnList(table.columns.map((c) => c.name))}) FROM STDIN`;
+export function copyFromStdinSql(schema: string, relation: string, table: TableSchema, format: RowFormat = 'text'): string {
+  return `COPY ${qualified(schema, relation)} (${columnList(table.columns.map((c) => c.name))}) FROM STDIN${format === 'pg-binary' ? ' (FORMAT binary)' : ''}`;
 }
 
 /** The shadow's comment records its progress (see PgMirror); null removes it. */

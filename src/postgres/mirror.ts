@@ -47,6 +47,7 @@ import type {
   MirrorTableState,
   PreflightTables,
   PopulationProgress,
+  RowFormat,
   SchemaApplyResult,
   ShadowProgress,
   ShadowRange,
@@ -55,7 +56,8 @@ import type {
   Version,
 } from '../core/types';
 import type { CycleCounts } from '../../contract/payloads';
-import { copyInChunks, type ChunkInfo, type CopyInStream } from './chunked-copy';
+import { copyBinaryInChunks, copyInChunks, type ChunkInfo, type ChunkPlan, type CopyInStream } from './chunked-copy';
+import { binaryCopyable, binaryKeyReader } from './binary-copy';
 import * as sql from './mirror-sql';
 import { CONNECT_TIMEOUT_MS, createPgPool, withClient, withTransaction } from './connection';
 import { cappedClient, mirrorConnectionCap } from './connection-cap';
@@ -322,13 +324,14 @@ export class PgMirror implements Mirror {
   async copyIntoShadow(
     schema: TableSchema,
     rows: Readable,
-    opts: { resume: boolean; version: Version; chunkBytes: number; fence: Fence; onChunk: (progress: PopulationProgress) => void },
+    opts: { resume: boolean; version: Version; chunkBytes: number; fence: Fence; onChunk: (progress: PopulationProgress) => void; format?: RowFormat },
   ): Promise<PopulationProgress> {
     const ctx = this.ctx('populate', schema.name);
     const shadow = sql.shadowRelation(schema.name);
     const hash = schemaHash(schema);
     const keyIndexes = schema.primaryKey.map((k) => schema.columns.findIndex((c) => c.name === k));
-    const copySql = sql.copyFromStdinSql(this.schema, shadow, schema);
+    const format = opts.format ?? 'text';
+    const copySql = sql.copyFromStdinSql(this.schema, shadow, schema, format);
     const total: PopulationProgress = { rows: 0, bytes: 0, lastKey: null };
 
     return withClient(
@@ -340,18 +343,19 @@ export class PgMirror implements Mirror {
         let shadowBytes = marker.bytes ?? 0;
         total.lastKey = marker.lastKey;
         try {
-          await copyInChunks(
+          await copyShadowChunks(
+            schema,
+            format,
             rows,
             opts.chunkBytes,
             {
-              needsLastFlag: false,
               open: async () => {
                 await c.query('BEGIN');
                 await this.checkFence(c, opts.fence, ctx);
                 return c.query(copyFrom(copySql)) as CopyInStream;
               },
               close: async (chunk: ChunkInfo) => {
-                const lastKey = chunk.lastLine === null || keyIndexes.length === 0 ? total.lastKey : keyOf(chunk.lastLine, keyIndexes, 0);
+                const lastKey = keyIndexes.length === 0 ? total.lastKey : chunkKey(chunk, keyIndexes, total.lastKey);
                 const next: ShadowProgress = { ...marker, lastKey, rows: shadowRows + chunk.rows, bytes: shadowBytes + chunk.bytes };
                 await c.query(sql.commentOnTableSql(this.schema, shadow, JSON.stringify(next)));
                 await c.query('COMMIT');
@@ -376,6 +380,10 @@ export class PgMirror implements Mirror {
     );
   }
 
+  rowFormats(schema: TableSchema): RowFormat[] {
+    return binaryCopyable(schema) ? ['pg-binary', 'text'] : ['text'];
+  }
+
   planShadow(schema: TableSchema, opts: { resume: boolean; version: Version; fence: Fence; ranges: KeyRange[] }): Promise<ShadowProgress> {
     const ctx = this.ctx('populate', schema.name);
     return withClient(
@@ -396,12 +404,13 @@ export class PgMirror implements Mirror {
     schema: TableSchema,
     range: number,
     rows: Readable,
-    opts: { version: Version; chunkBytes: number; fence: Fence; onChunk: (progress: PopulationProgress) => void },
+    opts: { version: Version; chunkBytes: number; fence: Fence; onChunk: (progress: PopulationProgress) => void; format?: RowFormat },
   ): Promise<PopulationProgress> {
     const ctx = this.ctx('populate', schema.name);
     const shadow = sql.shadowRelation(schema.name);
     const keyIndexes = schema.primaryKey.map((k) => schema.columns.findIndex((c) => c.name === k));
-    const copySql = sql.copyFromStdinSql(this.schema, shadow, schema);
+    const format = opts.format ?? 'text';
+    const copySql = sql.copyFromStdinSql(this.schema, shadow, schema, format);
     const total: PopulationProgress = { rows: 0, bytes: 0, lastKey: null };
     return withClient(
       this.pool,
@@ -419,18 +428,19 @@ export class PgMirror implements Mirror {
           await c.query(sql.commentOnTableSql(this.schema, shadow, JSON.stringify(next)));
         };
         try {
-          await copyInChunks(
+          await copyShadowChunks(
+            schema,
+            format,
             rows,
             opts.chunkBytes,
             {
-              needsLastFlag: false,
               open: async () => {
                 await c.query('BEGIN');
                 await this.checkFence(c, opts.fence, ctx);
                 return c.query(copyFrom(copySql)) as CopyInStream;
               },
               close: async (chunk: ChunkInfo) => {
-                const lastKey = chunk.lastLine === null ? total.lastKey : keyOf(chunk.lastLine, keyIndexes, 0);
+                const lastKey = chunkKey(chunk, keyIndexes, total.lastKey);
                 await record((r) => ({ ...r, lastKey, rows: r.rows + chunk.rows, bytes: r.bytes + chunk.bytes }));
                 await c.query('COMMIT');
                 total.rows += chunk.rows;
@@ -777,6 +787,26 @@ function normalised(schema: TableSchema): TableSchema {
 }
 
 /** Decoded key fields of one COPY text line; `offset` skips leading fields (the change stream's operation). */
+/** Population chunks in the format the rows come in (binary COPY is cut at tuples, text at lines). */
+function copyShadowChunks(
+  schema: TableSchema,
+  format: RowFormat,
+  rows: Readable,
+  chunkBytes: number,
+  plan: Omit<ChunkPlan, 'needsLastFlag'>,
+  onSourceError: (err: unknown) => unknown,
+): Promise<void> {
+  return format === 'pg-binary'
+    ? copyBinaryInChunks(rows, chunkBytes, plan, onSourceError, binaryKeyReader(schema))
+    : copyInChunks(rows, chunkBytes, { ...plan, needsLastFlag: false }, onSourceError);
+}
+
+/** The key a chunk ended at (`previous` for a chunk that held no line). */
+function chunkKey(chunk: ChunkInfo, keyIndexes: number[], previous: KeyValues | null): KeyValues | null {
+  if (chunk.lastKey) return chunk.lastKey;
+  return chunk.lastLine === null ? previous : keyOf(chunk.lastLine, keyIndexes, 0);
+}
+
 function keyOf(line: string, keyIndexes: number[], offset: number): KeyValues {
   const fields = decodeLine(line);
   return keyIndexes.map((i) => fields[i + offset] ?? null);

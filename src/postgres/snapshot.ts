@@ -11,6 +11,7 @@ import type {
   DigestOptions,
   KeyRange,
   KeyValues,
+  RowFormat,
   RangeDigest,
   RowHash,
   SourceFingerprint,
@@ -28,6 +29,7 @@ import { sourceSide } from './compare-sql';
 import { connectClient } from './connection';
 import { isUsable, qualifiedSide, qualifiedTable, readTracking, registryLayout } from './tracking';
 import { columnExpr } from './types';
+import { binaryCopyable } from './binary-copy';
 
 export { columnExpr };
 
@@ -277,23 +279,27 @@ export class PgSourceSnapshot implements ComparableSnapshot, SplittableSnapshot 
     });
   }
 
-  rows(table: TableSchema, afterKey?: KeyValues): Readable {
+  rows(table: TableSchema, afterKey?: KeyValues, format: RowFormat = 'text'): Readable {
     const ctx = this.ctx('read rows', table);
     return this.stream(ctx, async () => {
       const after = afterKey && afterKey.length > 0 ? await this.keyPredicate(table, '>', afterKey, ctx) : null;
       await this.lockForRead(table, ctx);
-      return rowsSql(table, after);
+      return rowsSql(table, after, format);
     });
   }
 
-  rowsInRange(table: TableSchema, range: KeyRange): Readable {
+  rowFormats(table: TableSchema): RowFormat[] {
+    return binaryCopyable(table) ? ['pg-binary', 'text'] : ['text'];
+  }
+
+  rowsInRange(table: TableSchema, range: KeyRange, format: RowFormat = 'text'): Readable {
     const ctx = this.ctx('read rows', table);
     return this.stream(ctx, async () => {
       const bounds: string[] = [];
       if (range.after) bounds.push(await this.keyPredicate(table, '>', range.after, ctx));
       if (range.upTo) bounds.push(await this.keyPredicate(table, '<=', range.upTo, ctx));
       await this.lockForRead(table, ctx);
-      return rowsSql(table, bounds.length ? bounds.join(' AND ') : null);
+      return rowsSql(table, bounds.length ? bounds.join(' AND ') : null, format);
     });
   }
 
@@ -479,12 +485,12 @@ function copyInto(copy: Readable, out: Writable): Promise<void> {
 }
 
 /** Every row after `after` (a ready predicate), all columns in schema order, in key order. */
-export function rowsSql(table: TableSchema, after: string | null): string {
+export function rowsSql(table: TableSchema, after: string | null, format: RowFormat = 'text'): string {
   const cols = table.columns.map((c) => columnExpr(quotePg(c.name), c.type)).join(', ');
   const order = table.primaryKey.map(quotePg).join(', ');
   // A table without a key is read in no particular order (it is refreshed whole, never resumed).
   const orderBy = order ? ` ORDER BY ${order}` : '';
-  return `COPY (SELECT ${cols} FROM ${qualifiedTable(table)}${after ? ` WHERE ${after}` : ''}${orderBy}) TO STDOUT`;
+  return `COPY (SELECT ${cols} FROM ${qualifiedTable(table)}${after ? ` WHERE ${after}` : ''}${orderBy}) TO STDOUT${format === 'pg-binary' ? ' (FORMAT binary)' : ''}`;
 }
 
 type KeyOp = '>' | '<=';

@@ -32,7 +32,24 @@ beforeAll(async () => {
      INSERT INTO orders SELECT g % 7, g, repeat(md5(g::text), 3) || E'\\ttab' FROM generate_series(1, ${ROWS}) g;
      CREATE TABLE named (code text PRIMARY KEY, n integer);
      INSERT INTO named SELECT 'c' || g, g FROM generate_series(1, 5000) g;
-     ANALYZE orders; ANALYZE named;`,
+     ANALYZE orders; ANALYZE named;
+     CREATE TYPE mood AS ENUM ('sad', 'happy');
+     CREATE DOMAIN positive AS integer CHECK (VALUE > 0);
+     CREATE TABLE kinds (
+       id bigint, tag text, flag boolean, s smallint, i integer, p positive, n numeric(12,2), nn numeric, r real,
+       d double precision, v varchar(20), c char(5), b bytea, day date, t time(3), tz timetz, ts timestamp,
+       tstz timestamptz(6), iv interval, u uuid, j json, jb jsonb, m mood, PRIMARY KEY (id, tag));
+     INSERT INTO kinds
+       SELECT g, 'tag ' || (g % 3) || E' \t\\ é', g % 2 = 0, (g % 300)::smallint, -g, g, g / 7.0, CASE WHEN g % 10 = 0 THEN 'NaN' ELSE g * 1.000001 END,
+              CASE g % 5 WHEN 0 THEN 'NaN'::real WHEN 1 THEN '-0'::real ELSE g / 3.0 END, CASE g % 4 WHEN 0 THEN 'Infinity' ELSE g / 9.0 END,
+              'v' || g, 'c' || (g % 10), decode(md5(g::text), 'hex'), CASE WHEN g % 50 = 0 THEN 'infinity'::date ELSE date '2024-01-01' + g END,
+              time '12:34:56.789' + g * interval '1 ms', timetz '01:02:03+05:30', timestamp '2024-02-29 23:59:59.999999' - g * interval '1 minute',
+              CASE WHEN g % 60 = 0 THEN '-infinity' ELSE timestamptz '2024-03-01 00:00:00+00' + g * interval '1.5 seconds' END,
+              make_interval(months => g % 13, days => g % 31, secs => g / 1000.0), md5(g::text)::uuid,
+              json_build_object('g', g, 's', 'x"y'), jsonb_build_object('g', g, 'a', jsonb_build_array(1, 'two', null)),
+              (ARRAY['sad', 'happy']::mood[])[g % 2 + 1]
+       FROM generate_series(1, 20000) g;
+     INSERT INTO kinds (id, tag) VALUES (0, '');`,
     'app',
   );
   source = new PgChangeSource({ url: sourceUrl, tenant: 'split', tracking: 'trigger', maxConnections: 6 });
@@ -86,6 +103,20 @@ function failingAfter(rows: Readable, lines: number): Readable {
   );
 }
 
+/** A binary stream that fails once about `bytes` have passed. */
+function failingBinaryAfter(rows: Readable, bytes: number): Readable {
+  let seen = 0;
+  return Readable.from(
+    (async function* () {
+      for await (const chunk of rows) {
+        yield chunk as Buffer;
+        seen += (chunk as Buffer).length;
+        if (seen >= bytes) throw new Error('source connection lost');
+      }
+    })(),
+  );
+}
+
 describe('split population: source', () => {
   it('cuts a table into ranges of similar size whose union, read on sibling snapshots, is the table at the snapshot', async () => {
     const orders = await tableNamed('orders');
@@ -121,6 +152,47 @@ describe('split population: source', () => {
     } finally {
       await snap.close();
     }
+  });
+});
+
+describe('binary COPY population', () => {
+  it('loads every type it is offered for exactly as the source has it, and resumes after the key of the last tuple committed', async () => {
+    const kinds = await tableNamed('kinds');
+    const snap = await splittable();
+    expect(snap.rowFormats?.(kinds)).toEqual(['pg-binary', 'text']);
+    expect(mirror.rowFormats(kinds)).toEqual(['pg-binary', 'text']);
+    await mirror.applySchema(kinds);
+    const fence = await mirror.takeFence('populate:kinds', 'split test');
+    const keys: (string | null)[][] = [];
+    try {
+      // The first attempt loses its source part-way; the second resumes after the key the marker recorded.
+      const first = mirror.copyIntoShadow(kinds, failingBinaryAfter(snap.rows(kinds, undefined, 'pg-binary'), 600_000), {
+        resume: false, version: snap.version, fence, chunkBytes: 100_000, format: 'pg-binary', onChunk: (p) => keys.push(p.lastKey ?? []),
+      });
+      await expect(first).rejects.toThrow('source connection lost');
+      const progress = await mirror.shadowProgress(kinds);
+      expect(progress!.rows).toBeGreaterThan(0);
+      expect(progress!.rows).toBeLessThan(20_001);
+      expect(progress!.lastKey).toEqual(keys.at(-1));
+      const [row] = await query<{ id: string; tag: string }>(
+        mirrorUrl,
+        `SELECT k.id::text AS id, k.tag FROM mirror."_shadow_kinds" k ORDER BY k.id DESC, k.tag DESC LIMIT 1`,
+      );
+      expect(progress!.lastKey).toEqual([row!.id, row!.tag]);
+      const fresh = await splittable();
+      try {
+        await mirror.copyIntoShadow(kinds, fresh.rows(kinds, progress!.lastKey!, 'pg-binary'), {
+          resume: true, version: snap.version, fence, chunkBytes: 100_000, format: 'pg-binary', onChunk: () => undefined,
+        });
+      } finally {
+        await fresh.close();
+      }
+      expect((await mirror.swapInShadow(kinds, snap.version, snap.fingerprint, fence)).rows).toBe(20_001);
+    } finally {
+      await snap.close();
+    }
+    const [src, dst] = await Promise.all([tableChecksum(sourceUrl, 'kinds', 'id, tag'), tableChecksum(mirrorUrl, 'mirror.kinds', 'id, tag')]);
+    expect(dst).toEqual(src);
   });
 });
 
