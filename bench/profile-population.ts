@@ -53,26 +53,29 @@ async function main(): Promise<void> {
     for (const schema of listed.tables) {
       const name = schema.name;
       const readOrdered = await withPg(srcUrl, (c) => time(() => pipeline(c.query(copyTo(rowsSql(schema, null))), sink())));
+      const readBinary = await withPg(srcUrl, (c) => time(() => pipeline(c.query(copyTo(rowsSql(schema, null, 'pg-binary'))), sink())));
       const readPlain = await withPg(srcUrl, (c) => time(() => pipeline(c.query(copyTo(`COPY ${name} TO STDOUT`)), sink())));
       const raw = await withPg(srcUrl, (s) =>
         withPg(dstUrl, (d) => time(() => pipeline(s.query(copyTo(`COPY (SELECT * FROM ${name}) TO STDOUT`)), d.query(copyFrom(`COPY raw.${name} FROM STDIN`))))),
       );
       let copy = 0;
       let swap = 0;
+      const format = mirror.rowFormats(schema)[0] ?? 'text';
       const product = await time(async () => {
         await mirror.applySchema(schema);
         const snap = await source.snapshot();
         try {
           const fence = await mirror.takeFence(`populate:${schema.name}`, 'profile');
           copy = await time(() =>
-            mirror.copyIntoShadow(schema, snap.rows(schema), { resume: false, version: snap.version, fence, chunkBytes: 32 * 1024 * 1024, onChunk: () => undefined }),
+            // The format the population activity picks: binary COPY where both sides can.
+            mirror.copyIntoShadow(schema, snap.rows(schema, undefined, format), { resume: false, version: snap.version, fence, format, chunkBytes: 32 * 1024 * 1024, onChunk: () => undefined }),
           );
           swap = await time(() => mirror.swapInShadow(schema, snap.version, snap.fingerprint, fence));
         } finally {
           await snap.close();
         }
       });
-      const row = { readOrdered, readPlain, raw, product, copy, swap };
+      const row = { readOrdered, readBinary, readPlain, raw, product, copy, swap };
       for (const [k, v] of Object.entries(row)) add(k, v);
       process.stdout.write(`${name.padEnd(8)} ${Object.entries(row).map(([k, v]) => `${k} ${v.toFixed(2)}s`).join('  ')}\n`);
     }

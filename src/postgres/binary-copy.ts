@@ -26,12 +26,19 @@ const KEY_DECODABLE = new Set<LogicalType['kind']>(['int16', 'int32', 'int64', '
 
 /**
  * Whether a table can travel as binary COPY between two PostgreSQL servers. Left out: money (sent as numeric by
- * a cast), arrays (their binary form names the element type's oid, which an enum array does not share with the
+ * a cast), one-character fixed strings (see copyable), arrays (their binary form names the element type's oid, which an enum array does not share with the
  * mirror's text array), xml, and types kept by name (an extension type may not exist at the mirror).
  */
 export function binaryCopyable(table: TableSchema): boolean {
   const keyKinds = table.primaryKey.map((k) => table.columns.find((c) => c.name === k)?.type.kind);
-  return table.columns.every((c) => COPYABLE.has(c.type.kind)) && keyKinds.every((k) => k !== undefined && KEY_DECODABLE.has(k));
+  return table.columns.every((c) => copyable(c.type)) && keyKinds.every((k) => k !== undefined && KEY_DECODABLE.has(k));
+}
+
+function copyable(type: LogicalType): boolean {
+  // PostgreSQL's one-byte "char" reads as character(1) here, and its binary form (a raw byte, NUL included) is
+  // not character(1)'s text: such a column travels as text.
+  if (type.kind === 'string' && type.fixed && type.length === 1) return false;
+  return COPYABLE.has(type.kind);
 }
 
 /** Whole tuples of a binary COPY stream: `data` holds `rows` of them, `last` is the final one. */

@@ -94,5 +94,7 @@ describe('binaryKeyReader', () => {
     const dateKey: TableSchema = { ...table, columns: [...table.columns, { name: 'd', type: { kind: 'date' }, nullable: false }], primaryKey: ['d'] };
     expect(binaryCopyable(dateKey)).toBe(false);
     expect(binaryCopyable({ ...table, primaryKey: [] })).toBe(true);
+    const oneChar = { ...table, columns: [...table.columns, { name: 'c', type: { kind: 'string' as const, length: 1, fixed: true }, nullable: true }] };
+    expect(binaryCopyable(oneChar)).toBe(false);
   });
 });
