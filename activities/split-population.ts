@@ -7,15 +7,22 @@
  */
 import type { Context } from '@temporalio/activity';
 import type { ChangeSource, Fence, KeyRange, KeyValues, Mirror, PopulationProgress, RowFormat, ShadowRange, SourceSnapshot, SplittableSnapshot, TableSchema, Version } from '../src/core/types';
-import { interruptibleCopy } from './streams';
+import { interruptibleCopy, interruption } from './streams';
 
 /** What a split needs from the mirror: the two optional bulk-load calls. */
 type SplitMirror = Mirror & Required<Pick<Mirror, 'planShadow' | 'copyRangeIntoShadow'>>;
 
 /** Both sides of a population that can be split, or null when either adapter cannot (SQL Server, for now). */
 export function splitSides(mirror: Mirror, snapshot: SourceSnapshot): { mirror: SplitMirror; snapshot: SplittableSnapshot } | null {
-  const splittable = 'rangeCuts' in snapshot && 'siblings' in snapshot && 'rowsInRange' in snapshot;
-  return mirror.planShadow && mirror.copyRangeIntoShadow && splittable ? { mirror: mirror as SplitMirror, snapshot: snapshot as SplittableSnapshot } : null;
+  return isSplitMirror(mirror) && isSplittable(snapshot) ? { mirror, snapshot } : null;
+}
+
+function isSplitMirror(mirror: Mirror): mirror is SplitMirror {
+  return typeof mirror.planShadow === 'function' && typeof mirror.copyRangeIntoShadow === 'function';
+}
+
+function isSplittable(snapshot: SourceSnapshot): snapshot is SplittableSnapshot {
+  return 'rangeCuts' in snapshot && 'siblings' in snapshot && 'rowsInRange' in snapshot;
 }
 
 /** Ranges between consecutive cut keys: the first open below, the last open above. */
@@ -71,7 +78,8 @@ export async function copyRanges(args: {
   const siblings = await args.snapshot.siblings(Math.min(args.streams, pending.length) - 1);
   try {
     const lane = async (snapshot: SplittableSnapshot): Promise<void> => {
-      for (let i = pending.shift(); i !== undefined && !failed.signal.aborted; i = pending.shift()) {
+      const stopped = (): boolean => failed.signal.aborted || args.ctx.cancellationSignal.aborted || args.draining?.aborted === true;
+      for (let i = pending.shift(); i !== undefined && !stopped(); i = pending.shift()) {
         const index = i;
         const range = ranges[index]!;
         await interruptibleCopy({
@@ -105,6 +113,9 @@ export async function copyRanges(args: {
   } finally {
     await Promise.all(siblings.map((s) => s.close()));
   }
+  // A lane that saw the cancellation between two ranges stopped without an error of its own.
+  const stopped = interruption(args.ctx, args.draining, args.schema.name);
+  if (stopped) throw stopped;
   if (firstError !== null) throw firstError;
 }
 

@@ -41,23 +41,33 @@ export async function interruptibleCopy<T>(args: {
   const onStop = (): void => {
     rows.destroy(new CancelledFailure('another key range of this population failed'));
   };
+  // A signal that fired before this copy began never calls a listener added now: the copy does not start.
+  const early = interruption(ctx, draining, args.table) ?? (stop?.aborted ? new CancelledFailure('another key range of this population failed') : null);
+  if (early) {
+    rows.destroy();
+    throw early;
+  }
   ctx.cancellationSignal.addEventListener('abort', onAbort, { once: true });
   draining?.addEventListener('abort', onDrain, { once: true });
   stop?.addEventListener('abort', onStop, { once: true });
   try {
-    if (stop?.aborted) throw new CancelledFailure('another key range of this population failed');
     const result = await args.write(rows);
+    // A drain that came as the copy finished leaves it finished; a cancellation (wipe, pause) still stops it.
     if (ctx.cancellationSignal.aborted) throw new CancelledFailure('population cancelled');
     return result;
   } catch (err) {
-    if (ctx.cancellationSignal.aborted) throw new CancelledFailure('population cancelled');
-    if (draining?.aborted) throw drained(args.table);
-    throw err;
+    throw interruption(ctx, draining, args.table) ?? err;
   } finally {
     ctx.cancellationSignal.removeEventListener('abort', onAbort);
     draining?.removeEventListener('abort', onDrain);
     stop?.removeEventListener('abort', onStop);
   }
+}
+
+/** The error for a population stopped from outside (a cancellation, the worker's drain), or null when it was not. */
+export function interruption(ctx: Context, draining: AbortSignal | undefined, table: string): Error | null {
+  if (ctx.cancellationSignal.aborted) return new CancelledFailure('population cancelled');
+  return draining?.aborted ? drained(table) : null;
 }
 
 function drained(table: string): MirrorError {

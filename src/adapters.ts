@@ -11,12 +11,11 @@ import { MssqlChangeSource } from './mssql/source';
 import { MssqlMirror } from './mssql/mirror';
 
 /**
- * Connections per side: two populations at once (the workflow's lanes), each over `populateStreams` connections,
- * plus a sync cycle and a catalog read beside them. Pools open connections only when asked and close idle ones:
- * the bound costs nothing while no population runs.
+ * Connections per side of one activity's pool: a split population holds `populateStreams` snapshots or shadow
+ * writers at once, beside a catalog read or a fence. Pools open connections only when asked and close idle ones.
  */
 function maxConnections(tenant: TenantConfig): number {
-  return Math.max(4, 2 * tenant.populateStreams + 2);
+  return Math.max(4, tenant.populateStreams + 2);
 }
 
 export function openSource(tenant: TenantConfig): ChangeSource {

@@ -282,7 +282,7 @@ export interface ShadowRange extends KeyRange {
 
 /** A population's progress, kept beside its shadow table so a retry can resume after the last copied key. */
 export interface ShadowProgress {
-  /** A split population: each range's own progress (`lastKey` and `rows` above are then unused and the total). */
+  /** A split population: each range's own progress (then `lastKey` below is unused, and `rows` and `bytes` are the ranges' sums). */
   ranges?: ShadowRange[];
   /** The source version the population reads at (a resumed attempt must read at the same one). */
   version?: Version;

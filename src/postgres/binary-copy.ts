@@ -55,19 +55,29 @@ export interface TupleBatch {
  * before it was taken, as with COPY text.
  */
 export class BinaryTupleFramer {
-  private carry: Buffer | null = null;
+  /** The unfinished tail: pieces not yet joined, until they reach `need` bytes (a long value is joined once, not per piece). */
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private need = 0;
   private headerDone = false;
   private ended = false;
 
   push(chunk: Buffer): TupleBatch | null {
-    const buf = this.carry ? Buffer.concat([this.carry, chunk]) : chunk;
-    this.carry = null;
+    let buf = chunk;
+    if (this.pendingBytes > 0) {
+      this.pending.push(chunk);
+      this.pendingBytes += chunk.length;
+      if (this.pendingBytes < this.need) return null;
+      buf = Buffer.concat(this.pending, this.pendingBytes);
+      this.pending = [];
+      this.pendingBytes = 0;
+    }
     let pos = 0;
     if (!this.headerDone) {
-      if (buf.length < 19) return this.keep(buf, 0);
+      if (buf.length < 19) return this.keep(buf, 0, 19);
       if (!buf.subarray(0, SIGNATURE.length).equals(SIGNATURE)) throw new Error('not a binary COPY stream (bad signature)');
       const end = 19 + buf.readInt32BE(15);
-      if (buf.length < end) return this.keep(buf, 0);
+      if (buf.length < end) return this.keep(buf, 0, end);
       pos = end;
       this.headerDone = true;
     }
@@ -78,8 +88,12 @@ export class BinaryTupleFramer {
     const start = pos;
     let lastStart = -1;
     let rows = 0;
+    let need = 0;
     for (;;) {
-      if (buf.length - pos < 2) break;
+      if (buf.length - pos < 2) {
+        need = pos + 2;
+        break;
+      }
       const fields = buf.readInt16BE(pos);
       if (fields === -1) {
         this.ended = true;
@@ -87,40 +101,51 @@ export class BinaryTupleFramer {
         break;
       }
       const next = tupleEnd(buf, pos, fields);
-      if (next < 0) break;
+      if (next < 0) {
+        need = -next;
+        break;
+      }
       lastStart = pos;
       pos = next;
       rows++;
     }
-    if (!this.ended) this.keep(buf, pos);
+    if (!this.ended) this.keep(buf, pos, need);
     return rows > 0 ? { data: buf.subarray(start, pos), last: buf.subarray(lastStart, pos), rows } : null;
   }
 
   /** The source ended: it must have ended with the trailer. */
   end(): void {
-    if (!this.ended || this.carry) throw new Error('binary COPY stream ended inside a tuple or without its trailer');
+    if (!this.ended || this.pendingBytes > 0) throw new Error('binary COPY stream ended inside a tuple or without its trailer');
   }
 
-  private keep(buf: Buffer, from: number): null {
+  /** Keeps `buf` from `from` on, to be framed once `need` bytes (counted in `buf`) have arrived. */
+  private keep(buf: Buffer, from: number, need: number): null {
     // Copied: a reference would keep the whole input buffer alive for the sake of its last few bytes.
-    this.carry = from < buf.length ? Buffer.from(buf.subarray(from)) : null;
+    if (from < buf.length) {
+      this.pending = [Buffer.from(buf.subarray(from))];
+      this.pendingBytes = buf.length - from;
+      this.need = need - from;
+    }
     return null;
   }
 }
 
-/** Where the tuple at `pos` with `fields` fields ends, or -1 when the buffer holds only part of it. */
+/**
+ * Where the tuple at `pos` with `fields` fields ends; when the buffer holds only part of it, minus the length the
+ * buffer must reach before the tuple can be measured further.
+ */
 function tupleEnd(buf: Buffer, pos: number, fields: number): number {
   let p = pos + 2;
   for (let f = 0; f < fields; f++) {
-    if (buf.length - p < 4) return -1;
+    if (buf.length - p < 4) return -(p + 4);
     const len = buf.readInt32BE(p);
     p += 4 + (len > 0 ? len : 0);
-    if (p > buf.length) return -1;
+    if (p > buf.length) return -p;
   }
   return p;
 }
 
-/** Reads the key of one tuple as the text fields a resume key is given as (types.ts: KEY_DECODABLE kinds only). */
+/** Reads the key of one tuple as the text fields a resume key is given as (KEY_DECODABLE kinds only: see binaryCopyable). */
 export function binaryKeyReader(table: TableSchema): (tuple: Buffer) => KeyValues {
   const keys = table.primaryKey.map((k) => {
     const index = table.columns.findIndex((c) => c.name === k);

@@ -236,7 +236,7 @@ export function renameConstraintSql(schema: string, relation: string, from: stri
   return `ALTER TABLE ${qualified(schema, relation)} RENAME CONSTRAINT ${quotePg(from)} TO ${quotePg(to)}`;
 }
 
-/** Rows arrive as COPY text in schema column order. */
+/** Rows arrive in schema column order, as COPY text or (`pg-binary`) PostgreSQL's binary COPY. */
 export function copyFromStdinSql(schema: string, relation: string, table: TableSchema, format: RowFormat = 'text'): string {
   return `COPY ${qualified(schema, relation)} (${columnList(table.columns.map((c) => c.name))}) FROM STDIN${format === 'pg-binary' ? ' (FORMAT binary)' : ''}`;
 }

@@ -398,7 +398,8 @@ export class PgMirror implements Mirror {
    * One range of a split population, on a connection of its own. The ranges' commits share the shadow's marker:
    * each takes the shadow's advisory lock, reads the marker as the others last committed it and writes it back
    * with its own range's progress, so two ranges never overwrite each other's (the lock is held only from the end
-   * of a chunk's COPY to its commit).
+   * of a chunk's COPY to its commit). Each transaction is READ COMMITTED whatever the database's default: the
+   * marker read after the lock must see the other ranges' last commits, not a snapshot from before the lock.
    */
   async copyRangeIntoShadow(
     schema: TableSchema,
@@ -435,13 +436,13 @@ export class PgMirror implements Mirror {
             opts.chunkBytes,
             {
               open: async () => {
-                await c.query('BEGIN');
+                await c.query(READ_COMMITTED);
                 await this.checkFence(c, opts.fence, ctx);
                 return c.query(copyFrom(copySql)) as CopyInStream;
               },
               close: async (chunk: ChunkInfo) => {
                 const lastKey = chunkKey(chunk, keyIndexes, total.lastKey);
-                await record((r) => ({ ...r, lastKey, rows: r.rows + chunk.rows, bytes: r.bytes + chunk.bytes }));
+                await record((r) => ({ ...r, lastKey: lastKey ?? r.lastKey, rows: r.rows + chunk.rows, bytes: r.bytes + chunk.bytes }));
                 await c.query('COMMIT');
                 total.rows += chunk.rows;
                 total.bytes += chunk.bytes;
@@ -452,7 +453,7 @@ export class PgMirror implements Mirror {
             },
             (err) => toMirrorError(err, { ...ctx, side: 'source' }, FailureType.SourceReadFailed),
           );
-          await c.query('BEGIN');
+          await c.query(READ_COMMITTED);
           await this.checkFence(c, opts.fence, ctx);
           await record((r) => ({ ...r, done: true }));
           await c.query('COMMIT');
@@ -786,7 +787,6 @@ function normalised(schema: TableSchema): TableSchema {
   return { ...schema, columns: schema.columns.map((c) => ({ ...c, type: pgTypeToLogical(logicalToPgType(c.type)) })) };
 }
 
-/** Decoded key fields of one COPY text line; `offset` skips leading fields (the change stream's operation). */
 /** Population chunks in the format the rows come in (binary COPY is cut at tuples, text at lines). */
 function copyShadowChunks(
   schema: TableSchema,
@@ -807,6 +807,7 @@ function chunkKey(chunk: ChunkInfo, keyIndexes: number[], previous: KeyValues | 
   return chunk.lastLine === null ? previous : keyOf(chunk.lastLine, keyIndexes, 0);
 }
 
+/** Decoded key fields of one COPY text line; `offset` skips leading fields (the change stream's operation). */
 function keyOf(line: string, keyIndexes: number[], offset: number): KeyValues {
   const fields = decodeLine(line);
   return keyIndexes.map((i) => fields[i + offset] ?? null);
@@ -815,6 +816,9 @@ function keyOf(line: string, keyIndexes: number[], offset: number): KeyValues {
 function pgCode(err: unknown): string {
   return typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : '';
 }
+
+/** A split population's marker is read after a lock: it must see what the other ranges committed before it. */
+const READ_COMMITTED = 'BEGIN ISOLATION LEVEL READ COMMITTED';
 
 function sum(ranges: ShadowRange[], field: 'rows' | 'bytes'): number {
   return ranges.reduce((n, r) => n + r[field], 0);

@@ -415,15 +415,19 @@ export class PgSourceSnapshot implements ComparableSnapshot, SplittableSnapshot 
     const out = new PassThrough();
     this.exclusive(async () => {
       if (out.destroyed) return;
-      const sql = await prepare();
+      // Counted from the first statement: a close() meanwhile discards the connection instead of committing on it.
       this.active++;
       try {
-        await copyInto(this.client.query(copyTo(sql)), out);
-      } catch (err) {
-        // Cut short, the connection still has the rest of the COPY output pending; failed on the server, the
-        // transaction is aborted. Either way nothing more can be read in this snapshot.
-        this.broken ??= err instanceof Error ? err : new Error(String(err));
-        throw err;
+        const sql = await prepare();
+        if (this.closed || out.destroyed) return;
+        try {
+          await copyInto(this.client.query(copyTo(sql)), out);
+        } catch (err) {
+          // Cut short, the connection still has the rest of the COPY output pending; failed on the server, the
+          // transaction is aborted. Either way nothing more can be read in this snapshot.
+          this.broken ??= err instanceof Error ? err : new Error(String(err));
+          throw err;
+        }
       } finally {
         this.active--;
       }
@@ -495,7 +499,10 @@ export function rowsSql(table: TableSchema, after: string | null, format: RowFor
 
 type KeyOp = '>' | '<=';
 
-/** The row-comparison predicate "key op these values" (a resume key, a range bound); values are COPY text fields (decoded). */
+/**
+ * The row-comparison predicate "key > values" (after a resume key or a range's lower bound) or "key <= values"
+ * (a range's upper bound); values are COPY text fields (decoded), cast to the key's types.
+ */
 export function keyPredicate(key: string[], types: string[], op: KeyOp, values: KeyValues, ctx: ErrorContext = {}): string {
   if (values.length !== key.length) {
     throw new MirrorError(FailureType.BadConfig, `key bound has ${values.length} values, the primary key ${key.length}`, ctx);

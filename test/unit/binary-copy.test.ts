@@ -54,6 +54,17 @@ describe('BinaryTupleFramer', () => {
     }
   });
 
+  it('joins a long value arriving in many small pieces once it is whole', async () => {
+    const big = tuple([int64(1n), Buffer.alloc(4 * 1024 * 1024, 7), null]);
+    const whole = Buffer.concat([BINARY_HEADER, tuples[1]!, big, tuples[2]!, BINARY_TRAILER]);
+    const pieces: Buffer[] = [];
+    for (let i = 0; i < whole.length; i += 1024) pieces.push(whole.subarray(i, i + 1024));
+    const batches = await frame(pieces);
+    expect(Buffer.concat(batches.map((b) => b.data)).equals(Buffer.concat([tuples[1]!, big, tuples[2]!]))).toBe(true);
+    // Whole tuples only: the long one sits in one batch, not cut across two.
+    expect(batches.some((b) => b.data.includes(big))).toBe(true);
+  });
+
   it('refuses a stream that ends inside a tuple, without its trailer, or that is not binary COPY', async () => {
     await expect(frame([stream.subarray(0, stream.length - 5)])).rejects.toThrow(/inside a tuple|trailer/);
     await expect(frame([stream.subarray(0, stream.length - 2)])).rejects.toThrow(/trailer/);
