@@ -326,58 +326,74 @@ export class PgMirror implements Mirror {
     rows: Readable,
     opts: { resume: boolean; version: Version; chunkBytes: number; fence: Fence; onChunk: (progress: PopulationProgress) => void; format?: RowFormat },
   ): Promise<PopulationProgress> {
-    const ctx = this.ctx('populate', schema.name);
     const shadow = sql.shadowRelation(schema.name);
     const hash = schemaHash(schema);
-    const keyIndexes = schema.primaryKey.map((k) => schema.columns.findIndex((c) => c.name === k));
-    const format = opts.format ?? 'text';
-    const copySql = sql.copyFromStdinSql(this.schema, shadow, schema, format);
-    const total: PopulationProgress = { rows: 0, bytes: 0, lastKey: null };
-
     return withClient(
       this.pool,
-      ctx,
+      this.ctx('populate', schema.name),
       async (c) => {
         const marker = await this.prepareShadow(c, schema, shadow, { hash, ...opts });
         let shadowRows = marker.rows;
         let shadowBytes = marker.bytes ?? 0;
-        total.lastKey = marker.lastKey;
-        try {
-          await copyShadowChunks(
-            schema,
-            format,
-            rows,
-            opts.chunkBytes,
-            {
-              open: async () => {
-                await c.query('BEGIN');
-                await this.checkFence(c, opts.fence, ctx);
-                return c.query(copyFrom(copySql)) as CopyInStream;
-              },
-              close: async (chunk: ChunkInfo) => {
-                const lastKey = keyIndexes.length === 0 ? total.lastKey : chunkKey(chunk, keyIndexes, total.lastKey);
-                const next: ShadowProgress = { ...marker, lastKey, rows: shadowRows + chunk.rows, bytes: shadowBytes + chunk.bytes };
-                await c.query(sql.commentOnTableSql(this.schema, shadow, JSON.stringify(next)));
-                await c.query('COMMIT');
-                shadowRows = next.rows;
-                shadowBytes = next.bytes ?? 0;
-                total.rows += chunk.rows;
-                total.bytes += chunk.bytes;
-                total.lastKey = lastKey;
-                opts.onChunk({ ...total });
-              },
-              empty: async () => undefined,
-            },
-            (err) => toMirrorError(err, { ...ctx, side: 'source' }, FailureType.SourceReadFailed),
-          );
-        } catch (err) {
-          await c.query('ROLLBACK').catch(() => undefined);
-          throw err;
-        }
-        return { ...total };
+        return this.chunksIntoShadow(c, schema, rows, { ...opts, begin: 'BEGIN', lastKey: marker.lastKey }, async (chunk, lastKey) => {
+          const next: ShadowProgress = { ...marker, lastKey, rows: shadowRows + chunk.rows, bytes: shadowBytes + chunk.bytes };
+          await c.query(sql.commentOnTableSql(this.schema, shadow, JSON.stringify(next)));
+          shadowRows = next.rows;
+          shadowBytes = next.bytes ?? 0;
+        });
       },
       FailureType.MirrorWriteFailed,
     );
+  }
+
+  /**
+   * Streams rows into the table's shadow in chunks of about `chunkBytes`, each its own transaction: `begin`, the
+   * fence check, the COPY, `mark` (the chunk's progress into the shadow's marker), COMMIT. Returns what this call
+   * copied; `lastKey` is where the shadow stood before it (kept for a chunk that ends at no key).
+   */
+  private async chunksIntoShadow(
+    c: PoolClient,
+    schema: TableSchema,
+    rows: Readable,
+    opts: { chunkBytes: number; fence: Fence; format?: RowFormat; onChunk: (progress: PopulationProgress) => void; begin: string; lastKey: KeyValues | null },
+    mark: (chunk: ChunkInfo, lastKey: KeyValues | null) => Promise<void>,
+  ): Promise<PopulationProgress> {
+    const ctx = this.ctx('populate', schema.name);
+    const keyIndexes = schema.primaryKey.map((k) => schema.columns.findIndex((col) => col.name === k));
+    const format = opts.format ?? 'text';
+    const copySql = sql.copyFromStdinSql(this.schema, sql.shadowRelation(schema.name), schema, format);
+    const total: PopulationProgress = { rows: 0, bytes: 0, lastKey: opts.lastKey };
+    try {
+      await copyShadowChunks(
+        schema,
+        format,
+        rows,
+        opts.chunkBytes,
+        {
+          open: async () => {
+            await c.query(opts.begin);
+            await this.checkFence(c, opts.fence, ctx);
+            return c.query(copyFrom(copySql)) as CopyInStream;
+          },
+          close: async (chunk: ChunkInfo) => {
+            // A keyless table has no resume point: it is always copied whole.
+            const lastKey = keyIndexes.length === 0 ? null : chunkKey(chunk, keyIndexes, total.lastKey);
+            await mark(chunk, lastKey);
+            await c.query('COMMIT');
+            total.rows += chunk.rows;
+            total.bytes += chunk.bytes;
+            total.lastKey = lastKey;
+            opts.onChunk({ ...total });
+          },
+          empty: async () => undefined,
+        },
+        (err) => toMirrorError(err, { ...ctx, side: 'source' }, FailureType.SourceReadFailed),
+      );
+    } catch (err) {
+      await c.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    }
+    return { ...total };
   }
 
   rowFormats(schema: TableSchema): RowFormat[] {
@@ -409,10 +425,6 @@ export class PgMirror implements Mirror {
   ): Promise<PopulationProgress> {
     const ctx = this.ctx('populate', schema.name);
     const shadow = sql.shadowRelation(schema.name);
-    const keyIndexes = schema.primaryKey.map((k) => schema.columns.findIndex((c) => c.name === k));
-    const format = opts.format ?? 'text';
-    const copySql = sql.copyFromStdinSql(this.schema, shadow, schema, format);
-    const total: PopulationProgress = { rows: 0, bytes: 0, lastKey: null };
     return withClient(
       this.pool,
       ctx,
@@ -421,38 +433,17 @@ export class PgMirror implements Mirror {
           await c.query(sql.ADVISORY_XACT_LOCK_SQL, [mirrorLockName(this.schema, `shadow:${schema.name}`)]);
           const marker = await this.readMarker(c, shadow);
           const mine = marker?.ranges?.[range];
-          if (!marker || marker.version !== opts.version || !mine) {
+          if (!marker?.ranges || marker.version !== opts.version || !mine) {
             throw new MirrorError(FailureType.Fenced, 'the shadow was replaced by another population', ctx);
           }
-          const ranges = marker.ranges!.map((r, i) => (i === range ? update(r) : r));
+          const ranges = marker.ranges.map((r, i) => (i === range ? update(r) : r));
           const next: ShadowProgress = { ...marker, ranges, rows: sum(ranges, 'rows'), bytes: sum(ranges, 'bytes') };
           await c.query(sql.commentOnTableSql(this.schema, shadow, JSON.stringify(next)));
         };
+        const copied = await this.chunksIntoShadow(c, schema, rows, { ...opts, begin: READ_COMMITTED, lastKey: null }, (chunk, lastKey) =>
+          record((r) => ({ ...r, lastKey: lastKey ?? r.lastKey, rows: r.rows + chunk.rows, bytes: r.bytes + chunk.bytes })),
+        );
         try {
-          await copyShadowChunks(
-            schema,
-            format,
-            rows,
-            opts.chunkBytes,
-            {
-              open: async () => {
-                await c.query(READ_COMMITTED);
-                await this.checkFence(c, opts.fence, ctx);
-                return c.query(copyFrom(copySql)) as CopyInStream;
-              },
-              close: async (chunk: ChunkInfo) => {
-                const lastKey = chunkKey(chunk, keyIndexes, total.lastKey);
-                await record((r) => ({ ...r, lastKey: lastKey ?? r.lastKey, rows: r.rows + chunk.rows, bytes: r.bytes + chunk.bytes }));
-                await c.query('COMMIT');
-                total.rows += chunk.rows;
-                total.bytes += chunk.bytes;
-                total.lastKey = lastKey;
-                opts.onChunk({ ...total });
-              },
-              empty: async () => undefined,
-            },
-            (err) => toMirrorError(err, { ...ctx, side: 'source' }, FailureType.SourceReadFailed),
-          );
           await c.query(READ_COMMITTED);
           await this.checkFence(c, opts.fence, ctx);
           await record((r) => ({ ...r, done: true }));
@@ -461,7 +452,7 @@ export class PgMirror implements Mirror {
           await c.query('ROLLBACK').catch(() => undefined);
           throw err;
         }
-        return { ...total };
+        return copied;
       },
       FailureType.MirrorWriteFailed,
     );
