@@ -89,33 +89,22 @@ async function rejection(p: Promise<unknown>): Promise<MirrorError> {
   throw new Error('expected a rejection');
 }
 
-/** The stream of `rows`, failing after about `lines` lines (a source connection lost mid-range). */
-function failingAfter(rows: Readable, lines: number): Readable {
+/** The stream of `rows`, failing once `measure` has counted `limit` (a source connection lost mid-copy). */
+function failingAfter(rows: Readable, limit: number, measure: (chunk: Buffer) => number): Readable {
   let seen = 0;
   return Readable.from(
     (async function* () {
       for await (const chunk of rows) {
         yield chunk as Buffer;
-        seen += (chunk as Buffer).toString('utf8').split('\n').length - 1;
-        if (seen >= lines) throw new Error('source connection lost');
+        seen += measure(chunk as Buffer);
+        if (seen >= limit) throw new Error('source connection lost');
       }
     })(),
   );
 }
 
-/** A binary stream that fails once about `bytes` have passed. */
-function failingBinaryAfter(rows: Readable, bytes: number): Readable {
-  let seen = 0;
-  return Readable.from(
-    (async function* () {
-      for await (const chunk of rows) {
-        yield chunk as Buffer;
-        seen += (chunk as Buffer).length;
-        if (seen >= bytes) throw new Error('source connection lost');
-      }
-    })(),
-  );
-}
+const lines = (chunk: Buffer): number => chunk.toString('utf8').split('\n').length - 1;
+const bytes = (chunk: Buffer): number => chunk.length;
 
 describe('split population: source', () => {
   it('cuts a table into ranges of similar size whose union, read on sibling snapshots, is the table at the snapshot', async () => {
@@ -166,7 +155,7 @@ describe('binary COPY population', () => {
     const keys: (string | null)[][] = [];
     try {
       // The first attempt loses its source part-way; the second resumes after the key the marker recorded.
-      const first = mirror.copyIntoShadow(kinds, failingBinaryAfter(snap.rows(kinds, undefined, 'pg-binary'), 600_000), {
+      const first = mirror.copyIntoShadow(kinds, failingAfter(snap.rows(kinds, undefined, 'pg-binary'), 600_000, bytes), {
         resume: false, version: snap.version, fence, chunkBytes: 100_000, format: 'pg-binary', onChunk: (p) => keys.push(p.lastKey ?? []),
       });
       await expect(first).rejects.toThrow('source connection lost');
@@ -213,7 +202,7 @@ describe('split population: mirror', () => {
       // Ranges 0 and 2 complete side by side; range 1 loses its source after some chunks committed.
       const results = await Promise.allSettled([
         mirror.copyRangeIntoShadow(orders, 0, snap.rowsInRange(orders, ranges[0]!), opts),
-        mirror.copyRangeIntoShadow(orders, 1, failingAfter(siblings[0]!.rowsInRange(orders, ranges[1]!), 8_000), opts),
+        mirror.copyRangeIntoShadow(orders, 1, failingAfter(siblings[0]!.rowsInRange(orders, ranges[1]!), 8_000, lines), opts),
         mirror.copyRangeIntoShadow(orders, 2, siblings[1]!.rowsInRange(orders, ranges[2]!), opts),
       ]);
       expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
