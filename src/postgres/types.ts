@@ -49,7 +49,9 @@ export function pgTypeToLogical(formatted: string, isEnum = false): LogicalType 
   }
   m = /^(character varying|varchar)(?:\((\d+)\))?$/.exec(t);
   if (m) return m[2] ? { kind: 'string', length: Number(m[2]) } : { kind: 'string' };
-  m = /^(character|char|bpchar)(?:\((\d+)\))?$/.exec(t);
+  // Unbounded bpchar (typmod -1), which format_type prints as "bpchar": not character, which means character(1).
+  if (t === 'bpchar') return { kind: 'native', dialect: 'postgres', name: t };
+  m = /^(character|char)(?:\((\d+)\))?$/.exec(t);
   if (m) return { kind: 'string', length: m[2] ? Number(m[2]) : 1, fixed: true };
   m = /^(time|timestamp)(?:\((\d)\))? (with|without) time zone$/.exec(t) ?? /^(time|timestamp)(?:\((\d)\))?$/.exec(t);
   if (m) {

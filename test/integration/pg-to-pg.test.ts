@@ -20,7 +20,7 @@ const ALL_TYPES_DDL = `
     flag boolean, body text, short varchar(20), fixed char(5), blob bytea,
     day date, t time, ttz time with time zone, ts timestamp(3), tstz timestamptz, span interval,
     id2 uuid, doc json, docb jsonb, x xml, ints integer[], words text[], feeling mood, addr inet, pos positive_int,
-    money_col money
+    money_col money, loose bpchar
   );
   CREATE SCHEMA sales;
   CREATE TABLE sales.order_lines (order_id integer, line_no smallint, sku text NOT NULL, qty numeric(10,2), PRIMARY KEY (order_id, line_no));
@@ -37,7 +37,7 @@ const INSERT_ROWS = `
          timestamp '2021-06-01 12:00:00.123' + g * interval '1 minute', timestamptz '2021-06-01 12:00:00+00' + g * interval '1 hour',
          g * interval '1 day 3 hours', md5(g::text)::uuid, json_build_object('g', g, 'nested', json_build_array(1, 2)),
          jsonb_build_object('g', g), xmlelement(name item, g), ARRAY[g, g + 1], ARRAY['a' || g, NULL], (ARRAY['sad','ok','happy'])[1 + g % 3]::mood,
-         ('10.0.' || (g % 255) || '.1')::inet, g, (g * 1.5)::numeric::money
+         ('10.0.' || (g % 255) || '.1')::inet, g, (g * 1.5)::numeric::money, 'unbounded ' || g
   FROM generate_series(1, 2000) g;
   INSERT INTO all_types (id, num) VALUES (0, 0); -- a row that is NULL almost everywhere
   INSERT INTO sales.order_lines SELECT g / 4, g % 4, 'sku-' || g, g * 0.5 FROM generate_series(0, 999) g;

@@ -9,7 +9,7 @@ describe('PostgreSQL type mapping', () => {
     'character varying', 'character(5)', 'time without time zone', 'time(3) without time zone',
     'time with time zone', 'timestamp without time zone', 'timestamp(3) without time zone',
     'timestamp with time zone', 'timestamp(0) with time zone', 'integer[]', 'text[]', 'numeric(12,2)[]',
-    'inet', 'cidr', 'macaddr', 'tsvector', 'bit(8)', 'int4range', 'point',
+    'inet', 'cidr', 'macaddr', 'tsvector', 'bit(8)', 'int4range', 'point', 'bpchar',
   ];
   it.each(roundTrips)('%s maps to itself', (formatted) => {
     const expected = formatted === 'character varying' ? 'text' : formatted;
@@ -20,6 +20,8 @@ describe('PostgreSQL type mapping', () => {
     expect(pgTypeToLogical('numeric(20,5)')).toEqual({ kind: 'decimal', precision: 20, scale: 5 });
     expect(pgTypeToLogical('character varying(20)')).toEqual({ kind: 'string', length: 20 });
     expect(pgTypeToLogical('character(5)')).toEqual({ kind: 'string', length: 5, fixed: true });
+    // An unbounded bpchar is not character(1): longer values must fit.
+    expect(pgTypeToLogical('bpchar')).toEqual({ kind: 'native', dialect: 'postgres', name: 'bpchar' });
     expect(pgTypeToLogical('timestamp(3) with time zone')).toEqual({ kind: 'timestamptz', precision: 3 });
     expect(pgTypeToLogical('integer[]')).toEqual({ kind: 'array', element: { kind: 'int32' } });
   });
