@@ -10,11 +10,12 @@ import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client } from 'pg';
 import { encodeLine } from '../../src/core/copy-text';
-import { FailureType, MirrorError } from '../../src/core/errors';
+import { FailureType } from '../../src/core/errors';
 import { mirrorHooks } from '../../src/config/load';
 import type { TableSchema } from '../../src/core/types';
 import { EmbeddedPg } from '../../dev/embedded-postgres';
 import { PgMirror } from '../../src/postgres/mirror';
+import { rejection } from '../support/failures';
 
 const FINGERPRINT = { system: '1', timeline: '1' };
 let server: EmbeddedPg;
@@ -92,16 +93,6 @@ async function logOf(schema: string): Promise<Record<string, unknown>[]> {
   );
 }
 
-async function caught(p: Promise<unknown>): Promise<MirrorError> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof MirrorError) return err;
-    throw err;
-  }
-  throw new Error('expected a MirrorError');
-}
-
 describe('hooks', () => {
   const SCHEMA = 'hooked';
   const hooks = [
@@ -133,7 +124,7 @@ describe('hooks', () => {
   it('a failing afterCreate fails the table alone and leaves nothing: no table, no registration', async () => {
     const broken = mirrorWith('hooked_broken', [{ tables: ['*'], afterCreate: 'CREATE INDEX nope ON {{table}} (no_such_column)' }]);
     await broken.ensureState();
-    const err = await caught(broken.applySchema(orders));
+    const err = await rejection(broken.applySchema(orders));
     expect(err.type).toBe(FailureType.TableFailed);
     expect(err.message).toMatch(/the partner's afterCreate hook mirror\.hooks\[1\]\.afterCreate failed: column "no_such_column" does not exist .*\[tenant partner-test, mirror, table orders, apply schema\]/);
     expect(await q(`SELECT 1 FROM pg_tables WHERE schemaname = 'hooked_broken' AND tablename = 'orders'`)).toEqual([]);
@@ -144,7 +135,7 @@ describe('hooks', () => {
     const failing = mirrorWith(SCHEMA, [{ tables: ['*'], afterPopulate: 'SELECT 1/0' }]);
     const fence = await failing.takeFence('populate:orders', 'test');
     await failing.copyIntoShadow(orders, rowsOf(5), { resume: false, version: '300', chunkBytes: 1 << 16, fence, onChunk: () => undefined });
-    const err = await caught(failing.swapInShadow(orders, '300', FINGERPRINT, fence));
+    const err = await rejection(failing.swapInShadow(orders, '300', FINGERPRINT, fence));
     expect(err.type).toBe(FailureType.TableFailed);
     expect(err.message).toMatch(/afterPopulate hook mirror\.hooks\[1\]\.afterPopulate failed: division by zero/);
     expect((await q<{ n: number }>(`SELECT count(*)::int AS n FROM hooked.orders`))[0]!.n).toBe(60);
@@ -199,7 +190,7 @@ describe('what the partner made on a mirror table survives a repopulation', () =
     await db.query(`CREATE MATERIALIZED VIEW partner.frozen AS SELECT count(*) AS n FROM partnered.orders`);
     const fence = await m.takeFence('populate:orders', 'test');
     await m.copyIntoShadow(orders, rowsOf(3), { resume: false, version: '300', chunkBytes: 1 << 16, fence, onChunk: () => undefined });
-    const err = await caught(m.swapInShadow(orders, '300', FINGERPRINT, fence));
+    const err = await rejection(m.swapInShadow(orders, '300', FINGERPRINT, fence));
     expect(err.type).toBe(FailureType.TableFailed);
     expect(err.message).toMatch(/materialized view "partner\.frozen" reads this mirror table/);
     expect((await q<{ n: number }>(`SELECT count(*)::int AS n FROM partnered.orders`))[0]!.n).toBe(80);

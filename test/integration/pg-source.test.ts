@@ -11,12 +11,13 @@ import { EmbeddedPg } from '../../dev/embedded-postgres';
 import { PgChangeSource } from '../../src/postgres/source';
 import { PORTABLE_TEXT_SETTINGS, startupOptions } from '../../src/postgres/connection';
 import { decodeLine } from '../../src/core/copy-text';
-import { FailureType, MirrorError } from '../../src/core/errors';
+import { FailureType } from '../../src/core/errors';
 import { quotePg } from '../../src/core/identifiers';
 import type { TableSchema } from '../../src/core/types';
 import { tableFilter } from '../../src/config/load';
 import { TABLE_RELID } from '../../src/postgres/snapshot';
 import { continuityBreak } from '../../activities/decide';
+import { rejection } from '../support/failures';
 
 let server: EmbeddedPg;
 let url: string;
@@ -96,16 +97,6 @@ async function minValid(table: TableSchema): Promise<string | null> {
   } finally {
     await snap.close();
   }
-}
-
-async function rejection(p: Promise<unknown>): Promise<MirrorError> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof MirrorError) return err;
-    throw err;
-  }
-  throw new Error('expected a rejection');
 }
 
 /** The side table of a tracked table, from the registry. */

@@ -10,10 +10,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EmbeddedPg } from '../../dev/embedded-postgres';
 import { PgChangeSource } from '../../src/postgres/source';
 import { PgMirror } from '../../src/postgres/mirror';
-import { FailureType, MirrorError } from '../../src/core/errors';
+import { FailureType } from '../../src/core/errors';
 import type { KeyRange, SplittableSnapshot, TableSchema } from '../../src/core/types';
 import { rangesOf } from '../../activities/split-population';
 import { query, tableChecksum } from '../support/checksum';
+import { rejection } from '../support/failures';
 
 const ROWS = 60_000;
 let server: EmbeddedPg;
@@ -77,16 +78,6 @@ async function text(stream: Readable): Promise<string> {
   const parts: Buffer[] = [];
   for await (const chunk of stream) parts.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk)));
   return Buffer.concat(parts).toString('utf8');
-}
-
-async function rejection(p: Promise<unknown>): Promise<MirrorError> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof MirrorError) return err;
-    throw err;
-  }
-  throw new Error('expected a rejection');
 }
 
 /** The stream of `rows`, failing once `measure` has counted `limit` (a source connection lost mid-copy). */
