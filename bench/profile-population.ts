@@ -6,7 +6,7 @@
  * under .data/bench-profile).
  */
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
@@ -14,6 +14,7 @@ import { EmbeddedPg } from '../dev/embedded-postgres';
 import { PgChangeSource } from '../src/postgres/source';
 import { changesSql, rowsSql } from '../src/postgres/snapshot';
 import { PgMirror } from '../src/postgres/mirror';
+import * as mirrorSql from '../src/postgres/mirror-sql';
 import { PROJECT_ROOT } from '../dev/paths';
 import { createEmpty, generate, makeChanges, TABLES } from './data';
 import { readTrackingState } from '../src/postgres/tracking';
@@ -110,6 +111,26 @@ async function main(): Promise<void> {
           });
           applied = r.upserts + r.deletes;
         });
+        // The mirror's statements one by one, on the raw pipe's copy of the table (the same rows, its own key).
+        const changeText = await withPg(srcUrl, async (c) => {
+          const state = await readTrackingState(c, schema);
+          const chunks: Buffer[] = [];
+          await pipeline(c.query(copyTo(changesSql(schema, state!.sideTable, state!.keyTypes, fromVersion, snap.version))), new Writable({ write: (chunk: Buffer, _e, cb) => (chunks.push(chunk), cb()) }));
+          return Buffer.concat(chunks);
+        });
+        const steps = await withPg(dstUrl, async (c) => {
+          const t: Record<string, number> = {};
+          await c.query(mirrorSql.createStagingSql(schema));
+          await c.query('BEGIN');
+          t.stagingCopy = await time(() => pipeline(Readable.from([changeText]), c.query(copyFrom(mirrorSql.copyStagingSql(schema)))));
+          t.analyze = await time(() => c.query(mirrorSql.analyzeStagingSql(schema)));
+          t.delete = await time(() => c.query(mirrorSql.deleteFromStagingSql('raw', schema.name, schema)));
+          t.upsert = await time(() => c.query(mirrorSql.upsertFromStagingSql('raw', schema.name, schema)));
+          t.commit = await time(() => c.query('COMMIT'));
+          return t;
+        });
+        for (const [k, v] of Object.entries(steps)) ctotals[k] = (ctotals[k] ?? 0) + v;
+        process.stdout.write(`${' '.repeat(8)} mirror statements: ${Object.entries(steps).map(([k, v]) => `${k} ${v.toFixed(3)}s`).join('  ')}\n`);
         ctotals.sourceQuery = (ctotals.sourceQuery ?? 0) + query;
         ctotals.readAndApply = (ctotals.readAndApply ?? 0) + apply;
         process.stdout.write(`${schema.name.padEnd(8)} sourceQuery ${query.toFixed(2)}s  readAndApply ${apply.toFixed(2)}s (${applied} rows)\n`);

@@ -57,6 +57,10 @@ describe('names', () => {
   it('picks a staging operation column that no table column uses', () => {
     expect(sql.stagingOpColumn(hostile)).toBe('__op');
   });
+
+  it('analyzes only the staging columns the apply filters and joins on: the operation and the key', () => {
+    expect(sql.analyzeStagingSql(hostile)).toBe(`ANALYZE pg_temp."${sql.stagingTable(hostile)}" ("__op", "id""", "k2")`);
+  });
 });
 
 describe('statements with hostile identifiers', () => {
