@@ -10,7 +10,7 @@ import { Context } from '@temporalio/activity';
 import { schemaHash } from '../src/core/schema-hash';
 import { FailureType, MirrorError } from '../src/core/errors';
 import { tableFilter } from '../src/config/load';
-import type { ChangeSource, Fence, Mirror, MirrorTableState, SourceSnapshot, TableSchema, Version } from '../src/core/types';
+import type { ChangeSource, Fence, Mirror, MirrorTableState, ShareableSnapshot, SourceFingerprint, SourceSnapshot, TableSchema, Version } from '../src/core/types';
 import type { Logger } from '../src/logging';
 import type { MirrorMetrics } from '../src/metrics';
 import type { TenantConfig } from '../src/config/schema';
@@ -20,6 +20,7 @@ import { withSides, type ActivityDeps, type Sides } from './deps';
 import { withFailures } from './failure';
 import { cancelWatch, type CancelWatch } from './cancel-watch';
 import { abandonable } from './streams';
+import { inLanes } from './lanes';
 import { holderOf } from './populate';
 
 /** Even an idle table records a sync this often (or a quarter of the retention, if shorter), so `lastSyncAt` and the retention rule stay truthful. */
@@ -201,14 +202,16 @@ async function cycle(args: {
   // What a table holds once this cycle has applied its changes: the source as of (about) now.
   const snapshotAt = Date.now();
   const snapshot = await source.snapshot();
-  let changes = 0;
   const tables = listed.tables.filter((t) => synced.has(t.name));
+  let changes = 0;
   try {
+    const work: TableWork[] = [];
     for (const schema of tables) {
       // Draining: what is committed stays; the rest of this cycle is the next session's.
       if (args.draining?.aborted) break;
       const tableState = state.get(schema.name);
-      if (!tableState || tableState.lsn === null) {
+      const lsn = tableState?.lsn ?? null;
+      if (!tableState || lsn === null) {
         // The mirror lost the table (restored from an older backup, dropped by hand): bootstrap decides.
         return { end: { reason: 'tablesChanged', detail: `${schema.name} has no LSN in the mirror` }, changes };
       }
@@ -218,54 +221,137 @@ async function cycle(args: {
         // A column added earlier (by a session that did not live to report it): the workflow repopulates.
         return { end: { reason: 'schemaChanged', detail: `${schema.name}: an added column needs its values`, tables: [schema.name] }, changes };
       }
-      try {
-        changes += await syncTable({ ...args, snapshot, schema, lsn: tableState.lsn, state: tableState });
-        args.metrics.caughtUp(tenant.id, schema.name, snapshotAt);
-      } catch (err) {
-        // DDL holds or rewrote this table: the others go on, this one is read again next cycle.
-        if (!(err instanceof MirrorError && err.type === FailureType.SourceBusy)) throw err;
-        args.metrics.failed(tenant.id, err.type, 'sync');
-        args.log.info({ table: schema.name, reason: err.message }, 'table skipped this cycle');
-      }
+      const planned = await skippingBusy(args, schema, () => planTable({ tenant, snapshot, schema, lsn, state: tableState }));
+      if (planned === null) args.metrics.caughtUp(tenant.id, schema.name, snapshotAt);
+      else if (planned !== 'skipped') work.push(planned);
     }
+    changes = await applyTables({ ...args, snapshot, snapshotAt, work });
   } finally {
     await snapshot.close();
   }
   return { end: null, changes, version: snapshot.version, tables: tables.filter((t) => t.primaryKey.length > 0) };
 }
 
-/** One table's changes since its LSN, applied; returns how many rows changed. */
-async function syncTable(args: {
-  tenant: TenantConfig;
-  mirror: Mirror;
-  snapshot: SourceSnapshot;
+/** One table's part of a cycle, decided on the cycle's snapshot before anything is applied. */
+interface TableWork {
   schema: TableSchema;
   lsn: Version;
-  state: MirrorTableState;
-  fence: Fence;
-  metrics: MirrorMetrics;
-}): Promise<number> {
-  const { tenant, mirror, snapshot, schema, lsn } = args;
+  fingerprint: SourceFingerprint;
+  /** Tracked changes in range, counted up to a limit (pendingLimit); null when the source cannot count them. */
+  pending: number | null;
+}
+
+/**
+ * A table's continuity checked (a break is the typed failure the workflow acts on) and its backlog counted; null
+ * when there is nothing to apply: no mirror transaction at all. Its LSN then stays behind until the next touch,
+ * which is as true: the table holds the source as of either version.
+ */
+async function planTable(args: { tenant: TenantConfig; snapshot: SourceSnapshot; schema: TableSchema; lsn: Version; state: MirrorTableState }): Promise<TableWork | null> {
+  const { tenant, snapshot, schema, lsn } = args;
   const minValidVersion = await snapshot.minValidVersion(schema);
   const fingerprint = await snapshot.tableFingerprint(schema);
   const broken = continuityBreak(lsn, args.state.fingerprint, { sourceVersion: snapshot.version, fingerprint, minValidVersion });
   if (broken) throw new MirrorError(broken.type, broken.detail, { tenant: tenant.id, table: schema.name, operation: 'sync', side: 'source' });
+  const pending = lsn === snapshot.version ? 0 : snapshot.pendingChanges ? await snapshot.pendingChanges(schema, lsn, pendingLimit(tenant)) : null;
   // Well inside the retention, or the next bootstrap would take an idle table for one not synced in time.
   const touchMs = Math.min(IDLE_TOUCH_MS, Math.floor(tenant.retention / 4));
   const recent = args.state.lastSyncAt !== null && Date.now() - Date.parse(args.state.lastSyncAt) < touchMs;
-  // Nothing to apply: no mirror transaction at all. Its LSN stays behind until the next touch, which is as true:
-  // the table holds the source as of either version.
-  if (recent && (lsn === snapshot.version || (snapshot.hasChanges && !(await snapshot.hasChanges(schema, lsn))))) return 0;
-  const changes = abandonable(snapshot.changes(schema, lsn));
+  if (recent && pending === 0) return null;
+  return { schema, lsn, fingerprint, pending };
+}
+
+/** Counting further than this only orders the largest tables among themselves, which the lanes do not need. */
+function pendingLimit(tenant: TenantConfig): number {
+  return 10 * tenant.parallelApplyChanges;
+}
+
+/**
+ * The cycle's tables applied, one after another on the cycle's snapshot, or — for a backlog worth it — largest
+ * first over `applyStreams` lanes, each further lane reading a sibling of the snapshot (the same version, the
+ * same rows) and writing on its own mirror connection. Every table's LSN still moves in its own commit. Returns
+ * how many rows changed.
+ */
+async function applyTables(args: {
+  tenant: TenantConfig;
+  mirror: Mirror;
+  snapshot: SourceSnapshot;
+  snapshotAt: number;
+  work: TableWork[];
+  fence: Fence;
+  log: Logger;
+  draining?: AbortSignal | undefined;
+  metrics: MirrorMetrics;
+}): Promise<number> {
+  const { tenant, snapshot, work } = args;
+  let changes = 0;
+  const applyOne = async (on: SourceSnapshot, item: TableWork): Promise<void> => {
+    const applied = await skippingBusy(args, item.schema, () => applyTable({ ...args, snapshot: on, work: item }));
+    if (applied === 'skipped') return;
+    changes += applied;
+    args.metrics.caughtUp(tenant.id, item.schema.name, args.snapshotAt);
+  };
+  const siblings = await siblingsFor(args, laneCount(tenant, work) - 1);
   try {
-    const applied = await mirror.applyChanges(schema, changes, {
-      fromVersion: lsn,
+    const order = siblings.length > 0 ? [...work].sort((a, b) => (b.pending ?? 0) - (a.pending ?? 0)) : work;
+    if (siblings.length > 0) args.log.debug({ lanes: siblings.length + 1, tables: work.length }, 'tables applied in parallel');
+    await inLanes([snapshot, ...siblings], order, applyOne, () => args.draining?.aborted === true);
+  } finally {
+    await Promise.all(siblings.map((s) => s.close()));
+  }
+  return changes;
+}
+
+/** More than one lane only when the tables beyond the largest (which one lane takes anyway) hold enough changes. */
+export function laneCount(tenant: Pick<TenantConfig, 'applyStreams' | 'parallelApplyChanges'>, work: Pick<TableWork, 'pending'>[]): number {
+  if (tenant.applyStreams < 2 || work.length < 2) return 1;
+  const counts = work.map((w) => w.pending ?? 0).sort((a, b) => b - a);
+  const beyondLargest = counts.slice(1).reduce((n, c) => n + c, 0);
+  return beyondLargest >= tenant.parallelApplyChanges ? Math.min(tenant.applyStreams, work.length) : 1;
+}
+
+/**
+ * `count` siblings of the cycle's snapshot, or none when it has none to give. A source that refuses another
+ * connection (its limit reached) costs only the parallelism: the cycle goes on in one lane.
+ */
+async function siblingsFor(args: { snapshot: SourceSnapshot; log: Logger }, count: number): Promise<SourceSnapshot[]> {
+  if (count < 1 || !isShareable(args.snapshot)) return [];
+  try {
+    return await args.snapshot.siblings(count);
+  } catch (err) {
+    args.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'no sibling snapshot: this cycle applies its tables one after another');
+    return [];
+  }
+}
+
+function isShareable(snapshot: SourceSnapshot): snapshot is ShareableSnapshot {
+  return 'siblings' in snapshot && typeof snapshot.siblings === 'function';
+}
+
+/** `fn` for one table, or 'skipped' when DDL holds or rewrote it: the others go on, this one is read again next cycle. */
+async function skippingBusy<T>(args: { tenant: TenantConfig; log: Logger; metrics: MirrorMetrics }, schema: TableSchema, fn: () => Promise<T>): Promise<T | 'skipped'> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (!(err instanceof MirrorError && err.type === FailureType.SourceBusy)) throw err;
+    args.metrics.failed(args.tenant.id, err.type, 'sync');
+    args.log.info({ table: schema.name, reason: err.message }, 'table skipped this cycle');
+    return 'skipped';
+  }
+}
+
+/** One table's changes since its LSN, applied; returns how many rows changed. */
+async function applyTable(args: { tenant: TenantConfig; mirror: Mirror; snapshot: SourceSnapshot; work: TableWork; fence: Fence; metrics: MirrorMetrics }): Promise<number> {
+  const { tenant, mirror, snapshot, work } = args;
+  const changes = abandonable(snapshot.changes(work.schema, work.lsn));
+  try {
+    const applied = await mirror.applyChanges(work.schema, changes, {
+      fromVersion: work.lsn,
       toVersion: snapshot.version,
-      fingerprint,
+      fingerprint: work.fingerprint,
       batchBytes: tenant.batchBytes,
       fence: args.fence,
     });
-    args.metrics.rowsApplied(tenant.id, schema.name, applied);
+    args.metrics.rowsApplied(tenant.id, work.schema.name, applied);
     return applied.upserts + applied.deletes;
   } finally {
     changes.destroy();

@@ -8,6 +8,7 @@
 import type { Context } from '@temporalio/activity';
 import type { ChangeSource, Fence, KeyRange, KeyValues, Mirror, PopulationProgress, RowFormat, ShadowRange, SourceSnapshot, SplittableSnapshot, TableSchema, Version } from '../src/core/types';
 import { interruptibleCopy, interruption } from './streams';
+import { inLanes } from './lanes';
 
 /** What a split needs from the mirror: the two optional bulk-load calls. */
 type SplitMirror = Mirror & Required<Pick<Mirror, 'planShadow' | 'copyRangeIntoShadow'>>;
@@ -73,21 +74,20 @@ export async function copyRanges(args: {
   const pending = ranges.flatMap((r, i) => (r.done ? [] : [i]));
   if (pending.length === 0) return;
   const copied = ranges.map(() => ({ rows: 0, bytes: 0 }));
-  const failed = new AbortController();
-  let firstError: unknown = null;
+  let firstError: { error: unknown } | null = null;
   const siblings = await args.snapshot.siblings(Math.min(args.streams, pending.length) - 1);
   try {
-    const lane = async (snapshot: SplittableSnapshot): Promise<void> => {
-      const stopped = (): boolean => failed.signal.aborted || args.ctx.cancellationSignal.aborted || args.draining?.aborted === true;
-      for (let i = pending.shift(); i !== undefined && !stopped(); i = pending.shift()) {
-        const index = i;
+    await inLanes(
+      [args.snapshot, ...siblings],
+      pending,
+      async (snapshot, index, failed) => {
         const range = ranges[index]!;
         await interruptibleCopy({
           ctx: args.ctx,
           table: args.schema.name,
           rows: snapshot.rowsInRange(args.schema, resumeRange(range), args.format),
           draining: args.draining,
-          stop: failed.signal,
+          stop: failed,
           write: (rows) =>
             mirror.copyRangeIntoShadow(args.schema, index, rows, {
               version: args.version,
@@ -100,23 +100,18 @@ export async function copyRanges(args: {
               },
             }),
         });
-      }
-    };
-    await Promise.all(
-      [args.snapshot, ...siblings].map((s) =>
-        lane(s).catch((err: unknown) => {
-          if (firstError === null) firstError = err;
-          failed.abort();
-        }),
-      ),
+      },
+      () => args.ctx.cancellationSignal.aborted || args.draining?.aborted === true,
     );
+  } catch (error) {
+    firstError = { error };
   } finally {
     await Promise.all(siblings.map((s) => s.close()));
   }
   // A lane that saw the cancellation between two ranges stopped without an error of its own.
   const stopped = interruption(args.ctx, args.draining, args.schema.name);
   if (stopped) throw stopped;
-  if (firstError !== null) throw firstError;
+  if (firstError !== null) throw firstError.error;
 }
 
 /** A range resumed after the last key it committed. */

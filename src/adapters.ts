@@ -12,10 +12,11 @@ import { MssqlMirror } from './mssql/mirror';
 
 /**
  * Connections per side of one activity's pool: a split population holds `populateStreams` snapshots or shadow
- * writers at once, beside a catalog read or a fence. Pools open connections only when asked and close idle ones.
+ * writers at once, a cycle applying tables in parallel `applyStreams`, beside a catalog read or a fence. Pools
+ * open connections only when asked and close idle ones.
  */
 function maxConnections(tenant: TenantConfig): number {
-  return Math.max(4, tenant.populateStreams + 2);
+  return Math.max(4, Math.max(tenant.populateStreams, tenant.applyStreams) + 2);
 }
 
 export function openSource(tenant: TenantConfig): ChangeSource {

@@ -75,7 +75,7 @@ async function readSource(tenant: TenantConfig, tables: TableStatus[]): Promise<
     try {
       const quiet = new Set<string>();
       const behind = tables.filter((t) => t.state === 'mirroring' && t.lsn !== null && versionBelow(t.lsn, snapshot.version));
-      if (snapshot.hasChanges && behind.length > 0) {
+      if (snapshot.pendingChanges && behind.length > 0) {
         const names = new Set(behind.map((t) => t.name));
         const schemas = new Map((await source.listTables((n) => names.has(n))).tables.map((s) => [s.name, s]));
         for (const t of behind) {
@@ -85,7 +85,7 @@ async function readSource(tenant: TenantConfig, tables: TableStatus[]): Promise<
           // re-enabled tracking empties the range too, and means the mirror is behind until repopulated).
           const minValid = await snapshot.minValidVersion(schema);
           if (minValid === null || discontinuity(t.lsn, snapshot.version, minValid) !== null) continue;
-          if (!(await snapshot.hasChanges(schema, t.lsn))) quiet.add(t.name);
+          if ((await snapshot.pendingChanges(schema, t.lsn, 1)) === 0) quiet.add(t.name);
         }
       }
       return { version: snapshot.version, quiet };

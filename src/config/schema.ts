@@ -113,6 +113,14 @@ export const tenantSchema = z
      */
     populateStreams: z.number().int().min(1).max(8).default(2),
     splitRows: z.number().int().min(1).default(1_000_000),
+    /**
+     * How many tables of one cycle are applied at once, each on its own pair of connections reading one exported
+     * snapshot; 1 applies them one after another. Only a backlog worth it is spread: at least `parallelApplyChanges`
+     * tracked changes beyond the largest table's (which one lane takes anyway). Below that, the export and the
+     * extra connections cost more than they save, and an ordinary cycle opens nothing more.
+     */
+    applyStreams: z.number().int().min(1).max(8).default(2),
+    parallelApplyChanges: z.number().int().min(1).default(5_000),
     retention: duration.default(DEFAULT_POLICY.retentionMs),
     onSourceRestore: z.enum(['repopulate', 'pause']).default(DEFAULT_POLICY.onSourceRestore),
     /** A table with neither a primary key nor a unique index over NOT NULL columns: refreshed whole, or skipped. */

@@ -105,10 +105,12 @@ export interface SourceSnapshot {
    */
   changes(table: TableSchema, fromVersion: Version): Readable;
   /**
-   * Whether `changes(table, fromVersion)` can return anything, asked after the continuity checks: false only when
-   * it certainly returns nothing. A source without a cheap answer leaves it out (every table is then read).
+   * About how much `changes(table, fromVersion)` would return, asked after the continuity checks: the tracked
+   * changes in range (a row changed twice counts twice), counted up to `limit`. 0 only when it certainly returns
+   * nothing; tracking that cannot answer counts `limit`. A source without a cheap answer leaves it out (every
+   * table is then read, one after another).
    */
-  hasChanges?(table: TableSchema, fromVersion: Version): Promise<boolean>;
+  pendingChanges?(table: TableSchema, fromVersion: Version, limit: number): Promise<number>;
   /** Every row with key greater than `afterKey` (all rows when absent), in key order, as COPY text (or `format`). */
   rows(table: TableSchema, afterKey?: KeyValues, format?: RowFormat): Readable;
   /** The formats, best first, this snapshot can stream the table's rows in; absent: COPY text only. */
@@ -122,11 +124,17 @@ export interface SourceSnapshot {
  */
 export type RowFormat = 'text' | 'pg-binary';
 
+/** A snapshot other connections can open too, seeing exactly what it sees (PostgreSQL: an exported snapshot). */
+export interface ShareableSnapshot extends SourceSnapshot {
+  /** `count` more snapshots on their own connections that see exactly what this one sees. Close each. */
+  siblings(count: number): Promise<ShareableSnapshot[]>;
+}
+
 /**
  * A snapshot whose row reads can be split: one large table read by several connections at once, all seeing
  * exactly this snapshot (PostgreSQL: an exported snapshot), each over its own key range.
  */
-export interface SplittableSnapshot extends SourceSnapshot {
+export interface SplittableSnapshot extends ShareableSnapshot {
   /**
    * Up to `parts - 1` keys, ascending, that cut the table into ranges of about equal row counts, from a sample
    * (cheap: a table's worth of statistics, not a scan). Empty when the table cannot be split (no key, a key

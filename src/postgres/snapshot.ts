@@ -215,22 +215,24 @@ export class PgSourceSnapshot implements ComparableSnapshot, SplittableSnapshot 
   }
 
   /**
-   * One probe of the side table's xid index. Tracking that is not usable answers true, so that changes() raises
-   * its typed failure; every other break of continuity (restore, TRUNCATE, retention) shows in the version, the
-   * fingerprint and the min valid version, which the caller checks first.
+   * The side table's entries in range, counted up to `limit` along its xid index (an idle table costs one probe).
+   * Tracking that is not usable counts `limit`, so that changes() raises its typed failure; every other break of
+   * continuity (restore, TRUNCATE, retention) shows in the version, the fingerprint and the min valid version,
+   * which the caller checks first.
    */
-  hasChanges(table: TableSchema, fromVersion: Version): Promise<boolean> {
+  pendingChanges(table: TableSchema, fromVersion: Version, limit: number): Promise<number> {
     const ctx = this.ctx('look for changes', table);
     return this.exclusive(async () => {
       try {
         assertVersion(fromVersion);
+        const cap = Math.max(1, Math.floor(limit));
         const { state, key } = await this.trackingOf(table);
-        if (!isUsable(state, key)) return true;
-        const { rows } = await this.db.query<{ found: boolean }>(
-          `SELECT EXISTS (SELECT 1 FROM ${qualifiedSide(state.sideTable)}
-                           WHERE ${xidRange(fromVersion, this.version)}) AS found`,
+        if (!isUsable(state, key)) return cap;
+        const { rows } = await this.db.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM (SELECT 1 FROM ${qualifiedSide(state.sideTable)}
+                                            WHERE ${xidRange(fromVersion, this.version)} LIMIT ${cap}) s`,
         );
-        return rows[0]?.found !== false;
+        return rows[0]?.n ?? cap;
       } catch (err) {
         throw toMirrorError(err, ctx, FailureType.SourceReadFailed);
       }

@@ -332,7 +332,7 @@ describe('PgChangeSource rows and changes', () => {
     expect(next.lines).toEqual([]);
   });
 
-  it('tells whether a range has changes without reading them, and says yes when tracking is not usable', async () => {
+  it('counts a range\'s changes up to a limit without reading them, and counts the limit when tracking is not usable', async () => {
     await admin.query(`CREATE TABLE quiet (id int PRIMARY KEY, v text); CREATE TABLE noisy (id int PRIMARY KEY)`);
     const quiet = await tableNamed('quiet');
     const noisy = await tableNamed('noisy');
@@ -346,9 +346,10 @@ describe('PgChangeSource rows and changes', () => {
     const second = await source.snapshot();
     try {
       expect(BigInt(second.version)).toBeGreaterThan(BigInt(v0));
-      expect(await second.hasChanges!(noisy, v0)).toBe(true);
-      expect(await second.hasChanges!(quiet, v0)).toBe(false);
-      expect(await second.hasChanges!(noisy, second.version)).toBe(false);
+      expect(await second.pendingChanges!(noisy, v0, 1000)).toBe(2);
+      expect(await second.pendingChanges!(noisy, v0, 1)).toBe(1);
+      expect(await second.pendingChanges!(quiet, v0, 1000)).toBe(0);
+      expect(await second.pendingChanges!(noisy, second.version, 1000)).toBe(0);
     } finally {
       await second.close();
     }
@@ -357,7 +358,7 @@ describe('PgChangeSource rows and changes', () => {
     const third = await source.snapshot();
     try {
       // The write shows; and a table whose triggers are off must not pass for one with nothing to read.
-      expect(await third.hasChanges!(quiet, third.version)).toBe(true);
+      expect(await third.pendingChanges!(quiet, third.version, 1000)).toBe(1000);
       await expect(readAll(third.changes(quiet, v0))).rejects.toMatchObject({ type: FailureType.TrackingExpired });
     } finally {
       await third.close();

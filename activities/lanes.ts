@@ -1,0 +1,35 @@
+/**
+ * Work spread over a few connections at once (a population's key ranges, a cycle's tables): each lane takes the
+ * next item from one queue as soon as it is free, so a long item does not hold up the short ones behind it.
+ */
+
+/**
+ * Runs `work` for every item, on `lanes.length` lanes. The first failure stops every lane from taking another
+ * item and aborts the signal `work` receives (a lane may end what it is doing early, or let it finish); once every
+ * lane has stopped, that first failure is thrown. `stopped` is asked before each item: true stops the lanes
+ * without an error (a cancellation, the worker's drain).
+ */
+export async function inLanes<L, I>(
+  lanes: readonly L[],
+  items: readonly I[],
+  work: (lane: L, item: I, failed: AbortSignal) => Promise<void>,
+  stopped: () => boolean = () => false,
+): Promise<void> {
+  const queue = [...items];
+  const failed = new AbortController();
+  let firstError: { error: unknown } | null = null;
+  const lane = async (l: L): Promise<void> => {
+    for (let item = queue.shift(); item !== undefined && !failed.signal.aborted && !stopped(); item = queue.shift()) {
+      await work(l, item, failed.signal);
+    }
+  };
+  await Promise.all(
+    lanes.map((l) =>
+      lane(l).catch((error: unknown) => {
+        firstError ??= { error };
+        failed.abort();
+      }),
+    ),
+  );
+  if (firstError !== null) throw (firstError as { error: unknown }).error;
+}
