@@ -31,9 +31,9 @@ const IDLE_TOUCH_MS = 60_000;
  */
 export const SESSION_HEARTBEAT_MS = 5 * 60_000;
 /**
- * After a cycle that applied changes, the next one starts this soon instead of a poll interval later: changes that
- * committed during the apply are a backlog already, and waiting them out is most of the lag under load. An idle
- * tenant's cycles find nothing and wait the full poll interval, so it costs no more than before.
+ * After a cycle that applied changes, the source is asked this soon whether more have committed (or, when it cannot
+ * tell, the next cycle starts): changes that committed during the apply are a backlog already, and waiting them
+ * out would be most of the lag under load.
  */
 const BUSY_POLL_MS = 50;
 /** Between two long polls of the workflow's history for a cancel request (each held up to 20 s by the server). */
@@ -147,32 +147,37 @@ async function runSession(args: {
       return result(outcome.end.reason, outcome.end.detail, outcome.end.tables);
     }
     if (Date.now() >= deadline) return result('timeLimit', null);
-    if (outcome.changes > 0) await watch.sleep(Math.min(BUSY_POLL_MS, config.pollInterval), deps.draining);
-    else await idleWait({ config, source, watch, outcome, draining: deps.draining });
+    await waitForChanges({ config, source, watch, outcome, draining: deps.draining });
   }
 }
 
 /**
- * The poll interval after a cycle that found nothing, cut short as soon as the source says a cycle would now find
- * committed changes (checked every `wakeCheck`): the lag after a quiet spell is then the check's period, not the
- * poll's. The check writes nothing and costs no Temporal action; a source that cannot answer is simply polled.
+ * Until the next cycle. After a cycle that found nothing: the poll interval, cut short as soon as the source says a
+ * cycle would now find committed changes (checked every `wakeCheck`), so the lag after a quiet spell is the
+ * check's period, not the poll's. After a cycle that applied changes, the first check comes BUSY_POLL_MS later: a
+ * backlog that built up during the apply is read at once, while a tenant whose writes were all applied (most
+ * tenants, most of the time) pays one small query instead of an empty cycle. The check writes nothing and costs
+ * no Temporal action; a source that cannot answer is simply polled (after a busy cycle, BUSY_POLL_MS later).
  */
-async function idleWait(args: { config: TenantConfig; source: ChangeSource; watch: CancelWatch; outcome: CycleOutcome; draining?: AbortSignal | undefined }): Promise<void> {
+async function waitForChanges(args: { config: TenantConfig; source: ChangeSource; watch: CancelWatch; outcome: CycleOutcome; draining?: AbortSignal | undefined }): Promise<void> {
   const { config, source, watch, outcome } = args;
+  const busy = outcome.changes > 0;
   const end = Date.now() + config.pollInterval;
   const check = config.wakeCheck;
   const { version, tables } = outcome;
   if (!source.changesPending || check <= 0 || check >= config.pollInterval || version === undefined || !tables?.length) {
-    await watch.sleep(config.pollInterval, args.draining);
+    await watch.sleep(busy ? Math.min(BUSY_POLL_MS, config.pollInterval) : config.pollInterval, args.draining);
     return;
   }
+  let next = busy ? Math.min(BUSY_POLL_MS, check) : check;
   while (Date.now() < end && !args.draining?.aborted) {
-    await watch.sleep(Math.min(check, end - Date.now()), args.draining);
+    await watch.sleep(Math.min(next, end - Date.now()), args.draining);
+    next = check;
     if (Date.now() >= end) return;
     const pending = await source.changesPending(tables, version);
     if (pending === true) return;
     if (pending === null) {
-      await watch.sleep(end - Date.now(), args.draining);
+      if (!busy) await watch.sleep(end - Date.now(), args.draining);
       return;
     }
   }
