@@ -6,30 +6,35 @@
 /**
  * Runs `work` for every item, on `lanes.length` lanes. The first failure stops every lane from taking another
  * item and aborts the signal `work` receives (a lane may end what it is doing early, or let it finish); once every
- * lane has stopped, that first failure is thrown. `stopped` is asked before each item: true stops the lanes
- * without an error (a cancellation, the worker's drain).
+ * lane has stopped, that first failure is thrown. `work` may instead answer 'retire': the item goes back to the
+ * head of the queue for another lane and this lane stops (a lane that could not get its connection). `stopped`
+ * is asked before each item: true stops the lanes without an error (a cancellation, the worker's drain).
  */
 export async function inLanes<L, I>(
   lanes: readonly L[],
   items: readonly I[],
-  work: (lane: L, item: I, failed: AbortSignal) => Promise<void>,
+  work: (lane: L, item: I, failed: AbortSignal) => Promise<void | 'retire'>,
   stopped: () => boolean = () => false,
 ): Promise<void> {
   const queue = [...items];
   const failed = new AbortController();
-  let firstError: { error: unknown } | null = null;
+  const errors: unknown[] = [];
   const lane = async (l: L): Promise<void> => {
-    for (let item = queue.shift(); item !== undefined && !failed.signal.aborted && !stopped(); item = queue.shift()) {
-      await work(l, item, failed.signal);
+    while (queue.length > 0 && !failed.signal.aborted && !stopped()) {
+      const item = queue.shift() as I;
+      if ((await work(l, item, failed.signal)) === 'retire') {
+        queue.unshift(item);
+        return;
+      }
     }
   };
   await Promise.all(
     lanes.map((l) =>
       lane(l).catch((error: unknown) => {
-        firstError ??= { error };
+        errors.push(error);
         failed.abort();
       }),
     ),
   );
-  if (firstError !== null) throw (firstError as { error: unknown }).error;
+  if (errors.length > 0) throw errors[0];
 }

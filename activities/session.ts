@@ -15,7 +15,7 @@ import type { Logger } from '../src/logging';
 import type { MirrorMetrics } from '../src/metrics';
 import type { TenantConfig } from '../src/config/schema';
 import type { SessionEndReason, SessionHeartbeat, SessionInput, SessionResult } from '../contract';
-import { continuityBreak } from './decide';
+import { continuityBreak, fingerprintChanges } from './decide';
 import { withSides, type ActivityDeps, type Sides } from './deps';
 import { withFailures } from './failure';
 import { cancelWatch, type CancelWatch } from './cancel-watch';
@@ -44,6 +44,11 @@ interface SessionEnd {
   detail: string;
   /** Tables the workflow must repopulate (schemaChanged). */
   tables?: string[];
+}
+
+/** What a session remembers between its cycles, to say something once rather than every cycle. */
+interface SessionNotes {
+  siblingsRefused: boolean;
 }
 
 interface CycleOutcome {
@@ -108,6 +113,7 @@ async function runSession(args: {
   const log = deps.logger.child({ tenantId, activity: 'syncSession' });
   const deadline = Date.now() + input.maxDurationMs;
   const figures: SessionHeartbeat = { cycles: 0, changesApplied: 0, lastCycleAt: null, lastSuccessAt: null, tables: [] };
+  const notes: SessionNotes = { siblingsRefused: false };
   const synced = new Set(input.tables);
   const expected = new Set([...input.tables, ...(input.others ?? [])]);
   const result = (reason: SessionEndReason, detail: string | null, tables: string[] = []): SessionResult => ({
@@ -129,7 +135,9 @@ async function runSession(args: {
       return result('tablesChanged', 'the connection settings in the configuration changed');
     }
     const cycleStarted = Date.now();
-    const outcome = await cycle({ tenant: config, source, mirror, synced, expected, fence, log, draining: deps.draining, metrics: deps.metrics });
+    // The pools were sized for the streams the session opened with: more lanes than that would wait for connections.
+    const cycleConfig = { ...config, applyStreams: Math.min(config.applyStreams, tenant.applyStreams) };
+    const outcome = await cycle({ tenant: cycleConfig, source, mirror, synced, expected, fence, log, notes, draining: deps.draining, metrics: deps.metrics });
     log.debug({ ms: Date.now() - cycleStarted, changes: outcome.changes }, 'cycle');
     deps.metrics.cycleDone(tenantId);
     figures.cycles += 1;
@@ -193,6 +201,7 @@ async function cycle(args: {
   expected: Set<string>;
   fence: Fence;
   log: Logger;
+  notes: SessionNotes;
   draining?: AbortSignal | undefined;
   metrics: MirrorMetrics;
 }): Promise<CycleOutcome> {
@@ -265,9 +274,12 @@ async function planTable(args: { tenant: TenantConfig; snapshot: SourceSnapshot;
   return { schema, lsn, fingerprint, pending };
 }
 
-/** Counting further than this only orders the largest tables among themselves, which the lanes do not need. */
+/**
+ * Counting further than this only orders the largest tables among themselves, which the lanes do not need; with
+ * one lane only "anything at all" matters.
+ */
 function pendingLimit(tenant: TenantConfig): number {
-  return 10 * tenant.parallelApplyChanges;
+  return tenant.applyStreams < 2 ? 1 : 10 * tenant.parallelApplyChanges;
 }
 
 /**
@@ -284,18 +296,30 @@ async function applyTables(args: {
   work: TableWork[];
   fence: Fence;
   log: Logger;
+  notes: SessionNotes;
   draining?: AbortSignal | undefined;
   metrics: MirrorMetrics;
 }): Promise<number> {
   const { tenant, snapshot, work } = args;
   let changes = 0;
-  const applyOne = async (on: SourceSnapshot, item: TableWork): Promise<void> => {
-    const applied = await skippingBusy(args, item.schema, () => applyTable({ ...args, snapshot: on, work: item }));
+  const applyOne = async (on: SourceSnapshot, item: TableWork): Promise<void | 'retire'> => {
+    let applied: number | 'skipped';
+    try {
+      applied = await skippingBusy(args, item.schema, () => applyTable({ ...args, planned: snapshot, snapshot: on, work: item }));
+    } catch (err) {
+      // An extra lane whose mirror connection the cap or the server refused costs only the parallelism: its
+      // table goes back to the queue (nothing of it committed past its LSN, which only the last batch moves).
+      if (on !== snapshot && err instanceof MirrorError && (err.type === FailureType.MirrorBusy || err.type === FailureType.Unavailable)) {
+        args.log.info({ table: item.schema.name, reason: err.message }, 'an extra lane stops: its table is applied by another');
+        return 'retire';
+      }
+      throw err;
+    }
     if (applied === 'skipped') return;
     changes += applied;
     args.metrics.caughtUp(tenant.id, item.schema.name, args.snapshotAt);
   };
-  const siblings = await siblingsFor(args, laneCount(tenant, work) - 1);
+  const siblings = args.draining?.aborted ? [] : await siblingsFor(args, laneCount(tenant, work) - 1);
   try {
     const order = siblings.length > 0 ? [...work].sort((a, b) => (b.pending ?? 0) - (a.pending ?? 0)) : work;
     if (siblings.length > 0) args.log.debug({ lanes: siblings.length + 1, tables: work.length }, 'tables applied in parallel');
@@ -316,14 +340,19 @@ export function laneCount(tenant: Pick<TenantConfig, 'applyStreams' | 'parallelA
 
 /**
  * `count` siblings of the cycle's snapshot, or none when it has none to give. A source that refuses another
- * connection (its limit reached) costs only the parallelism: the cycle goes on in one lane.
+ * connection (its limit reached) costs only the parallelism: the cycle goes on in one lane. (An export that fails
+ * aborts the snapshot's own transaction too: the cycle then fails at its next read, and the session is retried.)
  */
-async function siblingsFor(args: { snapshot: SourceSnapshot; log: Logger }, count: number): Promise<SourceSnapshot[]> {
+async function siblingsFor(args: { snapshot: SourceSnapshot; log: Logger; notes: SessionNotes }, count: number): Promise<SourceSnapshot[]> {
   if (count < 1 || !isShareable(args.snapshot)) return [];
   try {
     return await args.snapshot.siblings(count);
   } catch (err) {
-    args.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'no sibling snapshot: this cycle applies its tables one after another');
+    // Once a session: a source at its connection limit would refuse every large cycle.
+    if (!args.notes.siblingsRefused) {
+      args.notes.siblingsRefused = true;
+      args.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'no sibling snapshot: large cycles apply their tables one after another');
+    }
     return [];
   }
 }
@@ -345,8 +374,21 @@ async function skippingBusy<T>(args: { tenant: TenantConfig; log: Logger; metric
 }
 
 /** One table's changes since its LSN, applied; returns how many rows changed. */
-async function applyTable(args: { tenant: TenantConfig; mirror: Mirror; snapshot: SourceSnapshot; work: TableWork; fence: Fence; metrics: MirrorMetrics }): Promise<number> {
+async function applyTable(args: {
+  tenant: TenantConfig;
+  mirror: Mirror;
+  /** The snapshot the table was planned on; `snapshot` reads it (the same one, or a sibling). */
+  planned: SourceSnapshot;
+  snapshot: SourceSnapshot;
+  work: TableWork;
+  fence: Fence;
+  metrics: MirrorMetrics;
+}): Promise<number> {
   const { tenant, mirror, snapshot, work } = args;
+  if (snapshot !== args.planned && fingerprintChanges(work.fingerprint, await snapshot.tableFingerprint(work.schema)).length > 0) {
+    // A sibling finds the table by its name again: renamed or recreated since the plan, it is not the table planned.
+    throw new MirrorError(FailureType.SourceBusy, 'the table was renamed or recreated while the cycle ran', { tenant: tenant.id, table: work.schema.name, operation: 'sync', side: 'source' });
+  }
   const changes = abandonable(snapshot.changes(work.schema, work.lsn));
   try {
     const applied = await mirror.applyChanges(work.schema, changes, {

@@ -5,25 +5,18 @@
  * batch fails as Fenced (the newer session took the fence) and it stops; the mirror ends equal to the source.
  */
 import '../support/quiet-runtime';
-import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import pino from 'pino';
 import { ApplicationFailure } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 import { startHarness, type Harness } from '../support/tenant-harness';
 import { waitFor } from '../support/wait';
+import { capturedLogger } from '../support/log-capture';
 
-const lines: { level: number; msg: string; attempt?: number; type?: string; activity?: string }[] = [];
-const capture = new Writable({
-  write(chunk: Buffer, _enc, done) {
-    for (const line of chunk.toString('utf8').split('\n').filter(Boolean)) lines.push(JSON.parse(line));
-    done();
-  },
-});
+const { logger, lines } = capturedLogger('info');
 let h: Harness;
 
 beforeAll(async () => {
-  h = await startHarness('fencing-race', { pollInterval: '100ms' }, { logger: pino({ level: 'info' }, capture) });
+  h = await startHarness('fencing-race', { pollInterval: '100ms' }, { logger });
   await h.sourceSql(`CREATE TABLE items (id int PRIMARY KEY, v int NOT NULL); INSERT INTO items SELECT g, 0 FROM generate_series(1, 200) g`);
   await h.startTenant();
   await h.waitConverged([{ name: 'items', orderBy: 'id' }]);

@@ -4,27 +4,20 @@
  * converge. Real servers, a real worker; the lanes are seen in the worker's debug log.
  */
 import '../support/quiet-runtime';
-import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import pino from 'pino';
 import { startHarness, type Harness } from '../support/tenant-harness';
 import { query } from '../support/checksum';
+import { capturedLogger, type LogLine } from '../support/log-capture';
 
-const lines: { msg: string; lanes?: number; tables?: number }[] = [];
-const capture = new Writable({
-  write(chunk: Buffer, _enc, done) {
-    for (const line of chunk.toString('utf8').split('\n').filter(Boolean)) lines.push(JSON.parse(line));
-    done();
-  },
-});
+const { logger, lines } = capturedLogger('debug');
 const TABLES = ['alpha', 'beta', 'gamma'];
 const specs = TABLES.map((name) => ({ name, orderBy: 'id' }));
 let h: Harness;
 
-const parallelCycles = (): { lanes?: number; tables?: number }[] => lines.filter((l) => l.msg === 'tables applied in parallel');
+const parallelCycles = (): LogLine[] => lines.filter((l) => l.msg === 'tables applied in parallel');
 
 beforeAll(async () => {
-  h = await startHarness('parallel-apply', { pollInterval: '100ms', applyStreams: 2, parallelApplyChanges: 500 }, { logger: pino({ level: 'debug' }, capture) });
+  h = await startHarness('parallel-apply', { pollInterval: '100ms', applyStreams: 2, parallelApplyChanges: 500 }, { logger });
   for (const t of TABLES) {
     await h.sourceSql(`CREATE TABLE ${t} (id int PRIMARY KEY, v int NOT NULL, note text); INSERT INTO ${t} SELECT g, 0, 'n' || g FROM generate_series(1, 3000) g`);
   }

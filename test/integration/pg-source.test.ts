@@ -13,7 +13,7 @@ import { PORTABLE_TEXT_SETTINGS, startupOptions } from '../../src/postgres/conne
 import { decodeLine } from '../../src/core/copy-text';
 import { FailureType } from '../../src/core/errors';
 import { quotePg } from '../../src/core/identifiers';
-import type { TableSchema } from '../../src/core/types';
+import type { SplittableSnapshot, TableSchema } from '../../src/core/types';
 import { tableFilter } from '../../src/config/load';
 import { TABLE_RELID } from '../../src/postgres/snapshot';
 import { continuityBreak } from '../../activities/decide';
@@ -330,6 +330,33 @@ describe('PgChangeSource rows and changes', () => {
     // Nothing happened since: the next range is empty.
     const next = await cycle(kinds, v1);
     expect(next.lines).toEqual([]);
+  });
+
+  it('a sibling reads exactly the changes its snapshot reads, not those committed after it', async () => {
+    await admin.query(`CREATE TABLE shared (id int PRIMARY KEY, v text); INSERT INTO shared SELECT g, 'v' || g FROM generate_series(1, 20) g`);
+    const shared = await tableNamed('shared');
+    await source.enableTracking(shared, DAY);
+    const first = await source.snapshot();
+    const v0 = first.version;
+    await first.close();
+    await admin.query(`UPDATE shared SET v = 'changed' WHERE id <= 5; DELETE FROM shared WHERE id = 20`);
+    const snap = (await source.snapshot()) as SplittableSnapshot;
+    try {
+      const [sibling] = await snap.siblings(1);
+      try {
+        // Committed after the snapshot: neither may see it.
+        await admin.query(`UPDATE shared SET v = 'later' WHERE id BETWEEN 6 AND 10`);
+        expect(sibling!.version).toBe(snap.version);
+        const [fromSibling, fromMain] = [await readAll(sibling!.changes(shared, v0)), await readAll(snap.changes(shared, v0))];
+        expect(fromSibling).toBe(fromMain);
+        expect(fromMain.split('\n').filter(Boolean)).toHaveLength(6);
+        expect(fromMain).not.toMatch(/later/);
+      } finally {
+        await sibling!.close();
+      }
+    } finally {
+      await snap.close();
+    }
   });
 
   it('counts a range\'s changes up to a limit without reading them, and counts the limit when tracking is not usable', async () => {

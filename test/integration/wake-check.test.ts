@@ -4,28 +4,19 @@
  * only because of the check; with the check off, the same change waits for the poll.
  */
 import '../support/quiet-runtime';
-import { Writable } from 'node:stream';
-import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHarness, type Harness } from '../support/tenant-harness';
 import { query } from '../support/checksum';
+import { capturedLogger, type LogLine } from '../support/log-capture';
 
 let h: Harness;
 const items = { name: 'items', orderBy: 'id' };
+const { logger, lines } = capturedLogger('debug');
 /** The worker's 'cycle' debug lines: one per cycle, with the rows it changed. */
-const cycles: { changes: number; at: number }[] = [];
-const capture = new Writable({
-  write(chunk: Buffer, _enc, done) {
-    for (const line of chunk.toString('utf8').split('\n').filter(Boolean)) {
-      const entry = JSON.parse(line) as { msg?: string; changes?: number };
-      if (entry.msg === 'cycle') cycles.push({ changes: entry.changes ?? -1, at: Date.now() });
-    }
-    done();
-  },
-});
+const cycles = (): LogLine[] => lines.filter((l) => l.msg === 'cycle');
 
 beforeAll(async () => {
-  h = await startHarness('wake-check', { pollInterval: '60s', wakeCheck: '200ms' }, { logger: pino({ level: 'debug' }, capture) });
+  h = await startHarness('wake-check', { pollInterval: '60s', wakeCheck: '200ms' }, { logger });
   await h.sourceSql(`CREATE TABLE items (id int PRIMARY KEY, v text); INSERT INTO items SELECT g, 'v' || g FROM generate_series(1, 100) g;`);
   await h.startTenant();
   await h.waitConverged([items]);
@@ -48,13 +39,13 @@ describe('wake check between polls', () => {
   });
 
   it('after a cycle that applied a change, a quiet tenant is asked, not cycled again', async () => {
-    const from = cycles.length;
+    const from = cycles().length;
     await h.sourceSql(`INSERT INTO items VALUES (110, 'once')`);
     await h.waitConverged([items], 20_000);
     // Well past the 50 ms after which a busy cycle's follow-up came: the checks found nothing, so no cycle ran.
     await new Promise((resolve) => setTimeout(resolve, 1_500));
-    const since = cycles.slice(from);
-    expect(since.filter((c) => c.changes > 0)).toHaveLength(1);
+    const since = cycles().slice(from);
+    expect(since.filter((c) => Number(c.changes) > 0)).toHaveLength(1);
     expect(since.filter((c) => c.changes === 0)).toEqual([]);
   });
 

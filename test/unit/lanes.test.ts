@@ -6,13 +6,28 @@ const tick = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms)
 
 describe('inLanes', () => {
   it('gives each lane the next item when it is free, so a long item does not hold up the rest', async () => {
+    let releaseLong!: () => void;
+    const long = new Promise<void>((resolve) => (releaseLong = resolve));
     const done: string[] = [];
-    await inLanes(['a', 'b'], [30, 5, 5, 5], async (lane, ms) => {
-      await tick(ms);
-      done.push(`${lane}:${ms}`);
+    const run = inLanes(['a', 'b'], ['long', 's1', 's2', 's3'], async (lane, item) => {
+      if (item === 'long') await long;
+      else await Promise.resolve();
+      done.push(`${lane}:${item}`);
+      // The long item ends only once every short one is done: only lane b can have done them.
+      if (done.length === 3) releaseLong();
     });
-    // Lane a takes the long item; lane b does the three short ones meanwhile.
-    expect(done).toEqual(['b:5', 'b:5', 'b:5', 'a:30']);
+    await run;
+    expect(done).toEqual(['b:s1', 'b:s2', 'b:s3', 'a:long']);
+  });
+
+  it('puts back the item of a lane that retires, for another lane to do', async () => {
+    const done: string[] = [];
+    await inLanes(['main', 'extra'], [1, 2, 3, 4], async (lane, item) => {
+      if (lane === 'extra') return 'retire';
+      await Promise.resolve();
+      done.push(`${lane}:${item}`);
+    });
+    expect(done).toEqual(['main:1', 'main:2', 'main:3', 'main:4']);
   });
 
   it('stops every lane taking another item after the first failure, lets the one in flight end, and throws that failure', async () => {
