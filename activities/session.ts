@@ -10,7 +10,7 @@ import { Context } from '@temporalio/activity';
 import { schemaHash } from '../src/core/schema-hash';
 import { FailureType, MirrorError } from '../src/core/errors';
 import { tableFilter } from '../src/config/load';
-import type { ChangeSource, Fence, Mirror, MirrorTableState, ShareableSnapshot, SourceFingerprint, SourceSnapshot, TableSchema, Version } from '../src/core/types';
+import type { ChangeSource, Fence, Mirror, MirrorTableState, ShareableSnapshot, SourceFingerprint, SourceSnapshot, SourceTables, TableSchema, Version } from '../src/core/types';
 import type { Logger } from '../src/logging';
 import type { MirrorMetrics } from '../src/metrics';
 import type { TenantConfig } from '../src/config/schema';
@@ -58,6 +58,8 @@ interface CycleOutcome {
   version?: Version;
   /** The tables it kept up to date, for the wake check between polls. */
   tables?: TableSchema[];
+  /** Whether the cycle's listing was the last one given again (ListOptions.reuse), for the debug log. */
+  listing?: 'reused' | 'new';
 }
 
 export async function syncSession(deps: ActivityDeps, tenantId: string, input: SessionInput): Promise<SessionResult> {
@@ -138,7 +140,7 @@ async function runSession(args: {
     // The pools were sized for the streams the session opened with: more lanes than that would wait for connections.
     const cycleConfig = { ...config, applyStreams: Math.min(config.applyStreams, tenant.applyStreams) };
     const outcome = await cycle({ tenant: cycleConfig, source, mirror, synced, expected, fence, log, notes, draining: deps.draining, metrics: deps.metrics });
-    log.debug({ ms: Date.now() - cycleStarted, changes: outcome.changes }, 'cycle');
+    log.debug({ ms: Date.now() - cycleStarted, changes: outcome.changes, listing: outcome.listing }, 'cycle');
     deps.metrics.cycleDone(tenantId);
     figures.cycles += 1;
     args.progress.cycles += 1;
@@ -191,7 +193,7 @@ async function waitForChanges(args: { config: TenantConfig; source: ChangeSource
   }
 }
 
-async function cycle(args: {
+interface CycleArgs {
   tenant: TenantConfig;
   source: ChangeSource;
   mirror: Mirror;
@@ -204,9 +206,30 @@ async function cycle(args: {
   notes: SessionNotes;
   draining?: AbortSignal | undefined;
   metrics: MirrorMetrics;
-}): Promise<CycleOutcome> {
+}
+
+/**
+ * One cycle. Its listing is usually the last cycle's again (the source can tell when no DDL has committed since);
+ * DDL it does not show yet is seen a cycle or a few seconds later, as a listing taken just before the DDL would.
+ */
+async function cycle(args: CycleArgs): Promise<CycleOutcome> {
+  const filter = tableFilter(args.tenant.tables);
+  const listed = await args.source.listTables(filter, { reuse: true });
+  try {
+    return { ...(await cycleOn(args, listed)), listing: listed.reused ? 'reused' : 'new' };
+  } catch (err) {
+    if (!listed.reused) throw err;
+    // The listing was the last cycle's, and DDL committed since (its counts not yet reported) may be what failed:
+    // a table dropped or renamed, a column gone. A new listing decides; when it shows nothing new, the error stands.
+    const fresh = await args.source.listTables(filter);
+    if (JSON.stringify(fresh.tables) === JSON.stringify(listed.tables) && JSON.stringify(fresh.skipped) === JSON.stringify(listed.skipped)) throw err;
+    args.log.debug({ reason: err instanceof Error ? err.message : String(err) }, 'a cycle on the last listing failed, and the tables changed since: the cycle runs again on a new one');
+    return { ...(await cycleOn(args, fresh)), listing: 'new' };
+  }
+}
+
+async function cycleOn(args: CycleArgs, listed: SourceTables): Promise<CycleOutcome> {
   const { tenant, source, mirror, synced, expected } = args;
-  const listed = await source.listTables(tableFilter(tenant.tables));
   // As a set: two source tables may share one name (a collision the bootstrap skipped both of).
   const names = [...new Set(listed.tables.map((t) => t.name))];
   if (names.length !== expected.size || names.some((n) => !expected.has(n))) {

@@ -141,6 +141,7 @@ export function tableFilter(tables: TenantConfig['tables']): TableFilter {
   const filter: TableFilter = (name) => include(name) && !exclude(name);
   const prefixes = tables.include.map(literalPrefix);
   if (prefixes.length > 0 && prefixes.every((p) => p.length > 0)) filter.prefixes = prefixes;
+  filter.key = JSON.stringify([tables.include, tables.exclude]);
   return filter;
 }
 

@@ -73,6 +73,8 @@ export interface SkippedTable {
 export interface SourceTables {
   tables: TableSchema[];
   skipped: SkippedTable[];
+  /** An earlier listing, given again (ListOptions.reuse): DDL committed since may not be in it yet. */
+  reused?: boolean;
 }
 
 /** Identifies one incarnation of a source database. A change means it was restored or rebuilt. */
@@ -152,16 +154,25 @@ export type KeyValues = (string | null)[];
 
 /**
  * Which tables a tenant mirrors, by mirror name. `prefixes`, when set, are literal prefixes every admitted name
- * starts with: a source may leave every other relation unread.
+ * starts with: a source may leave every other relation unread. `key`, when set, names the rules: two filters with
+ * one key admit the same names (so a listing of one may stand for the other).
  */
-export type TableFilter = ((name: string) => boolean) & { prefixes?: readonly string[] };
+export type TableFilter = ((name: string) => boolean) & { prefixes?: readonly string[]; key?: string };
+
+export interface ListOptions {
+  /**
+   * The source may answer with its last listing of a filter with the same key, when it can tell that nothing a
+   * listing reads has changed since (a session lists every cycle; DDL is rare). The answer then says `reused`.
+   */
+  reuse?: boolean;
+}
 
 /** A source's catalog: which tables there are and their shapes. */
 export interface SourceCatalog {
   /** Cheap round trip; throws a typed failure on bad credentials or an unreachable server. */
   ping(): Promise<void>;
   /** Tables and their schemas, filtered by the tenant's include/exclude rules. */
-  listTables(filter: TableFilter): Promise<SourceTables>;
+  listTables(filter: TableFilter, opts?: ListOptions): Promise<SourceTables>;
   /** A rough row count (statistics), for progress only. */
   estimateRows(table: TableSchema): Promise<number>;
 }

@@ -166,6 +166,26 @@ const STAMP_SQL = `
      WHERE i.indrelid = ANY($1::oid[])
   ) s`;
 
+/**
+ * How many rows of the catalogs a listing reads (namespaces, relations, columns, types, indexes, role
+ * memberships) this database has inserted, updated or deleted, by its cumulative statistics; null when the server
+ * does not count them (track_counts off). Every DDL that can change a listing writes one of these catalogs, and a
+ * backend reports its counts only after its transaction has ended: a figure that has not moved means no such DDL
+ * has committed since — or that one has and its backend has not reported it yet. PostgreSQL reports within about
+ * a second of the commit on a busy connection and within 10 s on one that goes idle (within 60 s in any case);
+ * CatalogMemo bounds the rest by age. A function call per catalog: microseconds, where a listing scans pg_class.
+ */
+const CATALOG_WRITES_SQL = `
+  SELECT pg_catalog.current_setting('track_counts')::bool AS counted,
+         sum(pg_catalog.pg_stat_get_tuples_inserted(r) + pg_catalog.pg_stat_get_tuples_updated(r)
+             + pg_catalog.pg_stat_get_tuples_deleted(r))::text AS writes
+  FROM unnest('{pg_catalog.pg_namespace,pg_catalog.pg_class,pg_catalog.pg_attribute,pg_catalog.pg_type,pg_catalog.pg_index,pg_catalog.pg_auth_members}'::pg_catalog.regclass[]) r`;
+
+export async function catalogWrites(db: Queryable): Promise<string | null> {
+  const row = (await db.query<{ counted: boolean; writes: string | null }>(CATALOG_WRITES_SQL)).rows[0];
+  return row?.counted && row.writes !== null ? row.writes : null;
+}
+
 /** Columns and key of each wanted relation, by oid. */
 interface Shapes {
   columns: Map<string, ColumnSchema[]>;
@@ -184,17 +204,39 @@ async function readShapes(db: Queryable, oids: string[]): Promise<Shapes> {
 }
 
 /**
- * The last shapes read, kept while the stamp of their catalog rows (STAMP_SQL) stays the same: a session lists
- * its tables every cycle, and their columns and keys change far less often than that. The stamp is read before
- * the shapes, so a DDL that commits in between changes the next stamp and is read then. `maxAgeMs` bounds how
- * long a change the stamp does not see (the base type of a domain renamed) can go unnoticed.
+ * What a session's listings (one every cycle) can skip, for DDL is rare:
+ * - the whole listing, given again (`listing`) while the catalog write count (CATALOG_WRITES_SQL) has not moved;
+ * - when it must list, the columns and keys, kept while the stamp of their catalog rows (STAMP_SQL) stays the same.
+ * Each figure is read before what it guards, so a DDL that commits in between moves the next figure and is read
+ * then. `maxAgeMs` bounds how long a change neither sees (counts not yet reported, the base type of a domain
+ * renamed) can go unnoticed.
  */
 export class CatalogMemo {
   private entry: { oids: string; stamp: string; readAt: number; shapes: Shapes } | null = null;
+  private last: { key: string; writes: string; readAt: number; tables: SourceTables } | null = null;
   /** Listings that had to read columns and keys (for tests and figures). */
   reads = 0;
+  /** Listings answered with the last one (for tests and figures). */
+  reused = 0;
 
   constructor(private readonly maxAgeMs = 60_000) {}
+
+  /**
+   * The filter's tables: with `reuse`, the last listing again when nothing it reads can have changed, else a new
+   * one. Every new listing of a keyed filter is kept, so what is given again is never older than what was given.
+   */
+  async listing(db: Queryable, filter: TableFilter, reuse: boolean): Promise<SourceTables> {
+    const writes = filter.key === undefined ? null : await catalogWrites(db);
+    const last = this.last;
+    if (reuse && writes !== null && last && last.key === filter.key && last.writes === writes && Date.now() - last.readAt < this.maxAgeMs) {
+      this.reused++;
+      return { ...structuredClone(last.tables), reused: true };
+    }
+    const readAt = Date.now();
+    const tables = await listTables(db, filter, this);
+    if (filter.key !== undefined) this.last = writes === null ? null : { key: filter.key, writes, readAt, tables: structuredClone(tables) };
+    return tables;
+  }
 
   async shapes(db: Queryable, oids: string[]): Promise<Shapes> {
     const key = oids.join(',');

@@ -5,10 +5,10 @@
  * every snapshot first ingests what the slot has decoded since the last one.
  */
 import type { Pool } from 'pg';
-import type { ChangeSource, ComparableSnapshot, Finding, PreflightTables, SourceOptions, SourceSnapshot, SourceTables, TableFilter, TableSchema, Version } from '../core/types';
+import type { ChangeSource, ComparableSnapshot, Finding, ListOptions, PreflightTables, SourceOptions, SourceSnapshot, SourceTables, TableFilter, TableSchema, Version } from '../core/types';
 import { FailureType, type ErrorContext, contextFor } from '../core/errors';
 import { literalPg } from '../core/identifiers';
-import { CatalogMemo, TRACKING_SCHEMA, estimateRows, listTables, prepared, type Queryable } from './catalog';
+import { CatalogMemo, TRACKING_SCHEMA, estimateRows, prepared, type Queryable } from './catalog';
 import { createPgPool, withClient } from './connection';
 import { sourcePreflight } from './preflight';
 import { PgSourceSnapshot, assertVersion } from './snapshot';
@@ -42,7 +42,7 @@ export class PgChangeSource implements ChangeSource {
   private readonly tracking: TrackingMode;
   private readonly openSnapshots = new Set<PgSourceSnapshot>();
   private readonly ingestion: DecodedIngestion;
-  /** Columns and keys as last listed, read again when their catalog rows change (a session lists every cycle). */
+  /** The last listing, and columns and keys as last listed: read again when their catalog rows change (a session lists every cycle). */
   readonly catalog = new CatalogMemo();
 
   constructor(opts: PgChangeSourceOptions) {
@@ -63,8 +63,13 @@ export class PgChangeSource implements ChangeSource {
     await withClient(this.pool, this.ctx('ping'), (c) => c.query('SELECT 1'), FailureType.Unavailable);
   }
 
-  listTables(filter: TableFilter): Promise<SourceTables> {
-    return withClient(this.pool, this.ctx('list tables'), (c) => listTables(prepared(c), filter, this.catalog), FailureType.SourceReadFailed);
+  listTables(filter: TableFilter, opts: ListOptions = {}): Promise<SourceTables> {
+    return withClient(
+      this.pool,
+      this.ctx('list tables'),
+      (c) => this.catalog.listing(prepared(c), filter, opts.reuse === true),
+      FailureType.SourceReadFailed,
+    );
   }
 
   private decodingOptions(): DecodingOptions {

@@ -13,7 +13,8 @@ import { PORTABLE_TEXT_SETTINGS, startupOptions } from '../../src/postgres/conne
 import { decodeLine } from '../../src/core/copy-text';
 import { FailureType } from '../../src/core/errors';
 import { quotePg } from '../../src/core/identifiers';
-import type { SplittableSnapshot, TableSchema } from '../../src/core/types';
+import type { SourceTables, SplittableSnapshot, TableSchema } from '../../src/core/types';
+import { waitFor } from '../support/wait';
 import { tableFilter } from '../../src/config/load';
 import { TABLE_RELID } from '../../src/postgres/snapshot';
 import { continuityBreak } from '../../activities/decide';
@@ -233,6 +234,69 @@ describe('PgChangeSource catalog', () => {
     }
     await admin.query('DROP TABLE memo; DROP DOMAIN memo_code');
     expect((await source.listTables(only)).tables).toEqual([]);
+  });
+
+  it('gives a listing again while no DDL has committed, a new one once its counts are reported, and never an older one', async () => {
+    // Each DDL on a connection of its own: a backend reports its counts when it exits, so the test waits little.
+    const ddlAlone = (statement: string): Promise<void> => server.sql(statement, 'tenant_src');
+    await ddlAlone('CREATE TABLE reuse_a (id int PRIMARY KEY)');
+    const filter = tableFilter({ include: ['reuse_*'], exclude: [] });
+    const columns = (listed: SourceTables): string[][] => listed.tables.map((t) => [t.name, ...t.columns.map((c) => c.name)]);
+    const reusable = (): Promise<SourceTables> => source.listTables(filter, { reuse: true });
+    // The CREATE's counts are reported within seconds; from then on the listing is given again.
+    await waitFor(async () => (await reusable()).reused === true, { timeoutMs: 20_000, what: 'a reused listing' });
+    const before = source.catalog.reused;
+    const again = await reusable();
+    expect({ reused: again.reused, columns: columns(again) }).toEqual({ reused: true, columns: [['reuse_a', 'id']] });
+    expect(source.catalog.reused).toBe(before + 1);
+    // Row writes are not DDL; a listing not asked to reuse, or of a filter without a key, is always new.
+    await admin.query('INSERT INTO reuse_a VALUES (1)');
+    expect((await reusable()).reused).toBe(true);
+    expect((await source.listTables(filter)).reused).toBeUndefined();
+    expect((await source.listTables((n) => n === 'reuse_a', { reuse: true })).reused).toBeUndefined();
+
+    // A DDL whose counts its backend has not reported: the procedure commits it, then keeps the backend busy.
+    await admin.query(`CREATE PROCEDURE reuse_add_column() LANGUAGE plpgsql AS $$
+      BEGIN ALTER TABLE reuse_a ADD COLUMN v int; COMMIT; PERFORM pg_sleep(4); END $$`);
+    const ddl = await connect();
+    const call = ddl.query('CALL reuse_add_column()');
+    await waitFor(async () => (await admin.query(`SELECT 1 FROM pg_attribute WHERE attrelid = 'reuse_a'::regclass AND attname = 'v'`)).rows.length === 1, {
+      what: 'the committed column',
+    });
+    const stale = await reusable();
+    expect({ reused: stale.reused, columns: columns(stale) }).toEqual({ reused: true, columns: [['reuse_a', 'id']] });
+    // A new listing sees it, and what is given again from then on is that listing, not the older one.
+    expect(columns(await source.listTables(filter))).toEqual([['reuse_a', 'id', 'v']]);
+    const kept = await reusable();
+    expect({ reused: kept.reused, columns: columns(kept) }).toEqual({ reused: true, columns: [['reuse_a', 'id', 'v']] });
+    await call;
+
+    // Reported: a new listing, with every kind of change a listing shows.
+    const steps: [string, string[][]][] = [
+      ['CREATE TABLE reuse_b (id int PRIMARY KEY)', [['reuse_a', 'id', 'v'], ['reuse_b', 'id']]],
+      ['ALTER TABLE reuse_b RENAME TO reuse_c', [['reuse_a', 'id', 'v'], ['reuse_c', 'id']]],
+      ['ALTER TABLE reuse_a RENAME COLUMN v TO w', [['reuse_a', 'id', 'w'], ['reuse_c', 'id']]],
+      ['DROP TABLE reuse_c', [['reuse_a', 'id', 'w']]],
+    ];
+    for (const [statement, expected] of steps) {
+      await ddlAlone(statement);
+      let listed: SourceTables | undefined;
+      await waitFor(async () => (listed = await reusable()).reused === undefined, { timeoutMs: 20_000, what: `a new listing after ${statement}` });
+      expect({ statement, columns: columns(listed!) }).toEqual({ statement, columns: expected });
+    }
+  });
+
+  it('lists anew every time where the server does not count catalog writes (track_counts off)', async () => {
+    const off = await server.createDatabase('counts_off');
+    await admin.query('ALTER DATABASE counts_off SET track_counts = off');
+    const uncounted = new PgChangeSource({ url: off, tenant: 'tenant-off' });
+    try {
+      const filter = tableFilter({ include: ['*'], exclude: [] });
+      for (let i = 0; i < 3; i++) expect((await uncounted.listTables(filter, { reuse: true })).reused).toBeUndefined();
+      expect(uncounted.catalog.reused).toBe(0);
+    } finally {
+      await uncounted.close();
+    }
   });
 
   it('reads only the relations the include prefixes can admit, and lists the same tables as without them', async () => {
