@@ -219,7 +219,12 @@ async function relidOf(db: Queryable, table: TableSchema): Promise<string | null
  * decoding registries (added later; an installation from before has every table in trigger mode). Plain catalog
  * queries, so that inside a snapshot the answer is the snapshot's.
  */
-export async function registryLayout(db: Queryable): Promise<{ tracked: boolean; decoding: boolean }> {
+export interface RegistryLayout {
+  tracked: boolean;
+  decoding: boolean;
+}
+
+export async function registryLayout(db: Queryable): Promise<RegistryLayout> {
   const { rows } = await db.query<{ tracked: boolean; decoding: boolean }>(
     `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
                       JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -237,10 +242,11 @@ async function registryPresent(db: Queryable): Promise<boolean> {
 
 /**
  * Returns null when tracking was never installed or the table is not tracked. Reads through plain catalog queries
- * (not to_regclass) so that, inside a snapshot, the answer is the snapshot's.
+ * (not to_regclass) so that, inside a snapshot, the answer is the snapshot's. A snapshot passes the registry layout
+ * it read once, rather than have it read again for every table.
  */
-export async function readTrackingState(db: Queryable, table: TableSchema): Promise<TrackingState | null> {
-  const layout = await registryLayout(db);
+export async function readTrackingState(db: Queryable, table: TableSchema, known?: RegistryLayout): Promise<TrackingState | null> {
+  const layout = known ?? (await registryLayout(db));
   if (!layout.tracked) return null;
   const relid = await relidOf(db, table);
   if (relid === null) return null;
@@ -300,8 +306,8 @@ export function isUsable(state: TrackingState | null, key: NativeKeyColumn[]): s
 }
 
 /** A table's tracking state and its current key, read in one place (the snapshot and enableTracking both need both). */
-export async function readTracking(db: Queryable, table: TableSchema): Promise<{ state: TrackingState | null; key: NativeKeyColumn[] }> {
-  const state = await readTrackingState(db, table);
+export async function readTracking(db: Queryable, table: TableSchema, layout?: RegistryLayout): Promise<{ state: TrackingState | null; key: NativeKeyColumn[] }> {
+  const state = await readTrackingState(db, table, layout);
   return { state, key: await readNativeKey(db, table) };
 }
 

@@ -285,4 +285,29 @@ describe('a table rewritten while a snapshot is open', () => {
     expect(lines.length === 10 || next.changes === FailureType.TrackingExpired).toBe(true);
     if (lines.length === 10) expect(lines.every((l) => l.startsWith('U\t'))).toBe(true);
   });
+
+  it('a partition truncated after the snapshot began is found too (the check covers the leaves)', async () => {
+    const { schema, version } = await tracked(
+      'rewritten_parts',
+      `CREATE TABLE rewritten_parts (id int, region text, PRIMARY KEY (id, region)) PARTITION BY LIST (region);
+       CREATE TABLE rewritten_parts_eu PARTITION OF rewritten_parts FOR VALUES IN ('eu');
+       CREATE TABLE rewritten_parts_us PARTITION OF rewritten_parts FOR VALUES IN ('us');
+       INSERT INTO rewritten_parts SELECT g, CASE WHEN g % 2 = 0 THEN 'eu' ELSE 'us' END FROM generate_series(1, 20) g`,
+    );
+    await admin.query(`UPDATE rewritten_parts SET id = id + 100 WHERE region = 'us' AND id <= 5`);
+    const snap = await source.snapshot();
+    try {
+      await admin.query('TRUNCATE rewritten_parts_eu');
+      let failure: MirrorError | null = null;
+      try {
+        for await (const chunk of snap.changes(schema, version)) void chunk;
+      } catch (err) {
+        failure = err as MirrorError;
+      }
+      expect(failure?.type).toBe(FailureType.SourceBusy);
+      expect(failure?.message).toMatch(/rewritten/);
+    } finally {
+      await snap.close();
+    }
+  });
 });
