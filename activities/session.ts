@@ -209,8 +209,9 @@ interface CycleArgs {
 }
 
 /**
- * One cycle. Its listing is usually the last cycle's again (the source can tell when no DDL has committed since);
- * DDL it does not show yet is seen a cycle or a few seconds later, as a listing taken just before the DDL would.
+ * One cycle. Its listing is usually the last cycle's again, when the source can tell that nothing listed changed
+ * since (catalog.ts, CatalogMemo): a change to a listed table is seen at its commit; a table that appeared, seconds
+ * later (at most five minutes), as `tablesChanged` then.
  */
 async function cycle(args: CycleArgs): Promise<CycleOutcome> {
   const filter = tableFilter(args.tenant.tables);
@@ -218,15 +219,31 @@ async function cycle(args: CycleArgs): Promise<CycleOutcome> {
   try {
     return { ...(await cycleOn(args, listed)), listing: listed.reused ? 'reused' : 'new' };
   } catch (err) {
-    if (!listed.reused) throw err;
-    // The listing was the last cycle's, and DDL committed since (its counts not yet reported) may be what failed:
-    // a table dropped or renamed, a column gone. A new listing decides; when it shows nothing new, the error stands.
-    const fresh = await args.source.listTables(filter);
-    if (JSON.stringify(fresh.tables) === JSON.stringify(listed.tables) && JSON.stringify(fresh.skipped) === JSON.stringify(listed.skipped)) throw err;
-    args.log.debug({ reason: err instanceof Error ? err.message : String(err) }, 'a cycle on the last listing failed, and the tables changed since: the cycle runs again on a new one');
+    if (!listed.reused || !mayBeStale(err)) throw err;
+    // The listing was an earlier cycle's, and DDL committed since may be what failed (one the catalog counts do not
+    // show yet). A new listing decides; when it shows nothing new, or cannot be read, the error stands.
+    const fresh = await args.source.listTables(filter).catch(() => null);
+    if (!fresh || (JSON.stringify(fresh.tables) === JSON.stringify(listed.tables) && JSON.stringify(fresh.skipped) === JSON.stringify(listed.skipped))) throw err;
+    args.log.info({ reason: err instanceof Error ? err.message : String(err) }, 'a cycle on the last listing failed, and the tables changed since: the cycle runs again on a new one');
     return { ...(await cycleOn(args, fresh)), listing: 'new' };
   }
 }
+
+/** Failures about a table's data or shape; not the ones about connections, locks or who may write. */
+function mayBeStale(err: unknown): boolean {
+  return !(err instanceof MirrorError && STATELESS_FAILURES.has(err.type));
+}
+
+const STATELESS_FAILURES: ReadonlySet<string> = new Set([
+  FailureType.Fenced,
+  FailureType.WorkerLost,
+  FailureType.Interrupted,
+  FailureType.Unavailable,
+  FailureType.SourceBusy,
+  FailureType.MirrorBusy,
+  FailureType.AuthFailed,
+  FailureType.BadConfig,
+]);
 
 async function cycleOn(args: CycleArgs, listed: SourceTables): Promise<CycleOutcome> {
   const { tenant, source, mirror, synced, expected } = args;

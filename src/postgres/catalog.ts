@@ -168,15 +168,18 @@ const STAMP_SQL = `
 
 /**
  * How many rows of the catalogs a listing reads (namespaces, relations, columns, types, indexes, role
- * memberships) this database has inserted, updated or deleted, by its cumulative statistics; null when the server
- * does not count them (track_counts off). Every DDL that can change a listing writes one of these catalogs, and a
- * backend reports its counts only after its transaction has ended: a figure that has not moved means no such DDL
- * has committed since — or that one has and its backend has not reported it yet. PostgreSQL reports within about
- * a second of the commit on a busy connection and within 10 s on one that goes idle (within 60 s in any case);
- * CatalogMemo bounds the rest by age. A function call per catalog: microseconds, where a listing scans pg_class.
+ * memberships) this database has inserted, updated or deleted, by its cumulative statistics; null when they cannot
+ * be trusted for that: track_counts off, or PostgreSQL before 15, whose statistics collector may drop reports
+ * under load and makes every read load the database's whole statistics file. Every DDL that can change a listing
+ * writes one of these catalogs, and a backend reports its counts only once it is idle after its transaction: a
+ * figure that has not moved means no such DDL has committed since — or that one has and its backend has not
+ * reported it yet, which on a connection that goes idle takes up to about 10 s, and on one that stays busy after
+ * the commit (a procedure that commits and goes on, a long statement next) lasts as long as that. CatalogMemo
+ * bounds it by age. Three function calls per catalog: no scan, where a listing scans pg_class.
  */
 const CATALOG_WRITES_SQL = `
-  SELECT pg_catalog.current_setting('track_counts')::bool AS counted,
+  SELECT pg_catalog.current_setting('track_counts')::bool
+         AND pg_catalog.current_setting('server_version_num')::int >= 150000 AS counted,
          sum(pg_catalog.pg_stat_get_tuples_inserted(r) + pg_catalog.pg_stat_get_tuples_updated(r)
              + pg_catalog.pg_stat_get_tuples_deleted(r))::text AS writes
   FROM unnest('{pg_catalog.pg_namespace,pg_catalog.pg_class,pg_catalog.pg_attribute,pg_catalog.pg_type,pg_catalog.pg_index,pg_catalog.pg_auth_members}'::pg_catalog.regclass[]) r`;
@@ -184,6 +187,10 @@ const CATALOG_WRITES_SQL = `
 export async function catalogWrites(db: Queryable): Promise<string | null> {
   const row = (await db.query<{ counted: boolean; writes: string | null }>(CATALOG_WRITES_SQL)).rows[0];
   return row?.counted && row.writes !== null ? row.writes : null;
+}
+
+async function readStamp(db: Queryable, oids: string[]): Promise<string> {
+  return (await db.query<{ stamp: string }>(STAMP_SQL, [oids])).rows[0]?.stamp ?? '';
 }
 
 /** Columns and key of each wanted relation, by oid. */
@@ -205,21 +212,28 @@ async function readShapes(db: Queryable, oids: string[]): Promise<Shapes> {
 
 /**
  * What a session's listings (one every cycle) can skip, for DDL is rare:
- * - the whole listing, given again (`listing`) while the catalog write count (CATALOG_WRITES_SQL) has not moved;
- * - when it must list, the columns and keys, kept while the stamp of their catalog rows (STAMP_SQL) stays the same.
+ * - the whole listing, given again (`listing`) while the catalog write counts (CATALOG_WRITES_SQL) have not moved
+ *   and the stamp of the listed tables' catalog rows (STAMP_SQL) is the same: the counts see a table created or
+ *   renamed into the filter and a role granted, with a lag; the stamp sees every change to a listed table (a
+ *   column, a key, a rename, a drop, a grant) at once;
+ * - when it must list, the columns and keys, kept while the stamp stays the same.
  * Each figure is read before what it guards, so a DDL that commits in between moves the next figure and is read
- * then. `maxAgeMs` bounds how long a change neither sees (counts not yet reported, the base type of a domain
- * renamed) can go unnoticed.
+ * then. The ages bound how long a change neither sees can go unnoticed: for the stamp (the base type of a domain
+ * renamed) `maxAgeMs`; for the counts (a backend that stays busy long after its commit) `listingMaxAgeMs`, longer:
+ * what only the counts see is a table that appeared or became readable, which can wait.
  */
 export class CatalogMemo {
   private entry: { oids: string; stamp: string; readAt: number; shapes: Shapes } | null = null;
-  private last: { key: string; writes: string; readAt: number; tables: SourceTables } | null = null;
+  private last: { key: string; writes: string; oids: string[]; stamp: string; readAt: number; tables: SourceTables } | null = null;
   /** Listings that had to read columns and keys (for tests and figures). */
   reads = 0;
   /** Listings answered with the last one (for tests and figures). */
   reused = 0;
 
-  constructor(private readonly maxAgeMs = 60_000) {}
+  constructor(
+    private readonly maxAgeMs = 60_000,
+    private readonly listingMaxAgeMs = 300_000,
+  ) {}
 
   /**
    * The filter's tables: with `reuse`, the last listing again when nothing it reads can have changed, else a new
@@ -228,19 +242,27 @@ export class CatalogMemo {
   async listing(db: Queryable, filter: TableFilter, reuse: boolean): Promise<SourceTables> {
     const writes = filter.key === undefined ? null : await catalogWrites(db);
     const last = this.last;
-    if (reuse && writes !== null && last && last.key === filter.key && last.writes === writes && Date.now() - last.readAt < this.maxAgeMs) {
-      this.reused++;
-      return { ...structuredClone(last.tables), reused: true };
+    if (reuse && writes !== null && last && last.key === filter.key && last.writes === writes && Date.now() - last.readAt < this.listingMaxAgeMs) {
+      // The counts can lag; the stamp of the listed tables' own catalog rows cannot (a row's xmin is there at its
+      // commit). Without it, a column widened in place (numeric(10,2) → numeric(12,4)) would be written into the
+      // mirror at the old type, rounded, until the counts moved — and nothing backfills a widening.
+      if (last.oids.length === 0 || (await readStamp(db, last.oids)) === last.stamp) {
+        this.reused++;
+        return { ...structuredClone(last.tables), reused: true };
+      }
     }
     const readAt = Date.now();
-    const tables = await listTables(db, filter, this);
-    if (filter.key !== undefined) this.last = writes === null ? null : { key: filter.key, writes, readAt, tables: structuredClone(tables) };
+    const { tables, oids } = await readListing(db, filter, this);
+    const stamp = oids.length === 0 ? '' : this.entry?.oids === oids.join(',') ? this.entry.stamp : null;
+    if (filter.key !== undefined) {
+      this.last = writes === null || stamp === null ? null : { key: filter.key, writes, oids, stamp, readAt, tables: structuredClone(tables) };
+    }
     return tables;
   }
 
   async shapes(db: Queryable, oids: string[]): Promise<Shapes> {
     const key = oids.join(',');
-    const stamp = (await db.query<{ stamp: string }>(STAMP_SQL, [oids])).rows[0]?.stamp ?? '';
+    const stamp = await readStamp(db, oids);
     const last = this.entry;
     if (last && last.oids === key && last.stamp === stamp && Date.now() - last.readAt < this.maxAgeMs) return last.shapes;
     this.reads++;
@@ -257,9 +279,14 @@ export class CatalogMemo {
  * only when their catalog rows changed.
  */
 export async function listTables(db: Queryable, filter: TableFilter, memo?: CatalogMemo): Promise<SourceTables> {
+  return (await readListing(db, filter, memo)).tables;
+}
+
+/** The listing, and the oids of the readable tables in it (whose columns and keys it read). */
+async function readListing(db: Queryable, filter: TableFilter, memo?: CatalogMemo): Promise<{ tables: SourceTables; oids: string[] }> {
   const rels = (filter.prefixes ? await db.query<RelRow>(RELATIONS_BY_PREFIX_SQL, [filter.prefixes]) : await db.query<RelRow>(RELATIONS_SQL)).rows;
   const wanted = rels.filter((r) => filter(mirrorName(r.schema, r.table)));
-  if (wanted.length === 0) return { tables: [], skipped: [] };
+  if (wanted.length === 0) return { tables: { tables: [], skipped: [] }, oids: [] };
   const oids = wanted.filter((r) => r.readable).map((r) => r.oid);
   const { columns, keys } = memo ? await memo.shapes(db, oids) : await readShapes(db, oids);
 
@@ -279,7 +306,7 @@ export async function listTables(db: Queryable, filter: TableFilter, memo?: Cata
       ...(key && !key.is_primary ? { keyIndex: key.index_name } : {}),
     });
   }
-  return result;
+  return { tables: result, oids };
 }
 
 /** A key column as the source declares it: the exact type (and collation) to recreate or cast to. */

@@ -243,6 +243,8 @@ describe('PgChangeSource catalog', () => {
     const filter = tableFilter({ include: ['reuse_*'], exclude: [] });
     const columns = (listed: SourceTables): string[][] => listed.tables.map((t) => [t.name, ...t.columns.map((c) => c.name)]);
     const reusable = (): Promise<SourceTables> => source.listTables(filter, { reuse: true });
+    // Whatever the admin connection still holds from earlier tests is reported now, not in the middle of this one.
+    await admin.query('SELECT pg_stat_force_next_flush()');
     // The CREATE's counts are reported within seconds; from then on the listing is given again.
     await waitFor(async () => (await reusable()).reused === true, { timeoutMs: 20_000, what: 'a reused listing' });
     const before = source.catalog.reused;
@@ -255,21 +257,34 @@ describe('PgChangeSource catalog', () => {
     expect((await source.listTables(filter)).reused).toBeUndefined();
     expect((await source.listTables((n) => n === 'reuse_a', { reuse: true })).reused).toBeUndefined();
 
-    // A DDL whose counts its backend has not reported: the procedure commits it, then keeps the backend busy.
-    await admin.query(`CREATE PROCEDURE reuse_add_column() LANGUAGE plpgsql AS $$
-      BEGIN ALTER TABLE reuse_a ADD COLUMN v int; COMMIT; PERFORM pg_sleep(4); END $$`);
-    const ddl = await connect();
-    const call = ddl.query('CALL reuse_add_column()');
-    await waitFor(async () => (await admin.query(`SELECT 1 FROM pg_attribute WHERE attrelid = 'reuse_a'::regclass AND attname = 'v'`)).rows.length === 1, {
-      what: 'the committed column',
-    });
-    const stale = await reusable();
-    expect({ reused: stale.reused, columns: columns(stale) }).toEqual({ reused: true, columns: [['reuse_a', 'id']] });
-    // A new listing sees it, and what is given again from then on is that listing, not the older one.
-    expect(columns(await source.listTables(filter))).toEqual([['reuse_a', 'id', 'v']]);
-    const kept = await reusable();
-    expect({ reused: kept.reused, columns: columns(kept) }).toEqual({ reused: true, columns: [['reuse_a', 'id', 'v']] });
-    await call;
+    // DDL whose counts its backend has not reported: each procedure commits its DDL, then keeps the backend busy.
+    await admin.query(`CREATE PROCEDURE reuse_held(statement text) LANGUAGE plpgsql AS $$
+      BEGIN EXECUTE statement; COMMIT; PERFORM pg_sleep(60); END $$`);
+    // The call is handed back wrapped: an async function would otherwise wait for it.
+    const held = async (statement: string, committed: string): Promise<{ call: Promise<unknown> }> => {
+      const call = (await connect()).query('CALL reuse_held($1)', [statement]).catch(() => undefined);
+      await waitFor(async () => (await admin.query(committed)).rows.length === 1, { what: `${statement} committed` });
+      return { call };
+    };
+    const calls: { call: Promise<unknown> }[] = [];
+    try {
+      // A table created: only the counts show it, so the listing given again does not have it yet.
+      calls.push(await held('CREATE TABLE reuse_n (id int PRIMARY KEY)', `SELECT 1 FROM pg_class WHERE relname = 'reuse_n'`));
+      const stale = await reusable();
+      expect({ reused: stale.reused, columns: columns(stale) }).toEqual({ reused: true, columns: [['reuse_a', 'id']] });
+      // A new listing sees it, and what is given again from then on is that listing, not the older one.
+      expect(columns(await source.listTables(filter))).toEqual([['reuse_a', 'id'], ['reuse_n', 'id']]);
+      const kept = await reusable();
+      expect({ reused: kept.reused, columns: columns(kept) }).toEqual({ reused: true, columns: [['reuse_a', 'id'], ['reuse_n', 'id']] });
+      // A listed table changed: its catalog rows' stamp shows it at once, counts or not.
+      calls.push(await held('ALTER TABLE reuse_a ADD COLUMN v int', `SELECT 1 FROM pg_attribute WHERE attrelid = 'reuse_a'::regclass AND attname = 'v'`));
+      const seen = await reusable();
+      expect({ reused: seen.reused, columns: columns(seen) }).toEqual({ reused: undefined, columns: [['reuse_a', 'id', 'v'], ['reuse_n', 'id']] });
+    } finally {
+      await admin.query(`SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query = 'CALL reuse_held($1)'`);
+      await Promise.all(calls.map((c) => c.call));
+    }
+    await ddlAlone('DROP TABLE reuse_n');
 
     // Reported: a new listing, with every kind of change a listing shows.
     const steps: [string, string[][]][] = [
