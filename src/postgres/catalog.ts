@@ -184,7 +184,7 @@ const CATALOG_WRITES_SQL = `
              + pg_catalog.pg_stat_get_tuples_deleted(r))::text AS writes
   FROM unnest('{pg_catalog.pg_namespace,pg_catalog.pg_class,pg_catalog.pg_attribute,pg_catalog.pg_type,pg_catalog.pg_index,pg_catalog.pg_auth_members}'::pg_catalog.regclass[]) r`;
 
-export async function catalogWrites(db: Queryable): Promise<string | null> {
+async function catalogWrites(db: Queryable): Promise<string | null> {
   const row = (await db.query<{ counted: boolean; writes: string | null }>(CATALOG_WRITES_SQL)).rows[0];
   return row?.counted && row.writes !== null ? row.writes : null;
 }
@@ -252,43 +252,37 @@ export class CatalogMemo {
       }
     }
     const readAt = Date.now();
-    const { tables, oids } = await readListing(db, filter, this);
-    const stamp = oids.length === 0 ? '' : this.entry?.oids === oids.join(',') ? this.entry.stamp : null;
-    if (filter.key !== undefined) {
-      this.last = writes === null || stamp === null ? null : { key: filter.key, writes, oids, stamp, readAt, tables: structuredClone(tables) };
-    }
+    const { tables, oids, stamp } = await readListing(db, filter, this);
+    if (filter.key !== undefined) this.last = writes === null ? null : { key: filter.key, writes, oids, stamp, readAt, tables: structuredClone(tables) };
     return tables;
   }
 
-  async shapes(db: Queryable, oids: string[]): Promise<Shapes> {
+  /** The columns and keys of `oids`, and the stamp they were checked against. */
+  async shapes(db: Queryable, oids: string[]): Promise<{ shapes: Shapes; stamp: string }> {
     const key = oids.join(',');
     const stamp = await readStamp(db, oids);
     const last = this.entry;
-    if (last && last.oids === key && last.stamp === stamp && Date.now() - last.readAt < this.maxAgeMs) return last.shapes;
+    if (last && last.oids === key && last.stamp === stamp && Date.now() - last.readAt < this.maxAgeMs) return { shapes: last.shapes, stamp };
     this.reads++;
     const shapes = await readShapes(db, oids);
     this.entry = { oids: key, stamp, readAt: Date.now(), shapes };
-    return shapes;
+    return { shapes, stamp };
   }
 }
 
 /**
  * Every table the filter admits. A table with neither a primary key nor a unique index that can stand in for one
  * is listed with an empty key: it can only be mirrored by periodic refresh (the caller decides, by configuration).
- * The relations are read each time (tables created, dropped, renamed, granted); with a memo, their columns and keys
- * only when their catalog rows changed.
+ * The relations are read each time (tables created, dropped, renamed, granted); their columns and keys only when
+ * their catalog rows changed (the memo). Also returns the oids of the readable tables and their stamp.
  */
-export async function listTables(db: Queryable, filter: TableFilter, memo?: CatalogMemo): Promise<SourceTables> {
-  return (await readListing(db, filter, memo)).tables;
-}
-
-/** The listing, and the oids of the readable tables in it (whose columns and keys it read). */
-async function readListing(db: Queryable, filter: TableFilter, memo?: CatalogMemo): Promise<{ tables: SourceTables; oids: string[] }> {
+async function readListing(db: Queryable, filter: TableFilter, memo: CatalogMemo): Promise<{ tables: SourceTables; oids: string[]; stamp: string }> {
   const rels = (filter.prefixes ? await db.query<RelRow>(RELATIONS_BY_PREFIX_SQL, [filter.prefixes]) : await db.query<RelRow>(RELATIONS_SQL)).rows;
   const wanted = rels.filter((r) => filter(mirrorName(r.schema, r.table)));
-  if (wanted.length === 0) return { tables: { tables: [], skipped: [] }, oids: [] };
+  if (wanted.length === 0) return { tables: { tables: [], skipped: [] }, oids: [], stamp: '' };
   const oids = wanted.filter((r) => r.readable).map((r) => r.oid);
-  const { columns, keys } = memo ? await memo.shapes(db, oids) : await readShapes(db, oids);
+  const { shapes, stamp } = await memo.shapes(db, oids);
+  const { columns, keys } = shapes;
 
   const result: SourceTables = { tables: [], skipped: [] };
   for (const r of wanted) {
@@ -306,7 +300,7 @@ async function readListing(db: Queryable, filter: TableFilter, memo?: CatalogMem
       ...(key && !key.is_primary ? { keyIndex: key.index_name } : {}),
     });
   }
-  return { tables: result, oids };
+  return { tables: result, oids, stamp };
 }
 
 /** A key column as the source declares it: the exact type (and collation) to recreate or cast to. */

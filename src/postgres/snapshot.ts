@@ -108,7 +108,7 @@ export class PgSourceSnapshot implements ComparableSnapshot, SplittableSnapshot 
       await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL plan_cache_mode = force_generic_plan');
       if (imported) {
         await client.query(`SET TRANSACTION SNAPSHOT ${literalPg(imported.id)}`);
-        const snap = new PgSourceSnapshot(pool, client, { version: imported.version, fingerprint: imported.fingerprint, layout: imported.layout }, ctx, registry);
+        const snap = new PgSourceSnapshot(pool, client, imported, ctx, registry);
         registry.add(snap);
         return snap;
       }
