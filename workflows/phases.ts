@@ -82,6 +82,17 @@ function publish(s: TenantState, next: MirrorState, why: string | null = null): 
 const RESTART_AT_ONCE = 'restart-at-once';
 /** Patch id: the FailedTables search attribute is kept up to date (before, it did not exist). */
 const FAILED_TABLES_ATTRIBUTE = 'failed-tables-attribute';
+/**
+ * Patch id: an activity the workflow cancelled that fails anyway (its attempt failed as the cancellation reached
+ * it, e.g. SourceBusy) is the interruption the workflow asked for (before, it was recorded as the table's failure
+ * and waited out a poll interval before the wipe or pause was acted on).
+ */
+const FAILED_WHILE_CANCELLED = 'failed-while-cancelled';
+
+/** Whether the running scope was cancelled by `Interrupter.wake()`: whatever its activity ended with, it was stopped. */
+function interrupted(): boolean {
+  return CancellationScope.current().consideredCancelled && patched(FAILED_WHILE_CANCELLED);
+}
 
 /** Publishes the count of failed tables when it changed (once per run at least, as search attributes outlive runs). */
 export function publishFailedTables(s: TenantState): void {
@@ -168,7 +179,7 @@ async function populate(s: TenantState, interrupter: Interrupter, tables: TableP
       try {
         recordPopulated(s, await acts(s).populateTable(s.tenantId, table.name), Date.now());
       } catch (err) {
-        if (isCancellation(err)) throw err;
+        if (isCancellation(err) || interrupted()) throw err;
         if (failureAction(failureTypeOf(err)) === 'blockTable') {
           // This table alone waits; the lanes go on with the others.
           recordTableFailure(s, table.name, failureTypeOf(err) ?? 'TableFailed', failureMessage(err), Date.now());
@@ -235,6 +246,7 @@ export class Interrupter {
       return await scope.run(fn);
     } catch (err) {
       if (isCancellation(err)) return null;
+      if (scope.consideredCancelled && patched(FAILED_WHILE_CANCELLED)) return null;
       throw err;
     } finally {
       this.current = null;

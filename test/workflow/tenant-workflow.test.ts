@@ -308,6 +308,55 @@ describe('tenant workflow state machine', () => {
     });
   });
 
+  it('a population that fails as the wipe cancelling it arrives is the interruption asked for: no table failure, no wait, the wipe runs', async () => {
+    const stubs = new Stubs();
+    let prepared = 0;
+    stubs.prepare = async () => {
+      prepared += 1;
+      return plan({ tables: [{ name: 'customers', action: 'populate', reason: prepared === 1 ? 'new table' : 'never populated' }, { name: 'orders', action: 'mirror' }] });
+    };
+    const base = stubs.activities();
+    let attempts = 0;
+    const activities: TenantActivities = {
+      ...base,
+      populateTable: async (tenant, table) => {
+        attempts += 1;
+        if (attempts > 1) return base.populateTable(tenant, table);
+        stubs.calls.push(`populate:${table}`);
+        const ctx = Context.current();
+        try {
+          for (;;) {
+            ctx.heartbeat({ table });
+            await ctx.sleep(100);
+          }
+        } catch {
+          // What the real activity does when its locked table's read fails just as the cancellation reaches it.
+          throw ApplicationFailure.create({ type: 'SourceBusy', message: 'the table is locked by DDL right now [table customers]' });
+        }
+      },
+    };
+    stubs.activities = () => activities;
+    await withWorker(stubs, async (tq) => {
+      const handle = await start(tq);
+      await waitFor(async () => stubs.calls.includes('populate:customers'));
+      await handle.executeUpdate(forceWipeUpdate, { args: [{ tables: ['customers'] }] });
+      await waitFor(async () => stubs.calls.at(-1)?.startsWith('session:') === true && stateOf(await handle.query(statusQuery)) === 'mirroring');
+      expect(stubs.calls).toEqual(['prepare', 'populate:customers', 'wipe', 'prepare', 'populate:customers', 'session:customers,orders']);
+      const events = (await handle.fetchHistory()).events ?? [];
+      const failed = events.findIndex((e) => e.activityTaskFailedEventAttributes);
+      // The attempt's failure is in the history as it happened...
+      expect(events[failed]?.activityTaskFailedEventAttributes?.failure?.cause?.applicationFailureInfo?.type ?? events[failed]?.activityTaskFailedEventAttributes?.failure?.applicationFailureInfo?.type).toBe('SourceBusy');
+      const wipe = events.findIndex((e, i) => i > failed && e.activityTaskScheduledEventAttributes?.activityType?.name === 'wipeTables');
+      expect(wipe).toBeGreaterThan(failed);
+      // ...but the workflow neither waited a poll interval on it nor counted the table as failed.
+      const between = events.slice(failed, wipe);
+      expect(between.filter((e) => e.timerStartedEventAttributes)).toEqual([]);
+      expect(JSON.stringify(between.map((e) => e.upsertWorkflowSearchAttributesEventAttributes ?? null))).not.toContain('FailedTables');
+      await recordHistory(handle, 'failed-while-cancelled');
+      await handle.terminate('test done');
+    });
+  });
+
   it('pause cancels the session and holds; resume bootstraps again', async () => {
     const stubs = new Stubs();
     await withWorker(stubs, async (tq) => {
