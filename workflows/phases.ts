@@ -89,11 +89,6 @@ const FAILED_TABLES_ATTRIBUTE = 'failed-tables-attribute';
  */
 const FAILED_WHILE_CANCELLED = 'failed-while-cancelled';
 
-/** Whether the running scope was cancelled by `Interrupter.wake()`: whatever its activity ended with, it was stopped. */
-function interrupted(): boolean {
-  return CancellationScope.current().consideredCancelled && patched(FAILED_WHILE_CANCELLED);
-}
-
 /** Publishes the count of failed tables when it changed (once per run at least, as search attributes outlive runs). */
 export function publishFailedTables(s: TenantState): void {
   const failed = failedTableCount(s);
@@ -179,7 +174,7 @@ async function populate(s: TenantState, interrupter: Interrupter, tables: TableP
       try {
         recordPopulated(s, await acts(s).populateTable(s.tenantId, table.name), Date.now());
       } catch (err) {
-        if (isCancellation(err) || interrupted()) throw err;
+        if (isCancellation(err) || interrupter.stopped(err)) throw err;
         if (failureAction(failureTypeOf(err)) === 'blockTable') {
           // This table alone waits; the lanes go on with the others.
           recordTableFailure(s, table.name, failureTypeOf(err) ?? 'TableFailed', failureMessage(err), Date.now());
@@ -245,12 +240,19 @@ export class Interrupter {
     try {
       return await scope.run(fn);
     } catch (err) {
-      if (isCancellation(err)) return null;
-      if (scope.consideredCancelled && patched(FAILED_WHILE_CANCELLED)) return null;
+      if (isCancellation(err) || this.stopped(err)) return null;
       throw err;
     } finally {
       this.current = null;
     }
+  }
+
+  /**
+   * Whether `err` is the failure of an activity this scope had cancelled (its attempt failed as the cancellation
+   * reached it): the interruption asked for, not a failure to act on. What it failed for is met again next time.
+   */
+  stopped(err: unknown): boolean {
+    return err instanceof ActivityFailure && this.current?.consideredCancelled === true && patched(FAILED_WHILE_CANCELLED);
   }
 }
 
