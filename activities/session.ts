@@ -223,10 +223,14 @@ async function cycle(args: CycleArgs): Promise<CycleOutcome> {
     // The listing was an earlier cycle's, and DDL committed since may be what failed (one the catalog counts do not
     // show yet). A new listing decides; when it shows nothing new, or cannot be read, the error stands.
     const fresh = await args.source.listTables(filter).catch(() => null);
-    if (!fresh || (JSON.stringify(fresh.tables) === JSON.stringify(listed.tables) && JSON.stringify(fresh.skipped) === JSON.stringify(listed.skipped))) throw err;
+    if (!fresh || sameTables(fresh, listed)) throw err;
     args.log.info({ reason: err instanceof Error ? err.message : String(err) }, 'a cycle on the last listing failed, and the tables changed since: the cycle runs again on a new one');
     return { ...(await cycleOn(args, fresh)), listing: 'new' };
   }
+}
+
+function sameTables(a: SourceTables, b: SourceTables): boolean {
+  return JSON.stringify([a.tables, a.skipped]) === JSON.stringify([b.tables, b.skipped]);
 }
 
 /** Failures about a table's data or shape; not the ones about connections, locks or who may write. */

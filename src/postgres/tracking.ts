@@ -225,7 +225,7 @@ export interface RegistryLayout {
 }
 
 export async function registryLayout(db: Queryable): Promise<RegistryLayout> {
-  const { rows } = await db.query<{ tracked: boolean; decoding: boolean }>(
+  const { rows } = await db.query<RegistryLayout>(
     `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
                       JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
                      WHERE n.nspname = $1 AND c.relname = 'tracked' AND a.attname = 'relid' AND NOT a.attisdropped) AS tracked,
